@@ -1,0 +1,37 @@
+/**
+ * Every error dromedary raises on purpose. `code` is stable for programs; the message names the thing
+ * that is wrong and how to fix it, and never contains a secret (URIs are masked before they get here).
+ */
+export class DromedaryError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A URI that cannot become an endpoint: bad syntax, unknown scheme, unknown or invalid option. */
+export class ResolveEndpointError extends DromedaryError {
+  readonly uri: string;
+
+  constructor(maskedUri: string, reason: string, options?: { cause?: unknown }) {
+    super('RESOLVE_ENDPOINT', `Failed to resolve endpoint: ${maskedUri} due to: ${reason}`, options);
+    this.uri = maskedUri;
+  }
+}
+
+/** A route definition that cannot be built: bad expression, duplicate id, unbalanced end(). */
+export class RouteBuildError extends DromedaryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ROUTE_BUILD', message, options);
+  }
+}
+
+/** Bad configuration given to the context, a cluster service or the CLI. */
+export class ConfigurationError extends DromedaryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CONFIGURATION', message, options);
+  }
+}

@@ -1,0 +1,41 @@
+import type { Exchange } from '../exchange/exchange.ts';
+import type { ParsedUri } from '../uri/parse.ts';
+import type { Processor } from './processor.ts';
+import type { Service } from './service.ts';
+import type { Context } from '../engine/context.ts';
+
+/**
+ * Camel's SPI in three layers. A Component owns one URI scheme and makes Endpoints; an Endpoint is
+ * one configured address and makes Consumers (which start exchanges) and Producers (which send them).
+ */
+export interface Component {
+  /** Creates the endpoint for a parsed URI. Options are validated here, so a typo fails at startup. */
+  createEndpoint(uri: ParsedUri, context: Context): Endpoint | Promise<Endpoint>;
+  /** Optional lifecycle for shared resources (a broker connection, a timer wheel). */
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
+}
+
+export interface Endpoint {
+  /** The URI as given; use maskedUri anywhere it is printed. */
+  readonly uri: string;
+  readonly maskedUri: string;
+  readonly context: Context;
+  /** Producer-only and consumer-only endpoints throw a clear error from the other method. */
+  createConsumer(processor: Processor): Consumer | Promise<Consumer>;
+  createProducer(): Producer | Promise<Producer>;
+}
+
+/**
+ * Starts exchanges and hands each to its processor. A consumer awaits the processor and then reads
+ * `exchange.exception` to settle the source: ack or nack, advance a cursor or not.
+ */
+export interface Consumer extends Service {
+  readonly endpoint: Endpoint;
+}
+
+export interface Producer extends Service {
+  readonly endpoint: Endpoint;
+  /** Sends the exchange; throws (or rejects) on failure, and the engine records it on the exchange. */
+  process(exchange: Exchange): void | Promise<void>;
+}
