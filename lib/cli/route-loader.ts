@@ -1,0 +1,85 @@
+import { readdir, stat } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { DromedaryError } from '../errors.ts';
+import { RouteBuilder, type RouteDefinition } from '../dsl/route-definition.ts';
+import { takePendingRoutes } from '../dsl/global-routes.ts';
+
+const ROUTE_FILE = /\.(ts|mts|js|mjs)$/;
+
+/** A route file that could not be loaded: the message names the file, the line and the cause. */
+export class RouteFileError extends DromedaryError {
+  readonly file: string;
+
+  constructor(file: string, line: string | undefined, cause: unknown) {
+    const reason = cause instanceof Error ? `${cause.name === 'Error' ? '' : `${cause.name}: `}${firstLine(cause.message)}` : String(cause);
+    super('ROUTE_FILE', `Failed to load route file ${file}${line ? `:${line}` : ''}: ${reason}`, { cause });
+    this.file = file;
+  }
+}
+
+function firstLine(text: string): string {
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  // esbuild reports "Transform failed with 1 error:\n<file>:<line>:<col>: ERROR: <what>"; the what is the useful part.
+  const detail = lines.find((l) => /: ERROR: /.test(l));
+  return detail ? detail.replace(/^.*?: ERROR: /, '') : (lines[0] ?? text);
+}
+
+/** Every route file under the given files and folders, in a stable (sorted) order. */
+export async function discoverRouteFiles(paths: readonly string[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const p of paths) {
+    const absolute = resolve(p);
+    const info = await stat(absolute).catch(() => undefined);
+    if (!info) throw new DromedaryError('ROUTES_NOT_FOUND', `Routes path not found: ${p}. Pass a folder or file of routes, e.g. dromedary run routes`);
+    if (info.isFile()) found.push(absolute);
+    else found.push(...(await walk(absolute)));
+  }
+  return [...new Set(found)];
+}
+
+async function walk(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const files: string[] = [];
+  for (const entry of entries) {
+    if (entry.name.startsWith('_') || entry.name.startsWith('.') || entry.name === 'node_modules') continue;
+    const full = join(dir, entry.name);
+    if (entry.isDirectory()) files.push(...(await walk(full)));
+    else if (ROUTE_FILE.test(entry.name) && !/\.d\.m?ts$/.test(entry.name)) files.push(full);
+  }
+  return files;
+}
+
+/**
+ * Imports each file and collects its routes: those it defined with the top-level `from(...)`, and
+ * those its default-exported function adds to the builder it is given.
+ */
+export async function loadRouteFiles(files: readonly string[]): Promise<RouteDefinition[]> {
+  const routes: RouteDefinition[] = [];
+  for (const file of files) {
+    const shown = relative(process.cwd(), file) || file;
+    takePendingRoutes();
+    try {
+      const module = (await import(pathToFileURL(file).href)) as { default?: unknown };
+      routes.push(...takePendingRoutes());
+      if (typeof module.default === 'function') {
+        const builder = new RouteBuilder();
+        await (module.default as (b: RouteBuilder) => unknown)(builder);
+        routes.push(...builder.routes);
+      }
+    } catch (err) {
+      takePendingRoutes();
+      throw new RouteFileError(shown, lineIn(err, file), err);
+    }
+  }
+  return routes;
+}
+
+/** The line in `file` where the error arose: from esbuild's report, or the first stack frame in that file. */
+function lineIn(err: unknown, file: string): string | undefined {
+  const text = err instanceof Error ? `${err.message}\n${err.stack ?? ''}` : String(err);
+  const escaped = file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const match = new RegExp(`${escaped}:(\\d+)(?::(\\d+))?`).exec(text) ?? new RegExp(`${escaped.replace(/^\\\//, 'file:///')}:(\\d+)`).exec(text);
+  return match ? `${match[1]}${match[2] ? `:${match[2]}` : ''}` : undefined;
+}

@@ -1,0 +1,252 @@
+import { DromedaryError, RouteBuildError } from '../errors.ts';
+import type { Exchange } from '../exchange/exchange.ts';
+import type { Processor } from '../spi/processor.ts';
+import { maskUri } from '../uri/mask.ts';
+import { parseUri } from '../uri/parse.ts';
+import { userCallSite } from './callsite.ts';
+import type { Expression, Predicate } from './expression.ts';
+import type { StepDefinition } from './step.ts';
+import { logStep } from './steps/log.ts';
+import { toDStep, toStep } from './steps/to.ts';
+import { processStep, type ProcessorObject } from './steps/process.ts';
+import { removeHeaderStep, removePropertyStep, setBodyStep, setHeaderStep, setPropertyStep, transformStep } from './steps/set.ts';
+import { filterStep } from './steps/filter.ts';
+import { choiceStep, type ChoiceStep } from './steps/choice.ts';
+import { splitStep, type SplitOptions } from './steps/split.ts';
+import { marshalJsonStep, unmarshalJsonStep, type JsonOptions } from './steps/json.ts';
+import { delayStep, stopStep } from './steps/delay.ts';
+
+/** A nested block the DSL is adding steps to: a filter's body, a choice branch, a split's body. */
+interface OpenBlock {
+  readonly kind: string;
+  /** Where new steps go; undefined inside a choice before its first when(). */
+  steps: StepDefinition[] | undefined;
+  readonly choice?: ChoiceStep;
+}
+
+/**
+ * A route as written with the DSL: `from(uri)` and the steps after it. Block steps (filter, choice,
+ * split) take the steps that follow until `end()`, as in Camel's Java DSL; a block still open at
+ * the end of the route closes itself. Expressions and URIs are checked as they are added, and a
+ * mistake is reported with the route and the line that wrote it.
+ */
+export class RouteDefinition {
+  readonly fromUri: string;
+  readonly maskedFromUri: string;
+  /** `file:line` of the from(...) call, when it could be found. */
+  readonly source: string | undefined;
+  readonly steps: StepDefinition[] = [];
+  #id: string | undefined;
+  #description: string | undefined;
+  readonly #open: OpenBlock[] = [];
+
+  constructor(fromUri: string, source?: string) {
+    this.source = source ?? userCallSite();
+    this.maskedFromUri = typeof fromUri === 'string' ? maskUri(fromUri) : String(fromUri);
+    this.fromUri = fromUri;
+    this.#guard('from', () => parseUri(fromUri));
+  }
+
+  get id(): string | undefined {
+    return this.#id;
+  }
+
+  get description(): string | undefined {
+    return this.#description;
+  }
+
+  routeId(id: string): this {
+    if (typeof id !== 'string' || id.trim() === '') throw this.#error('routeId', 'the route id must be a non-empty string');
+    this.#id = id;
+    return this;
+  }
+
+  /** A line of documentation, shown in logs and `--help`-style listings. */
+  describe(text: string): this {
+    this.#description = text;
+    return this;
+  }
+
+  /** Logs a Simple message at INFO, or at the given level (`error`, `warn`, `info`, `debug`, `trace`, `off`). */
+  log(message: string): this;
+  log(level: string, message: string): this;
+  log(level: string, logName: string, message: string): this;
+  log(a: string, b?: string, c?: string): this {
+    if (c !== undefined) return this.#add('log', () => logStep(a, c, b));
+    if (b !== undefined) return this.#add('log', () => logStep(a, b));
+    return this.#add('log', () => logStep('info', a));
+  }
+
+  to(...uris: string[]): this {
+    if (uris.length === 0) throw this.#error('to', 'to() needs at least one endpoint URI');
+    for (const uri of uris) this.#add('to', () => toStep(uri));
+    return this;
+  }
+
+  /** Sends to a URI computed per exchange from a Simple template: `toD('http://api/${header.id}')`. */
+  toD(uriTemplate: string, options?: { cacheSize?: number }): this {
+    return this.#add('toD', () => toDStep(uriTemplate, options));
+  }
+
+  process(processor: Processor | ProcessorObject): this {
+    if (typeof processor !== 'function' && typeof (processor as ProcessorObject)?.process !== 'function') {
+      throw this.#error('process', 'process() takes a function of the exchange, or an object with a process(exchange) method');
+    }
+    return this.#add('process', () => processStep(processor));
+  }
+
+  setBody<T>(expression: Expression<T> | T): this {
+    return this.#add('setBody', () => setBodyStep(expression));
+  }
+
+  transform<T>(expression: Expression<T> | T): this {
+    return this.#add('transform', () => transformStep(expression));
+  }
+
+  setHeader<T>(name: string, expression: Expression<T> | T): this {
+    return this.#add('setHeader', () => setHeaderStep(name, expression));
+  }
+
+  setProperty<T>(name: string, expression: Expression<T> | T): this {
+    return this.#add('setProperty', () => setPropertyStep(name, expression));
+  }
+
+  removeHeader(name: string): this {
+    return this.#add('removeHeader', () => removeHeaderStep(name));
+  }
+
+  removeProperty(name: string): this {
+    return this.#add('removeProperty', () => removePropertyStep(name));
+  }
+
+  /** Steps until end() run only for exchanges matching the predicate. */
+  filter(predicate: Predicate): this {
+    const step = this.#make('filter', () => filterStep(predicate));
+    this.#push(step);
+    this.#open.push({ kind: 'filter', steps: step.children });
+    return this;
+  }
+
+  choice(): this {
+    const step = this.#make('choice', () => choiceStep());
+    this.#push(step);
+    this.#open.push({ kind: 'choice', steps: undefined, choice: step });
+    return this;
+  }
+
+  when(predicate: Predicate): this {
+    const block = this.#choiceBlock('when');
+    if (block.choice!.otherwise) throw this.#error('when', 'when() cannot follow otherwise() in the same choice()');
+    block.steps = this.#make('when', () => ({ steps: block.choice!.addWhen(predicate) })).steps;
+    return this;
+  }
+
+  otherwise(): this {
+    const block = this.#choiceBlock('otherwise');
+    if (block.choice!.branches.length === 0) throw this.#error('otherwise', 'otherwise() needs at least one when() before it');
+    if (block.choice!.otherwise) throw this.#error('otherwise', 'a choice() can have only one otherwise()');
+    block.choice!.otherwise = [];
+    block.steps = block.choice!.otherwise;
+    return this;
+  }
+
+  /** Closes the nearest open block (filter, choice, split). */
+  end(): this {
+    if (this.#open.length === 0) throw this.#error('end', 'end() has no open filter(), choice() or split() to close');
+    this.#open.pop();
+    return this;
+  }
+
+  /** Closes blocks up to and including the nearest choice(), as Camel's endChoice() does for when() bodies. */
+  endChoice(): this {
+    const index = this.#open.findLastIndex((b) => b.kind === 'choice');
+    if (index === -1) throw this.#error('endChoice', 'endChoice() has no open choice() to return to');
+    this.#open.length = index + 1;
+    return this;
+  }
+
+  /** One sub-exchange per item of the expression's value (an array, an iterable, or a string split on commas). */
+  split(expression: Expression, options?: SplitOptions): this {
+    const step = this.#make('split', () => splitStep(expression, options));
+    this.#push(step);
+    this.#open.push({ kind: 'split', steps: step.children });
+    return this;
+  }
+
+  marshal(): { json: (options?: JsonOptions) => RouteDefinition } {
+    return { json: (options) => this.#add('marshal', () => marshalJsonStep(options)) };
+  }
+
+  unmarshal(): { json: () => RouteDefinition } {
+    return { json: () => this.#add('unmarshal', () => unmarshalJsonStep()) };
+  }
+
+  /** Waits: milliseconds, a duration such as `5s`, or a function of the exchange giving milliseconds. */
+  delay(duration: number | string | ((exchange: Exchange) => number)): this {
+    return this.#add('delay', () => delayStep(duration));
+  }
+
+  /** Ends routing of the exchange, successfully. */
+  stop(): this {
+    return this.#add('stop', () => stopStep());
+  }
+
+  /** Adds a step made elsewhere (an EIP from another module or a user's own). */
+  step(definition: StepDefinition): this {
+    this.#push(definition);
+    return this;
+  }
+
+  #choiceBlock(verb: string): OpenBlock {
+    const top = this.#open.at(-1);
+    if (top?.kind !== 'choice') {
+      const inside = top ? ` The innermost open block is ${top.kind}(); close it with end(), or use endChoice().` : '';
+      throw this.#error(verb, `${verb}() must follow choice().${inside}`);
+    }
+    return top;
+  }
+
+  #add(verb: string, make: () => StepDefinition): this {
+    this.#push(this.#make(verb, make));
+    return this;
+  }
+
+  #push(step: StepDefinition): void {
+    const top = this.#open.at(-1);
+    if (top && top.steps === undefined) {
+      throw this.#error(step.kind, `${step.kind}() inside choice() must come after a when() or otherwise()`);
+    }
+    (top?.steps ?? this.steps).push(step);
+  }
+
+  #make<T>(verb: string, make: () => T): T {
+    return this.#guard(verb, make);
+  }
+
+  #guard<T>(verb: string, make: () => T): T {
+    try {
+      return make();
+    } catch (err) {
+      if (err instanceof RouteBuildError) throw err;
+      if (err instanceof DromedaryError || err instanceof TypeError) throw this.#error(verb, err.message, err);
+      throw err;
+    }
+  }
+
+  #error(verb: string, message: string, cause?: unknown): RouteBuildError {
+    const route = this.#id ? `Route ${this.#id}` : `Route from(${this.maskedFromUri})`;
+    const where = this.source ? ` at ${this.source}` : '';
+    return new RouteBuildError(`${route}${where}: ${verb}(): ${message}`, cause ? { cause } : undefined);
+  }
+}
+
+/** Collects route definitions, for `context.addRoutes(r => r.from(...))` and `export default (r) => ...` route files. */
+export class RouteBuilder {
+  readonly routes: RouteDefinition[] = [];
+
+  from(uri: string): RouteDefinition {
+    const route = new RouteDefinition(uri, userCallSite());
+    this.routes.push(route);
+    return route;
+  }
+}

@@ -1,0 +1,232 @@
+import { ServiceSupport } from '../spi/service.ts';
+import type { Component, Endpoint, Producer } from '../spi/component.ts';
+import { silentLogger, type Logger } from '../logging/logger.ts';
+import { parseUri } from '../uri/parse.ts';
+import { ResolveEndpointError, RouteBuildError } from '../errors.ts';
+import { builtinComponents } from '../components/registry.ts';
+import { RouteBuilder, type RouteDefinition } from '../dsl/route-definition.ts';
+import { Route } from './route.ts';
+import { ProducerTemplate } from './producer-template.ts';
+
+export interface ContextOptions {
+  /** Shown in logs; defaults to `dromedary`. */
+  name?: string;
+  /** A winston logger (or anything with the same methods). The context never configures it. */
+  logger?: Logger;
+  /** Components to use instead of, or beside, the built-in ones, by scheme. */
+  components?: Record<string, Component>;
+  /** How long stop() waits for exchanges in flight after the consumers stopped. Default 10 s. */
+  shutdownTimeout?: number;
+}
+
+/** Something whose lifecycle follows the context's: started before the routes, stopped after them. */
+export interface ContextService {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Owns the components, the endpoints they make, the routes and their lifecycle. Start builds every
+ * route before starting any, so a bad URI or expression anywhere fails startup as a whole. Stop
+ * follows Camel's graceful shutdown: consumers first, then in-flight exchanges, then producers.
+ */
+export class Context extends ServiceSupport {
+  readonly name: string;
+  readonly logger: Logger;
+  readonly shutdownTimeout: number;
+  readonly #components = new Map<string, Component>();
+  readonly #componentLoads = new Map<string, Promise<Component>>();
+  readonly #startedComponents = new Set<Component>();
+  readonly #endpoints = new Map<string, Promise<Endpoint>>();
+  readonly #definitions: RouteDefinition[] = [];
+  readonly #routes: Route[] = [];
+  readonly #services = new Map<string, ContextService>();
+  readonly #templates: ProducerTemplate[] = [];
+  #routeCounter = 0;
+
+  constructor(options: ContextOptions = {}) {
+    super();
+    this.name = options.name ?? 'dromedary';
+    this.logger = options.logger ?? silentLogger();
+    this.shutdownTimeout = options.shutdownTimeout ?? 10_000;
+    for (const [scheme, component] of Object.entries(options.components ?? {})) this.addComponent(scheme, component);
+  }
+
+  addComponent(scheme: string, component: Component): this {
+    this.#components.set(scheme.toLowerCase(), component);
+    return this;
+  }
+
+  /** Registered schemes plus the built-in ones, for error messages and `--help`. */
+  get schemes(): string[] {
+    return [...new Set([...this.#components.keys(), ...Object.keys(builtinComponents)])].sort();
+  }
+
+  async component(scheme: string): Promise<Component> {
+    const key = scheme.toLowerCase();
+    const registered = this.#components.get(key);
+    const component = registered ?? (await this.#loadBuiltin(key));
+    if (component === undefined) {
+      throw new ResolveEndpointError(
+        `${scheme}:…`,
+        `no component found with scheme "${scheme}". Available components: ${this.schemes.join(', ')}. ` +
+          `Register your own with context.addComponent('${scheme}', component).`,
+      );
+    }
+    if (this.isStarted || this.state === 'starting') await this.#startComponent(component);
+    return component;
+  }
+
+  #loadBuiltin(scheme: string): Promise<Component> | undefined {
+    const load = builtinComponents[scheme];
+    if (!load) return undefined;
+    let pending = this.#componentLoads.get(scheme);
+    if (!pending) {
+      pending = load().then((c) => {
+        this.#components.set(scheme, c);
+        return c;
+      });
+      this.#componentLoads.set(scheme, pending);
+    }
+    return pending;
+  }
+
+  async #startComponent(component: Component): Promise<void> {
+    if (this.#startedComponents.has(component)) return;
+    this.#startedComponents.add(component);
+    await component.start?.();
+  }
+
+  /** The endpoint for a URI; the same URI always gives the same endpoint. */
+  endpoint(uri: string): Promise<Endpoint> {
+    let pending = this.#endpoints.get(uri);
+    if (!pending) {
+      pending = (async () => {
+        const parsed = parseUri(uri);
+        const component = await this.component(parsed.scheme);
+        return component.createEndpoint(parsed, this);
+      })();
+      this.#endpoints.set(uri, pending);
+      pending.catch(() => this.#endpoints.delete(uri));
+    }
+    return pending;
+  }
+
+  /** Adds routes, from a builder function or definitions. Routes added after start() start at once. */
+  async addRoutes(routes: ((builder: RouteBuilder) => void) | Iterable<RouteDefinition>): Promise<void> {
+    let definitions: RouteDefinition[];
+    if (typeof routes === 'function') {
+      const builder = new RouteBuilder();
+      routes(builder);
+      definitions = builder.routes;
+    } else {
+      definitions = [...routes];
+    }
+    const seen = new Map(this.#definitions.map((d) => [this.#idOf(d), d] as const));
+    for (const d of definitions) {
+      if (d.id === undefined) continue;
+      const other = seen.get(d.id);
+      if (other) {
+        throw new RouteBuildError(
+          `Duplicate route id "${d.id}": defined at ${describe(other)} and at ${describe(d)}. Give each route a unique .routeId(...).`,
+        );
+      }
+      seen.set(d.id, d);
+    }
+    this.#definitions.push(...definitions);
+    if (this.isStarted) await this.#startRoutes(definitions);
+  }
+
+  #ids = new WeakMap<RouteDefinition, string>();
+
+  #idOf(definition: RouteDefinition): string {
+    let id = definition.id ?? this.#ids.get(definition);
+    if (id === undefined) {
+      do {
+        this.#routeCounter += 1;
+        id = `route${this.#routeCounter}`;
+      } while (this.#definitions.some((d) => d.id === id));
+      this.#ids.set(definition, id);
+    }
+    return id;
+  }
+
+  get routes(): readonly Route[] {
+    return this.#routes;
+  }
+
+  route(id: string): Route | undefined {
+    return this.#routes.find((r) => r.id === id);
+  }
+
+  /** Registers a service (a cluster service, a health server) whose lifecycle follows the context's. */
+  addService(name: string, service: ContextService): this {
+    this.#services.set(name, service);
+    return this;
+  }
+
+  service<T extends ContextService>(name: string): T | undefined {
+    return this.#services.get(name) as T | undefined;
+  }
+
+  /** Sends exchanges to endpoints from plain code (Camel's ProducerTemplate). */
+  createProducerTemplate(): ProducerTemplate {
+    const template = new ProducerTemplate(this);
+    this.#templates.push(template);
+    return template;
+  }
+
+  protected async doStart(): Promise<void> {
+    for (const component of this.#components.values()) await this.#startComponent(component);
+    for (const service of this.#services.values()) await service.start();
+    await this.#startRoutes(this.#definitions);
+    this.logger.info(`${this.name} started ${this.#routes.length} route(s)`, { routes: this.#routes.map((r) => r.id) });
+  }
+
+  async #startRoutes(definitions: readonly RouteDefinition[]): Promise<void> {
+    const built: Route[] = [];
+    for (const definition of definitions) built.push(await Route.build(this, definition, this.#idOf(definition)));
+    for (const route of built) {
+      await route.start();
+      this.#routes.push(route);
+    }
+  }
+
+  protected async doStop(): Promise<void> {
+    const routes = [...this.#routes].reverse();
+    for (const route of routes) await route.stopConsumer().catch((err) => this.#warn('stopping the consumer of', route, err));
+    const deadline = Date.now() + this.shutdownTimeout;
+    for (const route of routes) {
+      const left = await route.drain(Math.max(0, deadline - Date.now()));
+      if (left > 0) {
+        this.logger.warn(`Route ${route.id} still had ${left} exchange(s) in flight after the ${this.shutdownTimeout}ms shutdown timeout`, {
+          route: route.id,
+        });
+      }
+    }
+    for (const route of routes) await route.stopProducers().catch((err) => this.#warn('stopping the producers of', route, err));
+    for (const template of this.#templates) await template.stop();
+    for (const service of [...this.#services.values()].reverse()) await service.stop();
+    for (const component of [...this.#startedComponents].reverse()) await component.stop?.();
+    this.#startedComponents.clear();
+    this.#routes.length = 0;
+    this.#endpoints.clear();
+    this.logger.info(`${this.name} stopped`);
+  }
+
+  #warn(what: string, route: Route, err: unknown): void {
+    this.logger.warn(`Error ${what} route ${route.id}: ${err instanceof Error ? err.message : String(err)}`, { route: route.id });
+  }
+
+  /** Producers not owned by a route (templates) reuse this to find or make theirs. */
+  async createProducer(uri: string): Promise<Producer> {
+    const endpoint = await this.endpoint(uri);
+    const producer = await endpoint.createProducer();
+    await producer.start();
+    return producer;
+  }
+}
+
+function describe(definition: RouteDefinition): string {
+  return definition.source ?? `from(${definition.maskedFromUri})`;
+}

@@ -1,0 +1,20 @@
+import type { Exchange } from '../exchange/exchange.ts';
+import type { Logger } from '../logging/logger.ts';
+import { maskSecrets } from '../uri/mask.ts';
+
+/**
+ * Camel's DefaultErrorHandler at its simplest: the failure is logged once, by the route that
+ * received the exchange first, and stays on the exchange so its consumer can react (nack, keep
+ * the cursor, rethrow to a direct caller).
+ */
+export function logFailure(logger: Logger, routeId: string, exchange: Exchange): void {
+  const error = exchange.exception;
+  if (!error) return;
+  logger.error(
+    maskSecrets(
+      `Failed delivery for (ExchangeId: ${exchange.id}) on route ${routeId} from ${exchange.fromEndpoint ?? '(unknown endpoint)'}. ` +
+        `Exhausted after delivery attempt: 1 caught: ${error.name}: ${error.message}`,
+    ),
+    { route: routeId, exchangeId: exchange.id, endpoint: exchange.fromEndpoint, error: maskSecrets(error.stack ?? String(error)) },
+  );
+}

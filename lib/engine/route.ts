@@ -1,0 +1,193 @@
+import type { Exchange } from '../exchange/exchange.ts';
+import type { Logger } from '../logging/logger.ts';
+import type { Consumer, Endpoint, Producer } from '../spi/component.ts';
+import { isPromise, type Processor } from '../spi/processor.ts';
+import type { RouteCompiler, StepDefinition } from '../dsl/step.ts';
+import type { RouteDefinition } from '../dsl/route-definition.ts';
+import { RouteBuildError, DromedaryError } from '../errors.ts';
+import { pipeline } from './pipeline.ts';
+import { logFailure } from './error-handler.ts';
+import type { Context } from './context.ts';
+
+export type RouteStatus = 'built' | 'started' | 'stopping' | 'stopped';
+
+/**
+ * A route at run time: its consumer, its compiled steps and the producers they use. It counts
+ * exchanges in flight so that shutdown can stop the consumer first and then wait for them.
+ */
+export class Route {
+  readonly id: string;
+  readonly definition: RouteDefinition;
+  readonly logger: Logger;
+  readonly endpoint: Endpoint;
+  #consumer: Consumer | undefined;
+  #processor: Processor;
+  readonly #producers: Producer[];
+  readonly #stopHooks: Array<() => void | Promise<void>>;
+  readonly #abort: AbortController;
+  #inflight = 0;
+  #idleWaiters: Array<() => void> = [];
+  #status: RouteStatus = 'built';
+  #exchangesTotal = 0;
+  #exchangesFailed = 0;
+
+  private constructor(init: {
+    id: string;
+    definition: RouteDefinition;
+    logger: Logger;
+    endpoint: Endpoint;
+    processor: Processor;
+    producers: Producer[];
+    stopHooks: Array<() => void | Promise<void>>;
+    abort: AbortController;
+  }) {
+    this.id = init.id;
+    this.definition = init.definition;
+    this.logger = init.logger;
+    this.endpoint = init.endpoint;
+    this.#processor = init.processor;
+    this.#producers = init.producers;
+    this.#stopHooks = init.stopHooks;
+    this.#abort = init.abort;
+  }
+
+  /** Resolves the endpoints and compiles the steps; nothing starts yet. */
+  static async build(context: Context, definition: RouteDefinition, id: string): Promise<Route> {
+    const logger = context.logger.child({ route: id });
+    const producers: Producer[] = [];
+    const stopHooks: Array<() => void | Promise<void>> = [];
+    const abort = new AbortController();
+    const where = definition.source ? ` (${definition.source})` : '';
+    const compiler: RouteCompiler = {
+      context,
+      routeId: id,
+      logger,
+      signal: abort.signal,
+      async compile(steps: readonly StepDefinition[]) {
+        const processors: Processor[] = [];
+        for (const step of steps) {
+          try {
+            processors.push(await step.compile(compiler));
+          } catch (err) {
+            if (err instanceof DromedaryError) {
+              throw new RouteBuildError(`Route ${id}${where}: step ${step.label} cannot be built: ${err.message}`, { cause: err });
+            }
+            throw err;
+          }
+        }
+        return pipeline(processors);
+      },
+      async producer(uri: string) {
+        const endpoint = await context.endpoint(uri);
+        const producer = await endpoint.createProducer();
+        producers.push(producer);
+        return producer;
+      },
+      onStop(fn) {
+        stopHooks.push(fn);
+      },
+    };
+    let endpoint: Endpoint;
+    try {
+      endpoint = await context.endpoint(definition.fromUri);
+    } catch (err) {
+      if (err instanceof DromedaryError) {
+        throw new RouteBuildError(`Route ${id}${where}: from(${definition.maskedFromUri}) cannot be built: ${err.message}`, { cause: err });
+      }
+      throw err;
+    }
+    const processor = await compiler.compile(definition.steps);
+    return new Route({ id, definition, logger, endpoint, processor, producers, stopHooks, abort });
+  }
+
+  get status(): RouteStatus {
+    return this.#status;
+  }
+
+  get inflight(): number {
+    return this.#inflight;
+  }
+
+  get stats(): { total: number; failed: number; inflight: number } {
+    return { total: this.#exchangesTotal, failed: this.#exchangesFailed, inflight: this.#inflight };
+  }
+
+  get consumer(): Consumer | undefined {
+    return this.#consumer;
+  }
+
+  /**
+   * The entry point handed to the consumer. It never rejects: a failure is logged by the route that
+   * received the exchange first and left on the exchange for the consumer to settle.
+   */
+  readonly dispatch: Processor = (exchange: Exchange) => {
+    const origin = exchange.routeId === undefined;
+    if (origin) {
+      exchange.routeId = this.id;
+      exchange.fromEndpoint ??= this.endpoint.maskedUri;
+    }
+    this.#inflight += 1;
+    this.#exchangesTotal += 1;
+    let result: void | Promise<void> = undefined;
+    try {
+      result = this.#processor(exchange);
+    } catch (err) {
+      // The pipeline never throws; this guards against a custom processor replacing it.
+      exchange.exception = err instanceof Error ? err : new Error(String(err));
+    }
+    if (isPromise(result)) return result.then(() => this.#done(exchange, origin));
+    this.#done(exchange, origin);
+  };
+
+  #done(exchange: Exchange, origin: boolean): void {
+    if (exchange.exception !== undefined) {
+      this.#exchangesFailed += 1;
+      if (origin) logFailure(this.logger, this.id, exchange);
+    }
+    this.#inflight -= 1;
+    if (this.#inflight === 0 && this.#idleWaiters.length > 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  async start(): Promise<void> {
+    for (const producer of this.#producers) await producer.start();
+    this.#consumer = await this.endpoint.createConsumer(this.dispatch);
+    await this.#consumer.start();
+    this.#status = 'started';
+    this.logger.info(`Started route ${this.id} (${this.endpoint.maskedUri})`, { endpoint: this.endpoint.maskedUri });
+  }
+
+  /** Stops taking new exchanges. */
+  async stopConsumer(): Promise<void> {
+    this.#status = 'stopping';
+    await this.#consumer?.stop();
+  }
+
+  /** Resolves when no exchange is in flight, or with the number still in flight when the timeout passes. */
+  drain(timeoutMs: number): Promise<number> {
+    if (this.#inflight === 0) return Promise.resolve(0);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#idleWaiters = this.#idleWaiters.filter((w) => w !== onIdle);
+        resolve(this.#inflight);
+      }, timeoutMs);
+      const onIdle = () => {
+        clearTimeout(timer);
+        resolve(0);
+      };
+      this.#idleWaiters.push(onIdle);
+    });
+  }
+
+  /** Ends waits inside steps, stops the producers and runs the steps' stop hooks. */
+  async stopProducers(): Promise<void> {
+    this.#abort.abort();
+    for (const hook of this.#stopHooks) await hook();
+    for (const producer of this.#producers) await producer.stop();
+    this.#status = 'stopped';
+    this.logger.info(`Stopped route ${this.id}`, { endpoint: this.endpoint.maskedUri });
+  }
+}

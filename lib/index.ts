@@ -1,0 +1,19 @@
+/**
+ * dromedary's public API. Route files use `from`; programs build a Context and add routes to it.
+ */
+export { from, takePendingRoutes } from './dsl/global-routes.ts';
+export { RouteDefinition, RouteBuilder } from './dsl/route-definition.ts';
+export type { Expression, ExpressionFn, Predicate } from './dsl/expression.ts';
+export type { StepDefinition, RouteCompiler } from './dsl/step.ts';
+export type { SplitOptions, AggregationStrategy } from './dsl/steps/split.ts';
+export { Context, type ContextOptions, type ContextService } from './engine/context.ts';
+export { ProducerTemplate } from './engine/producer-template.ts';
+export type { Route } from './engine/route.ts';
+export { Exchange, ExchangeProperty, Message, Headers, type ExchangePattern } from './exchange/index.ts';
+export type { Component, Endpoint, Consumer, Producer } from './spi/component.ts';
+export type { Processor } from './spi/processor.ts';
+export { ServiceSupport, type Service } from './spi/service.ts';
+export { EndpointSupport, ConsumerSupport, ProducerSupport } from './spi/endpoint-support.ts';
+export { DromedaryError, ResolveEndpointError, RouteBuildError, ConfigurationError } from './errors.ts';
+export { parseUri, maskUri, maskSecrets, resolveOptions, parseDuration, type OptionSchema, type ParsedUri } from './uri/index.ts';
+export type { Logger } from './logging/logger.ts';
