@@ -27,6 +27,11 @@ if (major < 22 || (major === 22 && minor < 19)) {
 } else {
   const { register } = await import('tsx/esm/api');
   register();
+  const { register: registerHook } = await import('node:module');
+  const lib = new URL('../lib/', import.meta.url);
+  registerHook('../lib/cli/self-resolve-hook.mjs', import.meta.url, {
+    data: { targets: { dromedary: new URL('index.ts', lib).href, 'dromedary/testing': new URL('testing/index.ts', lib).href } },
+  });
   const { main } = await import('../lib/cli/main.ts');
   // Exit explicitly: a route's leftover socket or timer must not keep a stopped process alive.
   process.exit(await main(process.argv.slice(2)));

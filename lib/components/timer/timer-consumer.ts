@@ -13,6 +13,16 @@ export class TimerConsumer extends ConsumerSupport<TimerEndpoint> {
   #firstDue = 0;
   #running = false;
 
+  /** How many times it fired since start. */
+  get fired(): number {
+    return this.#counter;
+  }
+
+  /** Whether another fire is scheduled; false once repeatCount is reached or after stop. */
+  get scheduled(): boolean {
+    return this.#timer !== undefined;
+  }
+
   protected doStart(): void {
     const { delay } = this.endpoint.options;
     this.#counter = 0;
@@ -49,7 +59,10 @@ export class TimerConsumer extends ConsumerSupport<TimerEndpoint> {
       exchange.headers.set(ExchangeProperty.TimerCounter, this.#counter);
     }
     await this.processor(exchange);
-    if (repeatCount > 0 && this.#counter >= repeatCount) return;
+    if (repeatCount > 0 && this.#counter >= repeatCount) {
+      this.endpoint.context.logger.debug(`Timer ${this.endpoint.maskedUri} reached repeatCount ${repeatCount}`);
+      return;
+    }
     const next = fixedRate ? this.#firstDue + this.#counter * period : Math.max(started, due) + period;
     this.#schedule(next);
   }

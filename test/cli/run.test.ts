@@ -1,0 +1,141 @@
+import { expect } from 'chai';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnCli, type ProcessHandle } from '../support/cli-process.ts';
+
+describe('dromedary run (end to end)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  const processes: ProcessHandle[] = [];
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dromedary-cli-'));
+  });
+
+  afterEach(async () => {
+    for (const p of processes.splice(0)) await p.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  function run(args: string[], env?: Record<string, string>) {
+    const p = spawnCli(args, { cwd: dir, env });
+    processes.push(p);
+    return p;
+  }
+
+  async function routes(files: Record<string, string>) {
+    await mkdir(join(dir, 'routes'), { recursive: true });
+    for (const [name, text] of Object.entries(files)) {
+      await mkdir(join(dir, 'routes', name, '..'), { recursive: true });
+      await writeFile(join(dir, 'routes', name), text);
+    }
+  }
+
+  it('runs top-level and default-export route files from ./routes, in a stable order, and exits 0 on SIGTERM', async () => {
+    await routes({
+      'b.ts': "import { from } from 'dromedary';\nfrom('timer:b?period=30&delay=0').routeId('b').log('tick ${exchangeProperty.CamelTimerCounter}');\n",
+      'a.mjs': "export default (r) => { r.from('direct:a').routeId('a').log('a'); };\n",
+      '_skipped.ts': "throw new Error('files starting with _ are not loaded');\n",
+      'types.d.ts': 'export declare const x: number;\n',
+      'nested/c.ts': "import { from } from 'dromedary';\nfrom('direct:c').routeId('c');\n",
+    });
+    const p = run(['run']);
+    await p.waitForLine(/\[b\] tick 2/);
+    const started = p.lines.filter((l) => /Started route/.test(l)).map((l) => /Started route (\w+)/.exec(l)![1]);
+    expect(started).to.deep.equal(['a', 'b', 'c']);
+    const t0 = performance.now();
+    p.signal('SIGTERM');
+    const { code } = await p.exited;
+    expect(code).to.equal(0);
+    expect(performance.now() - t0).to.be.below(2000);
+    expect(p.output).to.contain('Received SIGTERM: shutting down');
+  });
+
+  it('exits 0 on SIGINT too', async () => {
+    await routes({ 'r.ts': "import { from } from 'dromedary';\nfrom('timer:x?period=20&delay=0').log('hi');\n" });
+    const p = run(['run', 'routes']);
+    await p.waitForLine(/hi/);
+    p.signal('SIGINT');
+    expect((await p.exited).code).to.equal(0);
+  });
+
+  it('writes JSON lines with --log-format json', async () => {
+    await routes({ 'r.ts': "import { from } from 'dromedary';\nfrom('timer:x?period=20&delay=0').routeId('j').log('json please');\n" });
+    const p = run(['run', '--log-format', 'json']);
+    const line = await p.waitForLine(/json please/);
+    const parsed = JSON.parse(line) as Record<string, unknown>;
+    expect(parsed).to.include({ level: 'info', message: 'json please', route: 'j' });
+    expect(parsed.timestamp).to.be.a('string');
+  });
+
+  it('prints help', async () => {
+    const p = run(['--help']);
+    expect((await p.exited).code).to.equal(0);
+    expect(p.output).to.contain('dromedary run [paths...]');
+  });
+
+  describe('startup failures exit non-zero with the cause and no deep stack trace', () => {
+    async function failsWith(files: Record<string, string>, expected: RegExp[]) {
+      await routes(files);
+      const p = run(['run']);
+      const { code } = await p.exited;
+      expect(code, p.output).to.equal(1);
+      for (const e of expected) expect(p.output).to.match(e);
+      expect(p.output).not.to.match(/^\s+at /m);
+      return p;
+    }
+
+    it('a route file with a syntax error names the file and the line', async () => {
+      await failsWith({ 'ok.ts': "import { from } from 'dromedary';\nfrom('direct:ok');\n", 'broken.ts': "import { from } from 'dromedary';\n\nfrom('direct:x').log('x'\n;\n" }, [
+        /Failed to load route file routes\/broken\.ts:\d+/,
+      ]);
+    });
+
+    it('a route file that throws names the file, the line and the error', async () => {
+      await failsWith({ 'throws.ts': "const x = 1;\nthrow new Error('config missing');\n" }, [/Failed to load route file routes\/throws\.ts:2(:\d+)?: config missing/]);
+    });
+
+    it('an unknown option lists the valid ones', async () => {
+      await failsWith({ 'r.ts': "import { from } from 'dromedary';\nfrom('timer:x?periodd=5').log('x');\n" }, [
+        /Unknown parameters=\[\{periodd=5\}\]/,
+        /Valid options for timer: delay, fixedRate, includeMetadata, period, repeatCount/,
+      ]);
+    });
+
+    it('an unknown scheme lists the components', async () => {
+      await failsWith({ 'r.ts': "import { from } from 'dromedary';\nfrom('jms:queue:x').log('x');\n" }, [/no component found with scheme "jms"\. Available components: .*direct.*timer/]);
+    });
+
+    it('a malformed URI says what is wrong', async () => {
+      await failsWith({ 'r.ts': "import { from } from 'dromedary';\nfrom('timer:x?period=1&period=2').log('x');\n" }, [/routes\/r\.ts:2/, /given more than once/]);
+    });
+
+    it('a bad expression names the route and the expression', async () => {
+      await failsWith({ 'r.ts': "import { from } from 'dromedary';\nfrom('timer:x').routeId('exprs').setBody('${header.a');\n" }, [/Route exprs at routes\/r\.ts:2/, /\$\{header\.a/]);
+    });
+
+    it('duplicate route ids across files name both places', async () => {
+      await failsWith(
+        {
+          'one.ts': "import { from } from 'dromedary';\nfrom('direct:a').routeId('dup');\n",
+          'two.ts': "import { from } from 'dromedary';\n\nfrom('direct:b').routeId('dup');\n",
+        },
+        [/Duplicate route id "dup": defined at routes\/one\.ts:2 and at routes\/two\.ts:3/],
+      );
+    });
+
+    it('a folder with no route files says so', async () => {
+      await mkdir(join(dir, 'routes'));
+      const p = run(['run']);
+      expect((await p.exited).code).to.equal(1);
+      expect(p.output).to.contain('No route files found in routes');
+    });
+
+    it('an unknown flag exits 2 and points to --help', async () => {
+      const p = run(['run', '--no-such-flag']);
+      expect((await p.exited).code).to.equal(2);
+      expect(p.output).to.contain('--help');
+    });
+  });
+});
