@@ -26,6 +26,8 @@ export interface RabbitMqOptions {
   readyTimeout?: number;
   /** Keep the temp folder after stop() (for post-mortems). */
   keepDir?: boolean;
+  /** Start a local broker even when AMQP_URL is set: fault tests need a broker they may break. */
+  local?: boolean;
 }
 
 export interface RabbitMqHandle {
@@ -56,7 +58,7 @@ const live = new Set<LocalRabbitMq>();
 
 export async function startRabbitMq(opts: RabbitMqOptions = {}): Promise<RabbitMqHandle> {
   const external = process.env.AMQP_URL;
-  if (external) return externalBroker(external);
+  if (external && !opts.local) return externalBroker(external);
   ensureInstalled();
   installExitHooks();
   const broker = new LocalRabbitMq(opts);
