@@ -238,7 +238,7 @@ export class BrokerConnection extends EventEmitter {
     if (fresh.length === 0) return;
     const model = await this.connection(timeout);
     await withChannel(model, async (ch) => {
-      for (const d of fresh) await d.apply(ch);
+      for (const d of fresh) await d.apply(ch, () => model.createChannel());
     });
     for (const d of fresh) this.#declarations.set(d.key, d);
   }
@@ -248,7 +248,7 @@ export class BrokerConnection extends EventEmitter {
     ch.on('error', () => undefined);
     for (const d of this.#declarations.values()) {
       try {
-        await d.apply(ch);
+        await d.apply(ch, () => model.createChannel());
       } catch (err) {
         // One bad declaration must not keep the rest (and the consumers) down; it closed the channel.
         this.logger.error(`Re-declaring ${d.describe} after reconnecting failed: ${describe(err)}`);

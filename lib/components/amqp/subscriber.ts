@@ -120,7 +120,7 @@ export class Subscriber extends EventEmitter {
         });
         this.#state = state;
         // Re-asserting on the consuming channel brings back a queue deleted under us.
-        for (const d of queueDeclarations(this.#spec)) await d.apply(ch);
+        for (const d of queueDeclarations(this.#spec)) await d.apply(ch, () => model.createChannel());
         await ch.prefetch(this.#prefetch);
         const { consumerTag } = await ch.consume(this.queue, (msg) => this.#onMessage(state, msg), { noAck: false });
         state.consumerTag = consumerTag;

@@ -37,11 +37,39 @@ export interface QueueSpec {
   maxLength?: number;
 }
 
-/** One idempotent step of topology, replayed on every (re)connection. `key` de-duplicates. */
+/**
+ * One idempotent step of topology, replayed on every (re)connection. `key` de-duplicates. A step
+ * that must probe (a passive check closes its channel when it fails) opens its own with `open`.
+ */
 export interface Declaration {
   readonly key: string;
   readonly describe: string;
-  apply(channel: Channel): Promise<void>;
+  apply(channel: Channel, open: () => Promise<Channel>): Promise<void>;
+}
+
+/**
+ * For producers: declares the queue only when it does not exist yet. A consumer of the same queue
+ * usually declares it with dead-letter or quorum arguments the producer's URI does not repeat, and
+ * declaring it again without them would fail with PRECONDITION_FAILED.
+ */
+export function ensureQueueDeclarations(spec: QueueSpec): Declaration[] {
+  const full = queueDeclarations(spec);
+  return [
+    {
+      key: `ensure:${full.map((d) => d.key).join('|')}`,
+      describe: `queue '${spec.name}' (declared if absent)`,
+      apply: async (ch, open) => {
+        const probe = await open();
+        probe.on('error', () => undefined);
+        const exists = await probe.checkQueue(spec.name).then(
+          () => true,
+          () => false,
+        );
+        if (exists) await probe.close().catch(() => undefined);
+        else for (const d of full) await d.apply(ch, open);
+      },
+    },
+  ];
 }
 
 export function exchangeDeclaration(spec: ExchangeSpec): Declaration {
