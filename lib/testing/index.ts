@@ -1,0 +1,2 @@
+/** Test aids for dromedary users (`dromedary/testing`). */
+export * from './kube-api/index.ts';
