@@ -35,7 +35,12 @@ export abstract class ServiceSupport implements Service {
         throw err;
       }
     })();
-    return this.#transition;
+    const starting = this.#transition;
+    // A failed start leaves the service stopped; a later stop() must not rethrow the start's error.
+    starting.catch(() => {
+      if (this.#transition === starting) this.#transition = undefined;
+    });
+    return starting;
   }
 
   async stop(): Promise<void> {
