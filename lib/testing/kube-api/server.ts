@@ -129,7 +129,18 @@ interface WatchState {
   close(): void;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits out injected latency, but stops early when the client goes away so no timer outlives the server. */
+function sleepUnlessClosed(ms: number, socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      socket.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    socket.once('close', done);
+  });
+}
 
 export class KubeApiServer extends EventEmitter {
   readonly store: ObjectStore;
@@ -410,7 +421,7 @@ export class KubeApiServer extends EventEmitter {
       this.finish(record);
       return;
     }
-    if (action.delayMs > 0) await sleep(action.delayMs);
+    if (action.delayMs > 0) await sleepUnlessClosed(action.delayMs, req.socket);
     if (req.socket.destroyed) return this.finish(record);
     if (action.kind === 'drop') {
       record.fault = 'drop';
