@@ -587,12 +587,14 @@ export class KubeApiServer extends EventEmitter {
       }
       case 'create': {
         if (!namespace) throw methodNotAllowed();
+        requireJsonBody(req);
         const decoded = type.decode(await readJson(req), warnings);
         const created = this.store.create(type, namespace, decoded);
         this.send(res, 201, withKind(type, created), warnings);
         return 201;
       }
       case 'update': {
+        requireJsonBody(req);
         const decoded = type.decode(await readJson(req), warnings);
         const { object, created } = this.store.update(type, namespace!, name!, decoded, {
           subresource: subresource === 'status' ? 'status' : undefined,
@@ -630,6 +632,8 @@ export class KubeApiServer extends EventEmitter {
     if (path === '/api') return apiVersions(`${this.host}:${this.listenPort}`);
     if (path === '/apis') return apiGroupList();
     if (path === '/api/v1') return apiResourceList('v1');
+    const ns = /^\/api\/v1\/namespaces\/([^/]+)$/.exec(path);
+    if (ns) return namespaceObject(decodeURIComponent(ns[1]!));
     if (path === '/healthz' || path === '/readyz' || path === '/livez') return 'ok';
     const m = /^\/apis\/([^/]+)(?:\/([^/]+))?$/.exec(path);
     if (m) return m[2] ? apiResourceList(`${m[1]}/${m[2]}`) : apiGroupDocument(m[1]!);
@@ -854,8 +858,28 @@ function podStatus(phase: string, ready: boolean | undefined, podIP: string | un
   return status;
 }
 
+/** Every namespace exists here; kubectl reads one to word its NotFound errors. */
+function namespaceObject(name: string) {
+  return {
+    kind: 'Namespace',
+    apiVersion: 'v1',
+    metadata: { name, labels: { 'kubernetes.io/metadata.name': name } },
+    spec: { finalizers: ['kubernetes'] },
+    status: { phase: 'Active' },
+  };
+}
+
 function withKind(type: ResourceType, obj: KubeObject): Record<string, unknown> {
   return { kind: type.kind, apiVersion: type.apiVersion, ...obj };
+}
+
+/** Bodies are JSON only; clients that prefer protobuf (kubectl for core types) are told so with a 415. */
+function requireJsonBody(req: IncomingMessage): void {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== '' && type !== 'application/json') {
+    req.resume();
+    throw unsupportedMediaType(['application/json']);
+  }
 }
 
 function isTrue(v: string | null): boolean {
