@@ -44,7 +44,7 @@ export interface WatchEvent {
 }
 
 /** A running client-node watch collecting its events; `done` settles when the stream ends. */
-export async function startWatch(kc: k8s.KubeConfig, path: string, query: Record<string, unknown> = {}) {
+export async function startWatch(kc: k8s.KubeConfig, path: string, query: Record<string, string | number | boolean | undefined> = {}) {
   const events: WatchEvent[] = [];
   let resolveDone!: (err: unknown) => void;
   const done = new Promise<unknown>((resolve) => (resolveDone = resolve));

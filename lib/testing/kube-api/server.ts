@@ -700,8 +700,10 @@ export class KubeApiServer extends EventEmitter {
       from = Number(rvParam);
     }
     const timeoutParam = url.searchParams.get('timeoutSeconds');
-    const timeoutSeconds = timeoutParam ? Number(timeoutParam) : 1800 * (1 + Math.random());
-    if (!(timeoutSeconds >= 0)) throw badRequest(`invalid timeoutSeconds: ${timeoutParam}`);
+    const requested = timeoutParam ? Number(timeoutParam) : 0;
+    if (!(requested >= 0)) throw badRequest(`invalid timeoutSeconds: ${timeoutParam}`);
+    // As the apiserver: 0 or absent means its default, a random 30–60 minutes.
+    const timeoutSeconds = requested > 0 ? requested : 1800 * (1 + Math.random());
     const bookmarks = isTrue(url.searchParams.get('allowWatchBookmarks'));
 
     res.writeHead(200, { ...JSON_HEADERS, 'Audit-Id': randomUUID(), 'Transfer-Encoding': 'chunked' });
