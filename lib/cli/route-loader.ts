@@ -70,10 +70,22 @@ export async function loadRouteFiles(files: readonly string[]): Promise<RouteDef
       }
     } catch (err) {
       takePendingRoutes();
-      throw new RouteFileError(shown, lineIn(err, file), err);
+      throw new RouteFileError(shown, lineIn(err, file), withHint(err));
     }
   }
   return routes;
+}
+
+/** CommonJS resolution cannot find an ESM-only package: say how to make the route file an ES module. */
+function withHint(err: unknown): unknown {
+  if (err instanceof Error && (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && /'dromedary(\/[^']*)?'/.test(err.message)) {
+    const hinted = new Error(
+      `${err.message.split('\n')[0]}. Route files are ES modules: add "type": "module" to the nearest package.json, or name the file .mts`,
+    );
+    hinted.stack = err.stack;
+    return hinted;
+  }
+  return err;
 }
 
 /** The line in `file` where the error arose: from esbuild's report, or the first stack frame in that file. */

@@ -11,6 +11,8 @@ describe('dromedary run (end to end)', function () {
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dromedary-cli-'));
+    // Like a user's project: ESM, but without dromedary installed, so the CLI's own copy is used.
+    await writeFile(join(dir, 'package.json'), '{"type":"module"}\n');
   });
 
   afterEach(async () => {
@@ -123,6 +125,11 @@ describe('dromedary run (end to end)', function () {
         },
         [/Duplicate route id "dup": defined at routes\/one\.ts:2 and at routes\/two\.ts:3/],
       );
+    });
+
+    it('a CommonJS route file is told to become an ES module', async () => {
+      await writeFile(join(dir, 'package.json'), '{"type":"commonjs"}\n');
+      await failsWith({ 'r.ts': "import { from } from 'dromedary';\nfrom('direct:x');\n" }, [/Cannot find module 'dromedary'.*Route files are ES modules: add "type": "module"/]);
     });
 
     it('a folder with no route files says so', async () => {
