@@ -17,3 +17,6 @@ export { EndpointSupport, ConsumerSupport, ProducerSupport } from './spi/endpoin
 export { DromedaryError, ResolveEndpointError, RouteBuildError, ConfigurationError } from './errors.ts';
 export { parseUri, maskUri, maskSecrets, resolveOptions, parseDuration, type OptionSchema, type ParsedUri } from './uri/index.ts';
 export type { Logger } from './logging/logger.ts';
+export { singleton, createClusterService, resolveClusterConfig, MemoryLockStore, FileLockStore, ElectorClusterService } from './cluster/index.ts';
+export type { ClusterService, ClusterView, ClusterMember, LeadershipEvent, SingletonService, SingletonHandle, ClusterConfig, LockStore } from './cluster/index.ts';
+export { CLUSTER_SERVICE, MasterComponent } from './components/master/master-component.ts';

@@ -21,9 +21,8 @@ function textLine(colour: boolean) {
     const level = info.level.toUpperCase().padEnd(5);
     const shownLevel = colour ? winston.format.colorize().colorize(info.level, level) : level;
     const where = info.route ? `[${String(info.route)}] ` : info.logger ? `[${String(info.logger)}] ` : '';
-    const member = info.member ? `(${String(info.member)}) ` : '';
     const error = info.level === 'error' && typeof info.error === 'string' && process.env.DROMEDARY_LOG_STACKS ? `\n${info.error}` : '';
-    return `${String(info.timestamp)} ${shownLevel} ${member}${where}${String(info.message)}${error}`;
+    return `${String(info.timestamp)} ${shownLevel} ${where}${String(info.message)}${error}`;
   });
 }
 

@@ -4,6 +4,8 @@ import { parseDuration } from '../uri/duration.ts';
 import { maskSecrets } from '../uri/mask.ts';
 import { createCliLogger } from './logging.ts';
 import { runRoutes } from './run-command.ts';
+import { runReplicas } from './replicas.ts';
+import { CLUSTER_KINDS } from '../cluster/config.ts';
 
 export const HELP = `dromedary: Camel-style integration routes for Node.js, with clustered singleton (master:) routes.
 
@@ -16,6 +18,13 @@ Options for run:
   --log-format text|json      Log format (env DROMEDARY_LOG_FORMAT; default text)
   --log-level <level>         error, warn, info, verbose, debug or silly (env DROMEDARY_LOG_LEVEL; default info)
   --shutdown-timeout <dur>    How long to wait for in-flight exchanges on SIGINT/SIGTERM (default 10s)
+  --cluster <kind>            auto, file, kubernetes or none (env DROMEDARY_CLUSTER; default auto:
+                              kubernetes inside a pod, else file locks under the OS temp folder)
+  --member-id <id>            This member's id (env DROMEDARY_MEMBER_ID; default pod name or host name plus pid)
+  --replicas <n>              Run n member processes on this machine, like n pods; lines are prefixed by member id
+
+Cluster environment: DROMEDARY_CLUSTER_ROOT (file backend folder), DROMEDARY_LEASE_DURATION (15s),
+DROMEDARY_RENEW_DEADLINE (10s), DROMEDARY_RETRY_PERIOD (2s).
 
 Route files (.ts, .mts, .js, .mjs; names starting with _ are skipped) either call from() at top level:
   import { from } from 'dromedary';
@@ -30,6 +39,9 @@ const runFlags = {
   'log-format': { type: 'string' },
   'log-level': { type: 'string' },
   'shutdown-timeout': { type: 'string' },
+  cluster: { type: 'string' },
+  'member-id': { type: 'string' },
+  replicas: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 /** The CLI entry point; resolves with the exit code instead of calling process.exit, so tests can call it. */
@@ -68,7 +80,31 @@ export async function main(argv: readonly string[], out: NodeJS.WritableStream =
     if (shutdownTimeout === undefined && values['shutdown-timeout'] !== undefined) {
       throw new DromedaryError('CLI_OPTION', `--shutdown-timeout "${values['shutdown-timeout']}" is not a duration: use e.g. 5s or 500ms`);
     }
-    const code = await runRoutes({ paths: rest.length > 0 ? rest : ['routes'], logger, shutdownTimeout });
+    if (values.cluster !== undefined && !(CLUSTER_KINDS as readonly string[]).includes(values.cluster)) {
+      throw new DromedaryError('CLI_OPTION', `--cluster "${values.cluster}" is not one of ${CLUSTER_KINDS.join(', ')}`);
+    }
+    if (values.replicas !== undefined) {
+      const count = Number(values.replicas);
+      if (!Number.isInteger(count) || count < 1 || count > 64) {
+        throw new DromedaryError('CLI_OPTION', `--replicas "${values.replicas}" must be a whole number from 1 to 64`);
+      }
+      const code = await runReplicas({
+        count,
+        args: withoutFlag(withoutFlag(argv.filter((_, i) => i !== argv.indexOf('run')), '--replicas'), '--member-id'),
+        memberPrefix: values['member-id'] ?? `r${process.pid}`,
+        script: process.argv[1]!,
+        logger,
+        out,
+      });
+      await flush(logger);
+      return code;
+    }
+    const code = await runRoutes({
+      paths: rest.length > 0 ? rest : ['routes'],
+      logger,
+      shutdownTimeout,
+      cluster: { cluster: values.cluster, memberId: values['member-id'] },
+    });
     await flush(logger);
     return code;
   } catch (err) {
@@ -78,6 +114,16 @@ export async function main(argv: readonly string[], out: NodeJS.WritableStream =
     await flush(logger);
     return 1;
   }
+}
+
+/** The arguments with `--flag value` and `--flag=value` removed. */
+function withoutFlag(args: readonly string[], flag: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i += 1) {
+    if (args[i] === flag) i += 1;
+    else if (!args[i]!.startsWith(`${flag}=`)) out.push(args[i]!);
+  }
+  return out;
 }
 
 /** Waits until winston has written every line, so exiting right after loses none. */

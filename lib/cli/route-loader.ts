@@ -4,6 +4,14 @@ import { pathToFileURL } from 'node:url';
 import { DromedaryError } from '../errors.ts';
 import { RouteBuilder, type RouteDefinition } from '../dsl/route-definition.ts';
 import { takePendingRoutes } from '../dsl/global-routes.ts';
+import type { Context } from '../engine/context.ts';
+import type { ClusterService } from '../cluster/cluster-service.ts';
+
+/** The second argument of a route file's default-exported function. */
+export interface RouteFileEnvironment {
+  context: Context;
+  cluster: ClusterService;
+}
 
 const ROUTE_FILE = /\.(ts|mts|js|mjs)$/;
 
@@ -55,7 +63,7 @@ async function walk(dir: string): Promise<string[]> {
  * Imports each file and collects its routes: those it defined with the top-level `from(...)`, and
  * those its default-exported function adds to the builder it is given.
  */
-export async function loadRouteFiles(files: readonly string[]): Promise<RouteDefinition[]> {
+export async function loadRouteFiles(files: readonly string[], environment: RouteFileEnvironment): Promise<RouteDefinition[]> {
   const routes: RouteDefinition[] = [];
   for (const file of files) {
     const shown = relative(process.cwd(), file) || file;
@@ -65,7 +73,7 @@ export async function loadRouteFiles(files: readonly string[]): Promise<RouteDef
       routes.push(...takePendingRoutes());
       if (typeof module.default === 'function') {
         const builder = new RouteBuilder();
-        await (module.default as (b: RouteBuilder) => unknown)(builder);
+        await (module.default as (b: RouteBuilder, e: RouteFileEnvironment) => unknown)(builder, environment);
         routes.push(...builder.routes);
       }
     } catch (err) {

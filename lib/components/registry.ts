@@ -8,5 +8,6 @@ export const builtinComponents: Readonly<Record<string, () => Promise<Component>
   timer: async () => new (await import('./timer/timer-component.ts')).TimerComponent(),
   direct: async () => new (await import('./direct/direct-component.ts')).DirectComponent(),
   log: async () => new (await import('./log/log-component.ts')).LogComponent(),
+  master: async () => new (await import('./master/master-component.ts')).MasterComponent(),
   amqp: async () => new (await import('./amqp/amqp-component.ts')).AmqpComponent(),
 };

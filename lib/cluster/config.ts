@@ -1,0 +1,105 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ConfigurationError } from '../errors.ts';
+import type { Logger } from '../logging/logger.ts';
+import { parseDuration } from '../uri/duration.ts';
+import type { ClusterService } from './cluster-service.ts';
+import { validateTimings, type ElectionTimings } from './election/timings.ts';
+
+export const CLUSTER_KINDS = ['auto', 'file', 'kubernetes', 'none'] as const;
+export type ClusterKind = (typeof CLUSTER_KINDS)[number];
+
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+export interface ClusterConfig {
+  /** What was asked for. */
+  readonly requested: ClusterKind;
+  /** What `auto` resolved to. */
+  readonly kind: 'file' | 'kubernetes' | 'none';
+  readonly memberId: string;
+  readonly timings: ElectionTimings;
+  /** The file backend's folder. */
+  readonly root: string;
+  /** The environment the configuration was read from (the kubernetes backend reads more of it). */
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+export interface ClusterFlags {
+  cluster?: string;
+  memberId?: string;
+  root?: string;
+  timings?: Partial<ElectionTimings>;
+}
+
+/** Whether this process runs inside a Kubernetes pod with a service account. */
+export function inKubernetesPod(env: Readonly<Record<string, string | undefined>>, serviceAccountDir = SERVICE_ACCOUNT_DIR): boolean {
+  return Boolean(env.KUBERNETES_SERVICE_HOST) && existsSync(join(serviceAccountDir, 'token'));
+}
+
+/**
+ * Cluster settings from flags (or code), then environment variables, then defaults:
+ * `--cluster`/DROMEDARY_CLUSTER (auto), `--member-id`/DROMEDARY_MEMBER_ID, DROMEDARY_CLUSTER_ROOT,
+ * DROMEDARY_LEASE_DURATION, DROMEDARY_RENEW_DEADLINE, DROMEDARY_RETRY_PERIOD.
+ * `appKey` (the routes folder) keys the default file-backend folder, so the members of one app on
+ * one machine find each other and different apps do not collide.
+ */
+export function resolveClusterConfig(options: { flags?: ClusterFlags; env?: Readonly<Record<string, string | undefined>>; appKey: string }): ClusterConfig {
+  const env = options.env ?? process.env;
+  const flags = options.flags ?? {};
+  const requested = (flags.cluster ?? env.DROMEDARY_CLUSTER ?? 'auto').toLowerCase();
+  if (!(CLUSTER_KINDS as readonly string[]).includes(requested)) {
+    throw new ConfigurationError(`unknown cluster "${requested}": use --cluster (or DROMEDARY_CLUSTER) ${CLUSTER_KINDS.join(', ')}`);
+  }
+  const kind = requested === 'auto' ? (inKubernetesPod(env) ? 'kubernetes' : 'file') : (requested as ClusterConfig['kind']);
+  const timings = validateTimings({
+    leaseDuration: flags.timings?.leaseDuration ?? duration(env, 'DROMEDARY_LEASE_DURATION'),
+    renewDeadline: flags.timings?.renewDeadline ?? duration(env, 'DROMEDARY_RENEW_DEADLINE'),
+    retryPeriod: flags.timings?.retryPeriod ?? duration(env, 'DROMEDARY_RETRY_PERIOD'),
+    jitter: flags.timings?.jitter,
+  });
+  const podName = env.POD_NAME || env.HOSTNAME;
+  const memberId =
+    flags.memberId ?? env.DROMEDARY_MEMBER_ID ?? (kind === 'kubernetes' && podName ? podName : `${podName || hostname()}-${process.pid}`);
+  if (memberId.trim() === '') throw new ConfigurationError('the member id is empty: set --member-id or DROMEDARY_MEMBER_ID');
+  const appHash = createHash('sha256').update(resolve(options.appKey)).digest('hex').slice(0, 12);
+  const root = flags.root ?? env.DROMEDARY_CLUSTER_ROOT ?? join(tmpdir(), `dromedary-cluster-${appHash}`);
+  return { requested: requested as ClusterKind, kind, memberId, timings, root, env };
+}
+
+function duration(env: Readonly<Record<string, string | undefined>>, name: string): number | undefined {
+  const text = env[name];
+  if (text === undefined || text === '') return undefined;
+  const ms = parseDuration(text);
+  if (ms === undefined || ms <= 0) throw new ConfigurationError(`${name}="${text}" is not a duration: use e.g. 15s, 500ms or 1m`);
+  return ms;
+}
+
+/** Builds the configured backend. The kubernetes one (and @kubernetes/client-node) is loaded only when chosen. */
+export async function createClusterService(config: ClusterConfig, logger: Logger): Promise<ClusterService> {
+  switch (config.kind) {
+    case 'file': {
+      const { createFileClusterService } = await import('./file/file-cluster-service.ts');
+      return createFileClusterService(config, logger);
+    }
+    case 'none': {
+      const { createStandaloneClusterService } = await import('./standalone.ts');
+      return createStandaloneClusterService(config, logger);
+    }
+    case 'kubernetes': {
+      let backend: { createKubernetesClusterService(config: ClusterConfig, logger: Logger): Promise<ClusterService> };
+      // A computed specifier: this module must not pull in @kubernetes/client-node unless chosen.
+      const specifier = './kubernetes/index.ts';
+      try {
+        backend = (await import(specifier)) as typeof backend;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes('kubernetes/index.ts')) {
+          throw new ConfigurationError('the kubernetes cluster backend is not available in this build: use --cluster file or --cluster none');
+        }
+        throw err;
+      }
+      return backend.createKubernetesClusterService(config, logger);
+    }
+  }
+}

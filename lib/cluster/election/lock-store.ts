@@ -1,0 +1,57 @@
+import { DromedaryError } from '../../errors.ts';
+
+/**
+ * The record a lock store keeps for one lock, after client-go's LeaderElectionRecord. Times are
+ * informational (ISO strings, for people reading the record): no member judges expiry by another
+ * member's clock, only by when it saw the record change.
+ */
+export interface LockRecord {
+  /** The member holding the lock; '' when released. */
+  holderIdentity: string;
+  leaseDurationMs: number;
+  acquireTime: string;
+  renewTime: string;
+  leaseTransitions: number;
+}
+
+export interface VersionedRecord {
+  readonly record: LockRecord;
+  /** Opaque; compared for equality only. */
+  readonly version: string;
+}
+
+/**
+ * Where lock records live. create and update are compare-and-swap: exactly one of several
+ * concurrent writers of the same version succeeds, the others get a LockConflictError.
+ */
+export interface LockStore {
+  get(lock: string, signal: AbortSignal): Promise<VersionedRecord | undefined>;
+  create(lock: string, record: LockRecord, signal: AbortSignal): Promise<VersionedRecord>;
+  update(lock: string, record: LockRecord, expectedVersion: string, signal: AbortSignal): Promise<VersionedRecord>;
+  /** Optional: calls back when the record may have changed, so followers react at once. Returns an unsubscribe function. */
+  watch?(lock: string, onChange: () => void): () => void;
+  /** Optional: the ids of the members currently taking part, for views' member lists. */
+  members?(lock: string, signal: AbortSignal): Promise<string[]>;
+  /** Optional: tells the store this member is alive (membership heartbeats). */
+  heartbeat?(lock: string, memberId: string, signal: AbortSignal): Promise<void>;
+  close?(): Promise<void>;
+}
+
+/** A lost compare-and-swap: someone else wrote first. Expected in races; never an error for the user. */
+export class LockConflictError extends DromedaryError {
+  constructor(lock: string, detail = 'the record changed since it was read') {
+    super('LOCK_CONFLICT', `Lock ${lock}: ${detail}`);
+  }
+}
+
+/** A store call that did not finish within its timeout. */
+export class LockStoreTimeoutError extends DromedaryError {
+  constructor(lock: string, operation: string, ms: number) {
+    super('LOCK_STORE_TIMEOUT', `Lock ${lock}: ${operation} did not finish within ${ms}ms`);
+  }
+}
+
+/** ISO time with microseconds, the precision Kubernetes' MicroTime wants. */
+export function microTime(date = new Date()): string {
+  return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}

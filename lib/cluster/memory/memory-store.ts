@@ -1,0 +1,97 @@
+import { LockConflictError, type LockRecord, type LockStore, type VersionedRecord } from '../election/lock-store.ts';
+
+/**
+ * Lock records in memory, shared by every elector given the same store: for tests (yours too) and
+ * for several members inside one process. `fail(n)` and `hang()` make it misbehave on purpose.
+ */
+export class MemoryLockStore implements LockStore {
+  readonly #records = new Map<string, VersionedRecord>();
+  readonly #watchers = new Map<string, Set<() => void>>();
+  readonly #alive = new Map<string, Map<string, number>>();
+  #version = 0;
+  #failures = 0;
+  #hanging = false;
+  #hung: Array<() => void> = [];
+  /** Writes that succeeded, for tests that count traffic. */
+  writes = 0;
+  reads = 0;
+
+  /** The next `count` calls fail with a network-like error. */
+  fail(count: number): void {
+    this.#failures = count;
+  }
+
+  /** Every call from now on hangs until heal(). */
+  hang(): void {
+    this.#hanging = true;
+  }
+
+  heal(): void {
+    this.#hanging = false;
+    this.#failures = 0;
+    for (const resume of this.#hung.splice(0)) resume();
+  }
+
+  peek(lock: string): VersionedRecord | undefined {
+    return this.#records.get(lock);
+  }
+
+  async #gate(signal: AbortSignal): Promise<void> {
+    if (this.#hanging) {
+      await new Promise<void>((resolve, reject) => {
+        this.#hung.push(resolve);
+        signal.addEventListener('abort', () => reject(signal.reason ?? new Error('aborted')), { once: true });
+      });
+    }
+    if (this.#failures > 0) {
+      this.#failures -= 1;
+      throw new Error('memory store: injected failure');
+    }
+  }
+
+  async get(lock: string, signal: AbortSignal): Promise<VersionedRecord | undefined> {
+    await this.#gate(signal);
+    this.reads += 1;
+    return this.#records.get(lock);
+  }
+
+  async create(lock: string, record: LockRecord, signal: AbortSignal): Promise<VersionedRecord> {
+    await this.#gate(signal);
+    if (this.#records.has(lock)) throw new LockConflictError(lock, 'already exists');
+    return this.#write(lock, record);
+  }
+
+  async update(lock: string, record: LockRecord, expectedVersion: string, signal: AbortSignal): Promise<VersionedRecord> {
+    await this.#gate(signal);
+    if (this.#records.get(lock)?.version !== expectedVersion) throw new LockConflictError(lock);
+    return this.#write(lock, record);
+  }
+
+  #write(lock: string, record: LockRecord): VersionedRecord {
+    this.#version += 1;
+    this.writes += 1;
+    const written = { record: { ...record }, version: String(this.#version) };
+    this.#records.set(lock, written);
+    for (const w of this.#watchers.get(lock) ?? []) queueMicrotask(w);
+    return written;
+  }
+
+  watch(lock: string, onChange: () => void): () => void {
+    const set = this.#watchers.get(lock) ?? new Set();
+    this.#watchers.set(lock, set);
+    set.add(onChange);
+    return () => set.delete(onChange);
+  }
+
+  async heartbeat(lock: string, memberId: string): Promise<void> {
+    const members = this.#alive.get(lock) ?? new Map<string, number>();
+    this.#alive.set(lock, members);
+    members.set(memberId, performance.now());
+  }
+
+  async members(lock: string): Promise<string[]> {
+    const record = this.#records.get(lock)?.record;
+    const horizon = performance.now() - (record?.leaseDurationMs ?? 15_000);
+    return [...(this.#alive.get(lock) ?? new Map<string, number>()).entries()].filter(([, at]) => at >= horizon).map(([id]) => id);
+  }
+}

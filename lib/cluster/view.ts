@@ -1,0 +1,70 @@
+import { EventEmitter } from 'node:events';
+import type { ClusterMember, ClusterView, ClusterViewEvents, LeadershipEvent, MembershipEvent } from './cluster-service.ts';
+import type { Elector } from './election/elector.ts';
+
+/**
+ * A view of one lock, backed by that lock's elector. Listeners added after the fact are told the
+ * current leadership at once (Camel replays it too), so a late master route or custom service
+ * never waits for the next change to learn that it leads.
+ */
+export class LockView extends EventEmitter<ClusterViewEvents> implements ClusterView {
+  readonly lock: string;
+  readonly #elector: Elector;
+  readonly #release: (view: LockView) => Promise<void>;
+  #closed = false;
+  readonly #detach: () => void;
+
+  constructor(elector: Elector, release: (view: LockView) => Promise<void>) {
+    super();
+    this.lock = elector.lock;
+    this.#elector = elector;
+    this.#release = release;
+    const onChange = () => this.emit('leadership', this.#leadershipEvent());
+    const onMembers = (members: string[]) => this.emit('membership', { lock: this.lock, members, added: [], removed: [] } satisfies MembershipEvent);
+    elector.on('change', onChange);
+    elector.on('members', onMembers);
+    this.#detach = () => {
+      elector.off('change', onChange);
+      elector.off('members', onMembers);
+    };
+    (this as EventEmitter).on('newListener', (event: string | symbol, listener: (...args: unknown[]) => void) => {
+      if (this.#closed) return;
+      if (event === 'leadership') queueMicrotask(() => (listener as (e: LeadershipEvent) => void)(this.#leadershipEvent()));
+      if (event === 'membership') {
+        const members = [...elector.members];
+        queueMicrotask(() => (listener as (e: MembershipEvent) => void)({ lock: this.lock, members, added: members, removed: [] }));
+      }
+    });
+  }
+
+  #leadershipEvent(): LeadershipEvent {
+    const isLocal = this.#elector.isLeader;
+    return { lock: this.lock, leader: isLocal ? this.#elector.memberId : this.#elector.leader, isLocal };
+  }
+
+  get isLeader(): boolean {
+    return !this.#closed && this.#elector.isLeader;
+  }
+
+  get leader(): string | undefined {
+    return this.#elector.isLeader ? this.#elector.memberId : this.#elector.leader;
+  }
+
+  get localMember(): ClusterMember {
+    return { id: this.#elector.memberId, isLocal: true, isLeader: this.isLeader };
+  }
+
+  get members(): readonly ClusterMember[] {
+    const leader = this.leader;
+    const ids = new Set([...this.#elector.members, this.#elector.memberId, ...(leader ? [leader] : [])]);
+    return [...ids].sort().map((id) => ({ id, isLocal: id === this.#elector.memberId, isLeader: id === leader }));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#detach();
+    this.removeAllListeners();
+    await this.#release(this);
+  }
+}

@@ -1,0 +1,124 @@
+import { DromedaryError } from '../../errors.ts';
+import type { Exchange } from '../../exchange/exchange.ts';
+import type { Consumer } from '../../spi/component.ts';
+import { ConsumerSupport } from '../../spi/endpoint-support.ts';
+import type { Processor } from '../../spi/processor.ts';
+import type { ClusterView, LeadershipEvent } from '../../cluster/cluster-service.ts';
+import type { Logger } from '../../logging/logger.ts';
+import type { MasterEndpoint } from './master-component.ts';
+
+/** The error put on an exchange that the delegate produced after this member stopped leading. */
+export class NotLeaderError extends DromedaryError {
+  constructor(lock: string, memberId: string) {
+    super('NOT_LEADER', `Exchange refused: member ${memberId} is not the leader of ${lock} at this instant, so it must not process it`);
+  }
+}
+
+/**
+ * Wraps the delegate's consumer: started when this member becomes leader of the lock, stopped at
+ * once when it stops leading. Starts and stops are serialised, so a flapping leadership never runs
+ * two delegate consumers. Every exchange also passes a gate that checks leadership at that instant
+ * (fencing): after a pause (GC, SIGSTOP, a blocked event loop) the delegate may still fire before
+ * the stop runs, and the gate refuses those exchanges.
+ */
+export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
+  #view: ClusterView | undefined;
+  #delegate: Consumer | undefined;
+  #queue: Promise<void> = Promise.resolve();
+  #retry: NodeJS.Timeout | undefined;
+  #generation = 0;
+  #refused = 0;
+  readonly #logger: Logger;
+
+  constructor(endpoint: MasterEndpoint, processor: Processor) {
+    super(endpoint, processor);
+    this.#logger = endpoint.context.logger.child({ lock: endpoint.lock, endpoint: endpoint.maskedUri });
+  }
+
+  /** Whether the delegate consumer is running here (Camel's isMaster). */
+  get isMaster(): boolean {
+    return this.#delegate !== undefined;
+  }
+
+  /** Exchanges the gate refused because leadership had lapsed. */
+  get refused(): number {
+    return this.#refused;
+  }
+
+  readonly #gate: Processor = (exchange: Exchange) => {
+    const view = this.#view;
+    if (view && view.isLeader) return this.processor(exchange);
+    this.#refused += 1;
+    exchange.exception = new NotLeaderError(this.endpoint.lock, this.endpoint.cluster.memberId);
+    this.#logger.warn(`Refused an exchange from ${this.endpoint.delegate.maskedUri}: leadership of ${this.endpoint.lock} lapsed; stopping the consumer`);
+    this.#enqueue(() => this.#stopDelegate('leadership lapsed'));
+  };
+
+  readonly #onLeadership = (event: LeadershipEvent) => {
+    this.#generation += 1;
+    const generation = this.#generation;
+    if (event.isLocal) this.#enqueue(() => this.#startDelegate(generation, 1));
+    else this.#enqueue(() => this.#stopDelegate(event.leader ? `${event.leader} leads ${this.endpoint.lock}` : `no member leads ${this.endpoint.lock}`));
+  };
+
+  protected doStart(): void {
+    this.#view = this.endpoint.cluster.view(this.endpoint.lock);
+    this.#view.on('leadership', this.#onLeadership);
+  }
+
+  protected async doStop(): Promise<void> {
+    this.#generation += 1;
+    this.#view?.off('leadership', this.#onLeadership);
+    this.#enqueue(() => this.#stopDelegate('route stopping'));
+    await this.#queue;
+    await this.#view?.close();
+    this.#view = undefined;
+  }
+
+  #enqueue(action: () => Promise<void>): void {
+    this.#queue = this.#queue.then(action, action);
+  }
+
+  async #startDelegate(generation: number, attempt: number): Promise<void> {
+    if (this.#retry) clearTimeout(this.#retry);
+    this.#retry = undefined;
+    if (generation !== this.#generation || this.#delegate || !this.#view?.isLeader) return;
+    const { lock, delegate, backOffDelay, backOffMaxAttempts } = this.endpoint;
+    this.#logger.info(`Leadership taken for ${lock}. Attempt #${attempt} to start consumer ${delegate.maskedUri}`);
+    let consumer: Consumer | undefined;
+    try {
+      consumer = await delegate.createConsumer(this.#gate);
+      await consumer.start();
+    } catch (err) {
+      await consumer?.stop().catch(() => undefined);
+      const reason = err instanceof Error ? err.message : String(err);
+      if (backOffMaxAttempts > 0 && attempt >= backOffMaxAttempts) {
+        this.#logger.error(
+          `Member ${this.endpoint.cluster.memberId} holds the leadership of ${lock} but is not consuming from ${delegate.maskedUri}, ` +
+            `until the leadership changes again: ${attempt} attempts failed; last error: ${reason}`,
+        );
+        return;
+      }
+      this.#logger.warn(`Attempt #${attempt} to start consumer ${delegate.maskedUri} failed: ${reason}. Retrying in ${backOffDelay}ms`);
+      this.#retry = setTimeout(() => this.#enqueue(() => this.#startDelegate(generation, attempt + 1)), backOffDelay);
+      return;
+    }
+    // Leadership may have moved while the consumer was starting: never leave it running then.
+    if (generation !== this.#generation || !this.#view?.isLeader) {
+      await consumer.stop();
+      return;
+    }
+    this.#delegate = consumer;
+    this.#logger.info(`Leadership taken for ${lock}. Attempt #${attempt} success. Consumer started: ${delegate.maskedUri}`);
+  }
+
+  async #stopDelegate(reason: string): Promise<void> {
+    if (this.#retry) clearTimeout(this.#retry);
+    this.#retry = undefined;
+    const consumer = this.#delegate;
+    if (!consumer) return;
+    this.#delegate = undefined;
+    this.#logger.info(`Leadership lost for ${this.endpoint.lock} (${reason}). Stopping consumer ${this.endpoint.delegate.maskedUri}`);
+    await consumer.stop();
+  }
+}
