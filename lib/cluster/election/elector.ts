@@ -127,7 +127,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     if (this.#running) return;
     this.#running = true;
     this.#abort = new AbortController();
-    this.#unwatch = this.#store.watch?.(this.lock, () => this.#kick());
+    this.#unwatch = this.#store.watch?.(this.lock, (version) => this.#onStoreChange(version));
     this.#kick();
   }
 
@@ -148,6 +148,24 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     this.#abort.abort();
   }
 
+  /** A version announced while an attempt runs; checked when it ends. */
+  #noticed: string | undefined;
+
+  /**
+   * The store says the record changed. Ignore this member's own writes (their version is the one it
+   * observed); react to anyone else's at once. Notices without a version are only acted on between
+   * attempts, so a store that cannot name versions cannot make a member chase its own writes.
+   */
+  #onStoreChange(version: string | undefined): void {
+    if (!this.#running) return;
+    if (this.#busy) {
+      if (version !== undefined) this.#noticed = version;
+      return;
+    }
+    if (version !== undefined && version === this.#observed?.version) return;
+    this.#kick();
+  }
+
   #kick(): void {
     if (!this.#running) return;
     if (this.#busy) {
@@ -164,7 +182,9 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     try {
       do {
         this.#again = false;
+        this.#noticed = undefined;
         await this.#attempt();
+        if (this.#noticed !== undefined && this.#noticed !== this.#observed?.version) this.#again = true;
       } while (this.#again && this.#running);
     } finally {
       this.#busy = false;

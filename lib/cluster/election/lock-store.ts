@@ -28,8 +28,11 @@ export interface LockStore {
   get(lock: string, signal: AbortSignal): Promise<VersionedRecord | undefined>;
   create(lock: string, record: LockRecord, signal: AbortSignal): Promise<VersionedRecord>;
   update(lock: string, record: LockRecord, expectedVersion: string, signal: AbortSignal): Promise<VersionedRecord>;
-  /** Optional: calls back when the record may have changed, so followers react at once. Returns an unsubscribe function. */
-  watch?(lock: string, onChange: () => void): () => void;
+  /**
+   * Optional: calls back when the record may have changed, so followers react at once, with the new
+   * version when the store knows it (so a member can ignore its own writes). Returns an unsubscribe function.
+   */
+  watch?(lock: string, onChange: (version?: string) => void): () => void;
   /** Optional: the ids of the members currently taking part, for views' member lists. */
   members?(lock: string, signal: AbortSignal): Promise<string[]>;
   /** Optional: tells the store this member is alive (membership heartbeats). */

@@ -27,7 +27,7 @@ import { LockConflictError, type LockRecord, type LockStore, type VersionedRecor
 export class FileLockStore implements LockStore {
   readonly root: string;
   readonly #keep: number;
-  readonly #watchers = new Map<string, { watcher: FSWatcher | undefined; listeners: Set<() => void> }>();
+  readonly #watchers = new Map<string, { watcher: FSWatcher | undefined; listeners: Set<(version?: string) => void> }>();
 
   constructor(root: string, options: { keepVersions?: number } = {}) {
     this.root = root;
@@ -119,7 +119,7 @@ export class FileLockStore implements LockStore {
     }
   }
 
-  watch(lock: string, onChange: () => void): () => void {
+  watch(lock: string, onChange: (version?: string) => void): () => void {
     let entry = this.#watchers.get(lock);
     if (!entry) {
       entry = { watcher: undefined, listeners: new Set() };
@@ -129,8 +129,10 @@ export class FileLockStore implements LockStore {
         .then(() => {
           if (!this.#watchers.has(lock)) return;
           current.watcher = watch(this.#dir(lock), (_event, name) => {
-            if (name && !String(name).startsWith('v')) return;
-            for (const l of current.listeners) l();
+            const m = name ? /^v(\d+)\.json$/.exec(String(name)) : null;
+            if (name && !m) return;
+            const version = m ? String(Number(m[1])) : undefined;
+            for (const l of current.listeners) l(version);
           });
           current.watcher.on('error', () => current.watcher?.close());
         })

@@ -6,7 +6,7 @@ import { LockConflictError, type LockRecord, type LockStore, type VersionedRecor
  */
 export class MemoryLockStore implements LockStore {
   readonly #records = new Map<string, VersionedRecord>();
-  readonly #watchers = new Map<string, Set<() => void>>();
+  readonly #watchers = new Map<string, Set<(version?: string) => void>>();
   readonly #alive = new Map<string, Map<string, number>>();
   #version = 0;
   #failures = 0;
@@ -72,11 +72,12 @@ export class MemoryLockStore implements LockStore {
     this.writes += 1;
     const written = { record: { ...record }, version: String(this.#version) };
     this.#records.set(lock, written);
-    for (const w of this.#watchers.get(lock) ?? []) queueMicrotask(w);
+    // Asynchronously, as a real store's notifications arrive.
+    for (const w of this.#watchers.get(lock) ?? []) setImmediate(w, written.version);
     return written;
   }
 
-  watch(lock: string, onChange: () => void): () => void {
+  watch(lock: string, onChange: (version?: string) => void): () => void {
     const set = this.#watchers.get(lock) ?? new Set();
     this.#watchers.set(lock, set);
     set.add(onChange);

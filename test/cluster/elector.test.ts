@@ -1,0 +1,258 @@
+import { expect } from 'chai';
+import { Elector } from '../../lib/cluster/election/elector.ts';
+import { MemoryLockStore } from '../../lib/cluster/memory/memory-store.ts';
+import { validateTimings } from '../../lib/cluster/election/timings.ts';
+import { ElectorClusterService } from '../../lib/cluster/elector-cluster-service.ts';
+import { singleton } from '../../lib/cluster/singleton.ts';
+import { ConfigurationError } from '../../lib/errors.ts';
+import type { LeadershipEvent } from '../../lib/cluster/cluster-service.ts';
+import type { LockRecord, LockStore } from '../../lib/cluster/election/lock-store.ts';
+import { captureLogger } from '../support/capture-logger.ts';
+import { waitFor } from '../support/wait.ts';
+
+const fast = validateTimings({ leaseDuration: 400, renewDeadline: 250, retryPeriod: 50 });
+
+describe('leader election core', () => {
+  const electors: Elector[] = [];
+  afterEach(async () => {
+    await Promise.all(electors.splice(0).map((e) => e.stop()));
+  });
+
+  function elector(store: LockStore, memberId: string, lock = 'lock1', extra: Partial<ConstructorParameters<typeof Elector>[0]> = {}) {
+    const e = new Elector({ lock, memberId, store, timings: fast, logger: captureLogger().logger, ...extra });
+    electors.push(e);
+    return e;
+  }
+
+  it('validates timings the way client-go does, with a message naming the values', () => {
+    expect(() => validateTimings({ leaseDuration: 10_000, renewDeadline: 10_000 })).to.throw(ConfigurationError, /leaseDuration \(10000ms\) must be greater than renewDeadline \(10000ms\)/);
+    expect(() => validateTimings({ renewDeadline: 2000, retryPeriod: 2000 })).to.throw(ConfigurationError, /renewDeadline \(2000ms\) must be greater than jitter × retryPeriod/);
+    expect(() => validateTimings({ retryPeriod: 0 })).to.throw(ConfigurationError, /positive/);
+    expect(() => validateTimings({ jitter: 0.5 })).to.throw(ConfigurationError, /jitter must be >= 1/);
+    expect(validateTimings()).to.deep.equal({ leaseDuration: 15_000, renewDeadline: 10_000, retryPeriod: 2_000, jitter: 1.2 });
+  });
+
+  it('acquires a free lock at once, creating its record', async () => {
+    const store = new MemoryLockStore();
+    const a = elector(store, 'a');
+    a.start();
+    await waitFor(() => a.isLeader);
+    const { record } = store.peek('lock1')!;
+    expect(record.holderIdentity).to.equal('a');
+    expect(record.leaseDurationMs).to.equal(400);
+    expect(record.leaseTransitions).to.equal(0);
+    expect(record.renewTime).to.match(/\.\d{6}Z$/);
+  });
+
+  it('a follower waits while the lease is renewed, and knows who leads', async () => {
+    const store = new MemoryLockStore();
+    const a = elector(store, 'a');
+    a.start();
+    await waitFor(() => a.isLeader);
+    const b = elector(store, 'b');
+    b.start();
+    await waitFor(() => b.leader === 'a');
+    const writes = store.writes;
+    await waitFor(() => store.writes >= writes + 5, { message: 'the leader renews' });
+    expect(b.isLeader).to.equal(false);
+    expect(a.isLeader).to.equal(true);
+  });
+
+  it('takes over when the leader is cut off, judged from when the record last changed here', async () => {
+    const store = new MemoryLockStore();
+    const link = new Partitionable(store);
+    const a = elector(link, 'a');
+    a.start();
+    await waitFor(() => a.isLeader);
+    const b = elector(store, 'b');
+    b.start();
+    await waitFor(() => b.leader === 'a');
+    const cutAt = performance.now();
+    link.cut();
+    await waitFor(() => b.isLeader, { timeout: 3000 });
+    const takeover = performance.now() - cutAt;
+    // The old leader's renewDeadline ran out before the follower's lease did: never two at once.
+    expect(a.isLeader).to.equal(false);
+    expect(takeover).to.be.at.least(fast.leaseDuration - fast.retryPeriod);
+    expect(takeover).to.be.below(fast.leaseDuration + 2 * fast.retryPeriod);
+    expect(store.peek('lock1')!.record.leaseTransitions).to.equal(1);
+  });
+
+  it('releases on stop so a follower takes over at once', async () => {
+    const store = new MemoryLockStore();
+    const a = elector(store, 'a');
+    a.start();
+    await waitFor(() => a.isLeader);
+    const b = elector(store, 'b');
+    b.start();
+    await waitFor(() => b.leader === 'a');
+    const t0 = performance.now();
+    await a.stop();
+    expect(store.peek('lock1')!.record.holderIdentity).to.be.oneOf(['', 'b']);
+    await waitFor(() => b.isLeader);
+    expect(performance.now() - t0).to.be.below(fast.leaseDuration);
+  });
+
+  it('steps down by itself when renewDeadline passes without a successful renew', async () => {
+    const store = new MemoryLockStore();
+    const a = elector(store, 'a');
+    const changes: boolean[] = [];
+    a.on('change', (c) => changes.push(c.isLocal));
+    a.start();
+    await waitFor(() => a.isLeader);
+    store.hang();
+    const t0 = performance.now();
+    await waitFor(() => !a.isLeader, { timeout: 2000 });
+    const steppedDownAfter = performance.now() - t0;
+    expect(steppedDownAfter).to.be.at.most(fast.renewDeadline + 20);
+    await waitFor(() => changes.at(-1) === false, { message: 'the step-down is reported' });
+    store.heal();
+    await waitFor(() => a.isLeader, { timeout: 3000, message: 'leads again once the store answers' });
+  });
+
+  it('reads isLeader from the monotonic clock, so a paused leader is not leader the moment it resumes', async () => {
+    const store = new MemoryLockStore();
+    let offset = 0;
+    const a = elector(store, 'a', 'lock1', { now: () => performance.now() + offset });
+    a.start();
+    await waitFor(() => a.isLeader);
+    offset = fast.renewDeadline + 1; // as if the process had been stopped that long: no timer has run
+    expect(a.isLeader).to.equal(false);
+  });
+
+  it('never lets two electors lead at once while many hammer one store', async () => {
+    const store = new MemoryLockStore();
+    const members = Array.from({ length: 8 }, (_, i) => elector(store, `m${i}`, 'race', { random: Math.random }));
+    const intervals: Array<[string, number, number]> = [];
+    const open = new Map<string, number>();
+    for (const e of members) {
+      e.on('change', ({ isLocal }) => {
+        if (isLocal) open.set(e.memberId, performance.now());
+        else if (open.has(e.memberId)) {
+          intervals.push([e.memberId, open.get(e.memberId)!, performance.now()]);
+          open.delete(e.memberId);
+        }
+      });
+      e.start();
+    }
+    // Churn: repeatedly stop the leader (gracefully or by making the store fail) and start it again.
+    for (let round = 0; round < 6; round += 1) {
+      const leader = await waitFor(() => members.find((m) => m.isLeader), { timeout: 3000 });
+      let leaders = 0;
+      for (const m of members) if (m.isLeader) leaders += 1;
+      expect(leaders).to.equal(1);
+      if (round % 2 === 0) {
+        await leader.stop();
+        leader.start();
+      } else {
+        store.fail(3);
+      }
+    }
+    for (const [id, start] of open) intervals.push([id, start, performance.now()]);
+    intervals.sort((x, y) => x[1] - y[1]);
+    for (let i = 1; i < intervals.length; i += 1) {
+      expect(intervals[i]![1], `${intervals[i - 1]![0]} and ${intervals[i]![0]} overlap`).to.be.at.least(intervals[i - 1]![2]);
+    }
+  });
+
+  describe('cluster service and views', () => {
+    const services: ElectorClusterService[] = [];
+    afterEach(async () => {
+      await Promise.all(services.splice(0).map((s) => s.stop()));
+    });
+
+    function service(store: MemoryLockStore, memberId: string) {
+      const capture = captureLogger();
+      const s = new ElectorClusterService({ kind: 'memory', memberId, store, timings: fast, logger: capture.logger });
+      services.push(s);
+      return { service: s, ...capture };
+    }
+
+    it('tells a listener that joins late the current leadership at once', async () => {
+      const store = new MemoryLockStore();
+      const { service: a } = service(store, 'a');
+      await a.start();
+      const view = a.view('lock1');
+      await waitFor(() => view.isLeader);
+      const events: LeadershipEvent[] = [];
+      view.on('leadership', (e) => events.push(e));
+      await waitFor(() => events.length === 1);
+      expect(events[0]).to.deep.equal({ lock: 'lock1', leader: 'a', isLocal: true });
+      expect(view.localMember).to.deep.equal({ id: 'a', isLocal: true, isLeader: true });
+    });
+
+    it('counts references: the lock is released only when the last view closes', async () => {
+      const store = new MemoryLockStore();
+      const { service: a, messages } = service(store, 'a');
+      await a.start();
+      const v1 = a.view('lock1');
+      const v2 = a.view('lock1');
+      await waitFor(() => v1.isLeader && v2.isLeader);
+      await v1.close();
+      expect(a.isLeader('lock1')).to.equal(true);
+      await v2.close();
+      expect(a.isLeader('lock1')).to.equal(false);
+      expect(store.peek('lock1')!.record.holderIdentity).to.equal('');
+      expect(messages()).to.include('member a is now leader of lock1 (this member)');
+    });
+
+    it('lists the members taking part', async () => {
+      const store = new MemoryLockStore();
+      const { service: a } = service(store, 'a');
+      const { service: b } = service(store, 'b');
+      await a.start();
+      await b.start();
+      const view = b.view('lock1');
+      a.view('lock1');
+      await waitFor(() => view.members.length === 2);
+      expect(view.members.map((m) => [m.id, m.isLocal])).to.deep.equal([
+        ['a', false],
+        ['b', true],
+      ]);
+      expect(view.members.filter((m) => m.isLeader)).to.have.length(1);
+    });
+
+    it('runs a custom singleton service only on the leader, moving it on handover', async () => {
+      const store = new MemoryLockStore();
+      const log: string[] = [];
+      const svc = (id: string) => ({ start: () => void log.push(`${id} start`), stop: async () => void log.push(`${id} stop`) });
+      const { service: a } = service(store, 'a');
+      const { service: b } = service(store, 'b');
+      await a.start();
+      const ha = singleton(a, 'lock2', svc('a'));
+      await waitFor(() => ha.running);
+      await b.start();
+      const hb = singleton(b, 'lock2', svc('b'));
+      await ha.close();
+      await waitFor(() => hb.running);
+      expect(log).to.deep.equal(['a start', 'a stop', 'b start']);
+      await hb.close();
+      expect(log.at(-1)).to.equal('b stop');
+    });
+  });
+});
+
+/** One member's connection to a shared store, which a test can cut: calls then hang until aborted. */
+class Partitionable implements LockStore {
+  #cut = false;
+  readonly #inner: LockStore;
+  constructor(inner: LockStore) {
+    this.#inner = inner;
+  }
+  cut(): void {
+    this.#cut = true;
+  }
+  #gate<T>(signal: AbortSignal, call: () => Promise<T>): Promise<T> {
+    if (!this.#cut) return call();
+    return new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('partitioned')), { once: true }));
+  }
+  get(lock: string, signal: AbortSignal) {
+    return this.#gate(signal, () => this.#inner.get(lock, signal));
+  }
+  create(lock: string, record: LockRecord, signal: AbortSignal) {
+    return this.#gate(signal, () => this.#inner.create(lock, record, signal));
+  }
+  update(lock: string, record: LockRecord, version: string, signal: AbortSignal) {
+    return this.#gate(signal, () => this.#inner.update(lock, record, version, signal));
+  }
+}
