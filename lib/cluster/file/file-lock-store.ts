@@ -58,7 +58,8 @@ export class FileLockStore implements LockStore {
     return join(this.#dir(lock), `v${String(version).padStart(12, '0')}.json`);
   }
 
-  async get(lock: string): Promise<VersionedRecord | undefined> {
+  // File operations finish quickly or not at all; the elector's own timeout bounds them, so the signal is unused.
+  async get(lock: string, _signal?: AbortSignal): Promise<VersionedRecord | undefined> {
     // A version can be garbage-collected between the listing and the read; list again then.
     for (let attempt = 0; attempt < 5; attempt += 1) {
       const [latest] = await this.#versions(lock);
@@ -73,12 +74,12 @@ export class FileLockStore implements LockStore {
     throw new Error(`lock ${lock}: its record kept changing while being read`);
   }
 
-  async create(lock: string, record: LockRecord): Promise<VersionedRecord> {
+  async create(lock: string, record: LockRecord, _signal?: AbortSignal): Promise<VersionedRecord> {
     await mkdir(this.#dir(lock), { recursive: true });
     return this.#publish(lock, record, 1, 'already exists');
   }
 
-  async update(lock: string, record: LockRecord, expectedVersion: string): Promise<VersionedRecord> {
+  async update(lock: string, record: LockRecord, expectedVersion: string, _signal?: AbortSignal): Promise<VersionedRecord> {
     const expected = Number(expectedVersion);
     if (!Number.isInteger(expected)) throw new LockConflictError(lock, `not a version of this store: ${expectedVersion}`);
     return this.#publish(lock, record, expected + 1, 'the record changed since it was read');

@@ -1,0 +1,90 @@
+import { expect } from 'chai';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FileLockStore } from '../../lib/cluster/file/file-lock-store.ts';
+import { LockConflictError, type LockRecord } from '../../lib/cluster/election/lock-store.ts';
+import { Elector } from '../../lib/cluster/election/elector.ts';
+import { validateTimings } from '../../lib/cluster/election/timings.ts';
+import { captureLogger } from '../support/capture-logger.ts';
+import { waitFor } from '../support/wait.ts';
+
+const record = (holder: string): LockRecord => ({ holderIdentity: holder, leaseDurationMs: 1000, acquireTime: 't', renewTime: 't', leaseTransitions: 0 });
+const signal = new AbortController().signal;
+
+describe('file lock store', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'dromedary-filestore-'));
+  });
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('creates once: a second create of the same lock conflicts', async () => {
+    const store = new FileLockStore(root);
+    const created = await store.create('lock1', record('a'), signal);
+    expect(created.version).to.equal('1');
+    await store.create('lock1', record('b'), signal).then(() => expect.fail('should conflict'), (e) => expect(e).to.be.instanceOf(LockConflictError));
+    expect((await store.get('lock1', signal))!.record.holderIdentity).to.equal('a');
+  });
+
+  it('updates by compare-and-swap: of two writers of the same version exactly one wins', async () => {
+    const a = new FileLockStore(root);
+    const b = new FileLockStore(root);
+    const v1 = await a.create('lock1', record('a'), signal);
+    const results = await Promise.allSettled([a.update('lock1', record('a'), v1.version, signal), b.update('lock1', record('b'), v1.version, signal)]);
+    expect(results.filter((r) => r.status === 'fulfilled')).to.have.length(1);
+    expect((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason).to.be.instanceOf(LockConflictError);
+  });
+
+  it('refuses a stale version, even one whose file was garbage-collected', async () => {
+    const store = new FileLockStore(root, { keepVersions: 2 });
+    let current = await store.create('lock1', record('a'), signal);
+    const stale = current.version;
+    for (let i = 0; i < 5; i += 1) current = await store.update('lock1', record('a'), current.version, signal);
+    await store.update('lock1', record('late'), stale, signal).then(() => expect.fail('should conflict'), (e) => expect(e).to.be.instanceOf(LockConflictError));
+    expect((await store.get('lock1', signal))!.record.holderIdentity).to.equal('a');
+    await waitFor(async () => (await readdir(join(root, 'lock1'))).filter((n) => n.startsWith('v')).length <= 3);
+  });
+
+  it('leaves no temporary files behind after normal writes', async () => {
+    const store = new FileLockStore(root);
+    let current = await store.create('lock1', record('a'), signal);
+    current = await store.update('lock1', record('a'), current.version, signal);
+    expect((await readdir(join(root, 'lock1'))).filter((n) => n.startsWith('.tmp'))).to.deep.equal([]);
+  });
+
+  it('keeps one leader among many electors racing on one folder, each with its own store', async () => {
+    const timings = validateTimings({ leaseDuration: 600, renewDeadline: 400, retryPeriod: 60 });
+    const electors = Array.from(
+      { length: 10 },
+      (_, i) => new Elector({ lock: 'race', memberId: `m${i}`, store: new FileLockStore(root), timings, logger: captureLogger().logger }),
+    );
+    const intervals: Array<[string, number, number]> = [];
+    const open = new Map<string, number>();
+    for (const e of electors) {
+      e.on('change', ({ isLocal }) => {
+        if (isLocal) open.set(e.memberId, performance.now());
+        else if (open.has(e.memberId)) {
+          intervals.push([e.memberId, open.get(e.memberId)!, performance.now()]);
+          open.delete(e.memberId);
+        }
+      });
+      e.start();
+    }
+    try {
+      for (let round = 0; round < 5; round += 1) {
+        const leader = await waitFor(() => electors.find((e) => e.isLeader), { timeout: 5000 });
+        expect(electors.filter((e) => e.isLeader)).to.have.length(1);
+        await leader.stop();
+        leader.start();
+      }
+    } finally {
+      await Promise.all(electors.map((e) => e.stop()));
+    }
+    intervals.sort((x, y) => x[1] - y[1]);
+    expect(intervals.length).to.be.at.least(5);
+    for (let i = 1; i < intervals.length; i += 1) expect(intervals[i]![1]).to.be.at.least(intervals[i - 1]![2]);
+  });
+});

@@ -1,0 +1,178 @@
+import { expect } from 'chai';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawnCli, type ProcessHandle } from '../support/cli-process.ts';
+import { waitFor } from '../support/wait.ts';
+
+const ROUTES = fileURLToPath(new URL('./fixtures/routes', import.meta.url));
+const LEASE = 1200;
+const RENEW = 800;
+const RETRY = 150;
+const MS = 1_000_000n;
+
+interface Entry {
+  member: string;
+  what: string;
+  at: bigint;
+}
+
+/**
+ * Real member processes on the file backend with short lease timings. Each records its guarded
+ * exchanges; the checks read those records.
+ */
+describe('clustered singleton routes across processes (file backend)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let records: string;
+  let members: Map<string, ProcessHandle>;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dromedary-members-'));
+    records = join(dir, 'records.log');
+    await writeFile(records, '');
+    members = new Map();
+  });
+
+  afterEach(async () => {
+    for (const p of members.values()) await p.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  function start(id: string): ProcessHandle {
+    const p = spawnCli(['run', ROUTES, '--cluster', 'file'], {
+      env: {
+        DROMEDARY_MEMBER_ID: id,
+        DROMEDARY_CLUSTER_ROOT: join(dir, 'locks'),
+        DROMEDARY_LEASE_DURATION: `${LEASE}ms`,
+        DROMEDARY_RENEW_DEADLINE: `${RENEW}ms`,
+        DROMEDARY_RETRY_PERIOD: `${RETRY}ms`,
+        RECORDS: records,
+      },
+    });
+    members.set(id, p);
+    return p;
+  }
+
+  async function entries(): Promise<Entry[]> {
+    const text = await readFile(records, 'utf8');
+    return text
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const [member, what, at] = line.split(' ');
+        return { member: member!, what: what!, at: BigInt(at!) };
+      })
+      .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+  }
+
+  /** The member that recorded `what` most recently, once it is recording steadily. */
+  async function currentRunner(what: string, since = 0n): Promise<string> {
+    return waitFor(
+      async () => {
+        const mine = (await entries()).filter((e) => e.what === what && e.at > since);
+        const last = mine.slice(-3);
+        return last.length === 3 && last.every((e) => e.member === last[0]!.member) ? last[0]!.member : undefined;
+      },
+      { timeout: 15_000, message: `someone to run ${what}` },
+    );
+  }
+
+  /**
+   * Never two members inside the guarded route at once. Each runner ticks every 40 ms, so a member
+   * whose consecutive records are less than 3 ticks apart was running all that time: no other
+   * member may have a record in between. A handover leaves a gap; a paused member leaves a gap.
+   */
+  function assertNeverTwoAtOnce(all: Entry[], what: string): void {
+    const list = all.filter((e) => e.what === what);
+    const byMember = new Map<string, bigint[]>();
+    for (const e of list) byMember.set(e.member, [...(byMember.get(e.member) ?? []), e.at]);
+    for (const [member, times] of byMember) {
+      for (let i = 1; i < times.length; i += 1) {
+        const [from, to] = [times[i - 1]!, times[i]!];
+        if (to - from > 120n * MS) continue;
+        const intruder = list.find((e) => e.member !== member && e.at > from && e.at < to);
+        expect(intruder, `${intruder?.member} ran ${what} while ${member} was running it`).to.equal(undefined);
+      }
+    }
+  }
+
+  const now = () => process.hrtime.bigint();
+
+  it('runs master routes on exactly one of 3 members, non-master routes on all, and locks independently', async () => {
+    for (const id of ['m1', 'm2', 'm3']) start(id);
+    const runner1 = await currentRunner('lock1');
+    const runner2 = await currentRunner('lock2');
+    await waitFor(async () => new Set((await entries()).filter((e) => e.what === 'all').map((e) => e.member)).size === 3, {
+      message: 'every member to run the non-master route',
+    });
+    const from = now();
+    await waitFor(async () => (await entries()).filter((e) => e.what === 'lock1' && e.at > from).length >= 20);
+    const all = await entries();
+    const recent = all.filter((e) => e.at > from);
+    expect(new Set(recent.filter((e) => e.what === 'lock1').map((e) => e.member))).to.deep.equal(new Set([runner1]));
+    expect(new Set(recent.filter((e) => e.what === 'lock2').map((e) => e.member))).to.deep.equal(new Set([runner2]));
+    expect(all.filter((e) => e.what === 'service-start').length).to.equal(1);
+    assertNeverTwoAtOnce(all, 'lock1');
+    assertNeverTwoAtOnce(all, 'lock2');
+    const leaderLog = members.get(runner1)!.output;
+    expect(leaderLog).to.contain(`member ${runner1} is now leader of lock1 (this member)`);
+  });
+
+  it('after SIGKILL of the leader, another member runs the route within leaseDuration + retryPeriod', async () => {
+    for (const id of ['m1', 'm2', 'm3']) start(id);
+    const victim = await currentRunner('lock1');
+    const killedAt = now();
+    members.get(victim)!.signal('SIGKILL');
+    const next = await currentRunner('lock1', killedAt);
+    expect(next).not.to.equal(victim);
+    const first = (await entries()).find((e) => e.what === 'lock1' && e.at > killedAt)!;
+    const failoverMs = Number((first.at - killedAt) / MS);
+    expect(failoverMs).to.be.below(LEASE + RETRY + 250);
+    assertNeverTwoAtOnce(await entries(), 'lock1');
+  });
+
+  it('after SIGTERM of the leader, another member takes over within 1 s because the lease was released', async () => {
+    for (const id of ['m1', 'm2', 'm3']) start(id);
+    const victim = await currentRunner('lock1');
+    const termAt = now();
+    members.get(victim)!.signal('SIGTERM');
+    expect((await members.get(victim)!.exited).code).to.equal(0);
+    const next = await currentRunner('lock1', termAt);
+    expect(next).not.to.equal(victim);
+    const first = (await entries()).find((e) => e.what === 'lock1' && e.at > termAt && e.member !== victim)!;
+    expect(Number((first.at - termAt) / MS)).to.be.below(1000);
+    assertNeverTwoAtOnce(await entries(), 'lock1');
+  });
+
+  it('a leader paused past its lease (SIGSTOP) produces no exchange after SIGCONT until it leads again', async () => {
+    for (const id of ['m1', 'm2', 'm3']) start(id);
+    const victim = await currentRunner('lock1');
+    const stoppedAt = now();
+    members.get(victim)!.signal('SIGSTOP');
+    const next = await currentRunner('lock1', stoppedAt);
+    expect(next).not.to.equal(victim);
+    const resumedAt = now();
+    members.get(victim)!.signal('SIGCONT');
+    // Let the resumed member run for several ticks and renew attempts.
+    const until = now() + 1500n * MS;
+    await waitFor(async () => (await entries()).some((e) => e.at > until), { timeout: 10_000 });
+    const afterResume = (await entries()).filter((e) => e.what === 'lock1' && e.member === victim && e.at > resumedAt);
+    expect(afterResume, `${victim} ran lock1 after resuming`).to.deep.equal([]);
+    expect(members.get(victim)!.output).to.match(/Leadership lost for lock1|no member leads lock1|member \S+ is now leader of lock1$/m);
+    assertNeverTwoAtOnce(await entries(), 'lock1');
+  });
+
+  it('moves a custom singleton service with leadership', async () => {
+    start('m1');
+    await waitFor(async () => (await entries()).some((e) => e.what === 'service-start' && e.member === 'm1'));
+    start('m2');
+    await members.get('m2')!.waitForLine(/member m1 is now leader of lock3/);
+    members.get('m1')!.signal('SIGTERM');
+    await members.get('m1')!.exited;
+    await waitFor(async () => (await entries()).some((e) => e.what === 'service-start' && e.member === 'm2'));
+    const services = (await entries()).filter((e) => e.what.startsWith('service-')).map((e) => `${e.member} ${e.what}`);
+    expect(services).to.deep.equal(['m1 service-start', 'm1 service-stop', 'm2 service-start']);
+  });
+});
