@@ -19,6 +19,8 @@ export interface RunOptions {
  */
 export async function runRoutes(options: RunOptions): Promise<number> {
   const { logger } = options;
+  // Signals are handled from the first moment, so a member stopped while still starting exits cleanly too.
+  const shutdown = shutdownOnSignals(logger);
   const files = await discoverRouteFiles(options.paths);
   if (files.length === 0) {
     throw new DromedaryError(
@@ -36,39 +38,60 @@ export async function runRoutes(options: RunOptions): Promise<number> {
     throw new DromedaryError('NO_ROUTES', `The route files in ${options.paths.join(', ')} define no routes: call from('...') in them`);
   }
   await context.addRoutes(definitions);
+  if (!shutdown.requested) {
+    try {
+      await context.start();
+    } catch (err) {
+      await context.stop().catch(() => undefined);
+      throw err;
+    }
+  }
+  return shutdown.afterSignal(() => context.stop());
+}
 
-  const stopped = new Promise<number>((resolveExit) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals | 'supervisor exit') => {
-      if (stopping && signal === 'supervisor exit') return;
-      if (stopping) {
-        logger.warn(`Received ${signal} again: exiting without waiting for in-flight exchanges`);
-        resolveExit(130);
-        return;
-      }
-      stopping = true;
-      logger.info(`Received ${signal}: shutting down`);
-      context.stop().then(
-        () => resolveExit(0),
+interface Shutdown {
+  readonly requested: boolean;
+  /** Resolves with the exit code once a signal came and `stop` finished (or a second signal forced it). */
+  afterSignal(stop: () => Promise<void>): Promise<number>;
+}
+
+/** SIGINT/SIGTERM (and, for a --replicas member, its supervisor going away) start one graceful stop; a second signal forces exit. */
+function shutdownOnSignals(logger: Logger): Shutdown {
+  let requested = false;
+  let signalled!: () => void;
+  let forced!: (code: number) => void;
+  const signal = new Promise<void>((resolve) => (signalled = resolve));
+  const force = new Promise<number>((resolve) => (forced = resolve));
+  const onSignal = (name: NodeJS.Signals | 'supervisor exit') => {
+    if (requested && name === 'supervisor exit') return;
+    if (requested) {
+      logger.warn(`Received ${name} again: exiting without waiting for in-flight exchanges`);
+      forced(130);
+      return;
+    }
+    requested = true;
+    logger.info(`Received ${name}: shutting down`);
+    signalled();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  if (process.env.DROMEDARY_REPLICA_CHILD === '1') {
+    // A member of --replicas: when the supervisor dies, even by SIGKILL, its end of stdin closes.
+    process.stdin.on('end', () => onSignal('supervisor exit')).on('error', () => onSignal('supervisor exit')).resume();
+  }
+  return {
+    get requested() {
+      return requested;
+    },
+    afterSignal(stop) {
+      const graceful = signal.then(stop).then(
+        () => 0,
         (err: unknown) => {
           logger.error(`Shutdown failed: ${err instanceof Error ? err.message : String(err)}`);
-          resolveExit(1);
+          return 1;
         },
       );
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    if (process.env.DROMEDARY_REPLICA_CHILD === '1') {
-      // A member of --replicas: when the supervisor dies, even by SIGKILL, its end of stdin closes.
-      process.stdin.on('end', () => onSignal('supervisor exit')).on('error', () => onSignal('supervisor exit')).resume();
-    }
-  });
-
-  try {
-    await context.start();
-  } catch (err) {
-    await context.stop().catch(() => undefined);
-    throw err;
-  }
-  return stopped;
+      return Promise.race([graceful, force]);
+    },
+  };
 }
