@@ -56,22 +56,8 @@ describe('Context', () => {
     await context.addRoutes((r) => r.from('nope:x').log('x'));
     const err = await context.start().then(() => undefined, (e: Error) => e);
     expect(err).to.be.instanceOf(RouteBuildError);
-    expect(err!.message).to.contain('no component found with scheme "nope"').and.to.match(/Available components: .*direct, log, timer/);
+    expect(err!.message).to.contain('no component found with scheme "nope"').and.to.match(/Available components: .*direct.*log.*master.*timer/);
     expect(context.state).to.equal('stopped');
-  });
-
-  it('rejects master: with a clear error while no cluster component is registered', async () => {
-    const context = new Context({ components: {} });
-    await context.addRoutes((r) => r.from('master:lock1:timer:clock').log('x'));
-    const names = context.schemes;
-    const err = await context.start().then(() => undefined, (e: Error) => e);
-    if (names.includes('master')) {
-      // Once the clustering component is built in, this case is covered by its own tests.
-      expect(err).to.equal(undefined);
-      await context.stop();
-    } else {
-      expect(err?.message).to.contain('no component found with scheme "master"');
-    }
   });
 
   it('fails on an unknown endpoint option with the route, the option and the valid names', async () => {
