@@ -11,6 +11,9 @@ export const HELP = `dromedary: Camel-style integration routes for Node.js, with
 
 Usage:
   dromedary run [paths...] [options]   Run the routes in the given folders or files (default: ./routes)
+  dromedary kube-api [--port n] [--namespace ns] [--kubeconfig file]
+                                       Start the Kubernetes API test server (leases, configmaps, pods)
+                                       and write a kubeconfig for it, until Ctrl-C
   dromedary --help                     Show this help
   dromedary --version                  Show the version
 
@@ -42,6 +45,9 @@ const runFlags = {
   cluster: { type: 'string' },
   'member-id': { type: 'string' },
   replicas: { type: 'string' },
+  port: { type: 'string' },
+  namespace: { type: 'string' },
+  kubeconfig: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 /** The CLI entry point; resolves with the exit code instead of calling process.exit, so tests can call it. */
@@ -64,8 +70,9 @@ export async function main(argv: readonly string[], out: NodeJS.WritableStream =
     out.write(HELP);
     return command === undefined && !values.help ? 2 : 0;
   }
+  if (command === 'kube-api') return kubeApi(values, out);
   if (command !== 'run') {
-    process.stderr.write(`dromedary: unknown command "${command}". Commands: run. Run dromedary --help for usage.\n`);
+    process.stderr.write(`dromedary: unknown command "${command}". Commands: run, kube-api. Run dromedary --help for usage.\n`);
     return 2;
   }
   let logger;
@@ -114,6 +121,23 @@ export async function main(argv: readonly string[], out: NodeJS.WritableStream =
     await flush(logger);
     return 1;
   }
+}
+
+/** `dromedary kube-api`: the Kubernetes API test server until SIGINT/SIGTERM. */
+async function kubeApi(values: { port?: string; namespace?: string; kubeconfig?: string }, out: NodeJS.WritableStream): Promise<number> {
+  const port = values.port === undefined ? 0 : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    process.stderr.write(`dromedary: --port "${values.port}" must be a port number from 0 to 65535\n`);
+    return 2;
+  }
+  const { runKubeApiCommand } = await import('../testing/kube-api/command.ts');
+  const server = await runKubeApiCommand({ port, namespace: values.namespace, kubeconfigPath: values.kubeconfig, out: (line) => out.write(`${line}\n`) });
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  await server.close();
+  return 0;
 }
 
 /** The arguments with `--flag value` and `--flag=value` removed. */

@@ -146,3 +146,27 @@ describe('dromedary run (end to end)', function () {
     });
   });
 });
+
+describe('dromedary kube-api (end to end)', function () {
+  this.timeout(30_000);
+  it('serves the Kubernetes API on the given port, writes a kubeconfig, and stops on SIGTERM', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dromedary-kubeapi-'));
+    const kubeconfig = join(dir, 'kubeconfig.yaml');
+    const p = spawnCli(['kube-api', '--port', '0', '--namespace', 'demo', '--kubeconfig', kubeconfig]);
+    try {
+      const line = await p.waitForLine(/listening on http:\/\/127\.0\.0\.1:\d+/);
+      const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(line)![1]!;
+      await p.waitForLine(/kubeconfig written to/);
+      const { readFile } = await import('node:fs/promises');
+      expect(await readFile(kubeconfig, 'utf8')).to.contain(url);
+      const response = await fetch(`${url}/apis/coordination.k8s.io/v1/namespaces/demo/leases`);
+      expect(response.status).to.equal(200);
+      expect(((await response.json()) as { kind: string }).kind).to.equal('LeaseList');
+      p.signal('SIGTERM');
+      expect((await p.exited).code).to.equal(0);
+    } finally {
+      await p.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
