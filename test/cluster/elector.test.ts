@@ -9,6 +9,7 @@ import type { LeadershipEvent } from '../../lib/cluster/cluster-service.ts';
 import type { LockRecord, LockStore } from '../../lib/cluster/election/lock-store.ts';
 import { captureLogger } from '../support/capture-logger.ts';
 import { waitFor } from '../support/wait.ts';
+import { recordLeadership } from '../support/leadership-intervals.ts';
 
 const fast = validateTimings({ leaseDuration: 400, renewDeadline: 250, retryPeriod: 50 });
 
@@ -123,18 +124,8 @@ describe('leader election core', () => {
   it('never lets two electors lead at once while many hammer one store', async () => {
     const store = new MemoryLockStore();
     const members = Array.from({ length: 8 }, (_, i) => elector(store, `m${i}`, 'race', { random: Math.random }));
-    const intervals: Array<[string, number, number]> = [];
-    const open = new Map<string, number>();
-    for (const e of members) {
-      e.on('change', ({ isLocal }) => {
-        if (isLocal) open.set(e.memberId, performance.now());
-        else if (open.has(e.memberId)) {
-          intervals.push([e.memberId, open.get(e.memberId)!, performance.now()]);
-          open.delete(e.memberId);
-        }
-      });
-      e.start();
-    }
+    const leadership = recordLeadership(members);
+    for (const e of members) e.start();
     // Churn: repeatedly stop the leader (gracefully or by making the store fail) and start it again.
     for (let round = 0; round < 6; round += 1) {
       const leader = await waitFor(() => members.find((m) => m.isLeader), { timeout: 3000 });
@@ -148,11 +139,7 @@ describe('leader election core', () => {
         store.fail(3);
       }
     }
-    for (const [id, start] of open) intervals.push([id, start, performance.now()]);
-    intervals.sort((x, y) => x[1] - y[1]);
-    for (let i = 1; i < intervals.length; i += 1) {
-      expect(intervals[i]![1], `${intervals[i - 1]![0]} and ${intervals[i]![0]} overlap`).to.be.at.least(intervals[i - 1]![2]);
-    }
+    leadership.assertNoOverlap(3);
   });
 
   describe('cluster service and views', () => {

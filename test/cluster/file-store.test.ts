@@ -8,6 +8,7 @@ import { Elector } from '../../lib/cluster/election/elector.ts';
 import { validateTimings } from '../../lib/cluster/election/timings.ts';
 import { captureLogger } from '../support/capture-logger.ts';
 import { waitFor } from '../support/wait.ts';
+import { recordLeadership } from '../support/leadership-intervals.ts';
 
 const record = (holder: string): LockRecord => ({ holderIdentity: holder, leaseDurationMs: 1000, acquireTime: 't', renewTime: 't', leaseTransitions: 0 });
 const signal = new AbortController().signal;
@@ -61,18 +62,8 @@ describe('file lock store', () => {
       { length: 10 },
       (_, i) => new Elector({ lock: 'race', memberId: `m${i}`, store: new FileLockStore(root), timings, logger: captureLogger().logger }),
     );
-    const intervals: Array<[string, number, number]> = [];
-    const open = new Map<string, number>();
-    for (const e of electors) {
-      e.on('change', ({ isLocal }) => {
-        if (isLocal) open.set(e.memberId, performance.now());
-        else if (open.has(e.memberId)) {
-          intervals.push([e.memberId, open.get(e.memberId)!, performance.now()]);
-          open.delete(e.memberId);
-        }
-      });
-      e.start();
-    }
+    const leadership = recordLeadership(electors);
+    for (const e of electors) e.start();
     try {
       for (let round = 0; round < 5; round += 1) {
         const leader = await waitFor(() => electors.find((e) => e.isLeader), { timeout: 5000 });
@@ -83,8 +74,6 @@ describe('file lock store', () => {
     } finally {
       await Promise.all(electors.map((e) => e.stop()));
     }
-    intervals.sort((x, y) => x[1] - y[1]);
-    expect(intervals.length).to.be.at.least(5);
-    for (let i = 1; i < intervals.length; i += 1) expect(intervals[i]![1]).to.be.at.least(intervals[i - 1]![2]);
+    leadership.assertNoOverlap(5);
   });
 });
