@@ -1,0 +1,139 @@
+import { LockConflictError, type LockRecord, type LockStore, type VersionedRecord } from '../election/lock-store.ts';
+import type { Logger } from '../../logging/logger.ts';
+import { forbiddenDetail, KubernetesForbiddenError, statusOf, withSignal, type K8s } from './client.ts';
+import { LeaseWatch } from './lease-watch.ts';
+
+type KubeConfig = InstanceType<K8s['KubeConfig']>;
+type CoordinationApi = InstanceType<K8s['CoordinationV1Api']>;
+type Lease = import('@kubernetes/client-node').V1Lease;
+
+export interface LeaseStoreOptions {
+  namespace: string;
+  /** Lease names are `<prefix>-<lock>`, made a valid DNS-1123 name. */
+  prefix: string;
+  /** Labels put on every Lease and used to select them in the shared watch. */
+  labels: Record<string, string>;
+  logger: Logger;
+}
+
+/** `leaders` + `Lock_1` → `leaders-lock-1`: lower case, [a-z0-9.-], at most 253 characters, alphanumeric at both ends. */
+export function leaseName(prefix: string, lock: string): string {
+  const name = `${prefix}-${lock}`
+    .toLowerCase()
+    .replace(/[^a-z0-9.-]+/g, '-')
+    .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '');
+  return name.slice(0, 253).replace(/[^a-z0-9]+$/, '') || 'dromedary-lock';
+}
+
+/**
+ * Lock records as coordination.k8s.io/v1 Leases, one per lock, with client-go's field semantics:
+ * MicroTime times with six fractional digits, leaseTransitions counting takeovers, and updates that
+ * carry the resourceVersion read, so a lost race is a 409. One shared watch on the app's Leases
+ * tells every lock's elector about changes at once.
+ */
+export class LeaseLockStore implements LockStore {
+  readonly #k8s: K8s;
+  readonly #api: CoordinationApi;
+  readonly #options: LeaseStoreOptions;
+  readonly #watch: LeaseWatch;
+  readonly #names = new Map<string, string>();
+
+  constructor(k8s: K8s, kc: KubeConfig, options: LeaseStoreOptions) {
+    this.#k8s = k8s;
+    this.#api = kc.makeApiClient(k8s.CoordinationV1Api);
+    this.#options = options;
+    this.#watch = new LeaseWatch(k8s, kc, options.namespace, options.labels, options.logger);
+  }
+
+  #name(lock: string): string {
+    let name = this.#names.get(lock);
+    if (!name) {
+      name = leaseName(this.#options.prefix, lock);
+      this.#names.set(lock, name);
+    }
+    return name;
+  }
+
+  async get(lock: string, signal: AbortSignal): Promise<VersionedRecord | undefined> {
+    try {
+      const lease = await this.#api.readNamespacedLease({ name: this.#name(lock), namespace: this.#options.namespace }, withSignal(signal));
+      return this.#toVersioned(lease);
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw this.#explain(err, 'get', lock);
+    }
+  }
+
+  async create(lock: string, record: LockRecord, signal: AbortSignal): Promise<VersionedRecord> {
+    try {
+      const body = this.#toLease(lock, record);
+      return this.#toVersioned(await this.#api.createNamespacedLease({ namespace: this.#options.namespace, body }, withSignal(signal)));
+    } catch (err) {
+      if (statusOf(err) === 409) throw new LockConflictError(lock, 'the Lease already exists');
+      throw this.#explain(err, 'create', lock);
+    }
+  }
+
+  async update(lock: string, record: LockRecord, expectedVersion: string, signal: AbortSignal): Promise<VersionedRecord> {
+    try {
+      const body = this.#toLease(lock, record, expectedVersion);
+      const lease = await this.#api.replaceNamespacedLease({ name: this.#name(lock), namespace: this.#options.namespace, body }, withSignal(signal));
+      return this.#toVersioned(lease);
+    } catch (err) {
+      if (statusOf(err) === 409) throw new LockConflictError(lock, 'the Lease changed since it was read (409 Conflict)');
+      throw this.#explain(err, 'update', lock);
+    }
+  }
+
+  watch(lock: string, onChange: (version?: string) => void): () => void {
+    return this.#watch.subscribe(this.#name(lock), onChange);
+  }
+
+  async close(): Promise<void> {
+    this.#watch.close();
+  }
+
+  #toLease(lock: string, record: LockRecord, resourceVersion?: string): Lease {
+    const micro = (iso: string) => {
+      const time = new this.#k8s.V1MicroTime(iso);
+      return time;
+    };
+    return {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: this.#name(lock), namespace: this.#options.namespace, labels: this.#options.labels, ...(resourceVersion ? { resourceVersion } : {}) },
+      spec: {
+        holderIdentity: record.holderIdentity,
+        leaseDurationSeconds: Math.max(1, Math.ceil(record.leaseDurationMs / 1000)),
+        acquireTime: micro(record.acquireTime),
+        renewTime: micro(record.renewTime),
+        leaseTransitions: record.leaseTransitions,
+      },
+    };
+  }
+
+  #toVersioned(lease: Lease): VersionedRecord {
+    const spec = lease.spec ?? {};
+    const text = (t: unknown) => (t === undefined || t === null ? '' : t instanceof Date ? t.toISOString() : String(t));
+    return {
+      version: String(lease.metadata?.resourceVersion ?? ''),
+      record: {
+        holderIdentity: spec.holderIdentity ?? '',
+        leaseDurationMs: (spec.leaseDurationSeconds ?? 0) * 1000,
+        acquireTime: text(spec.acquireTime),
+        renewTime: text(spec.renewTime),
+        leaseTransitions: spec.leaseTransitions ?? 0,
+      },
+    };
+  }
+
+  #explain(err: unknown, verb: string, lock: string): Error {
+    if (statusOf(err) === 403) {
+      const error = new KubernetesForbiddenError(verb, 'leases.coordination.k8s.io', this.#options.namespace, forbiddenDetail(err));
+      this.#options.logger.error(error.message, { lock });
+      return error;
+    }
+    const status = statusOf(err);
+    return new Error(`${verb} Lease ${this.#name(lock)} failed${status ? ` with HTTP ${status}` : ''}: ${(err as Error)?.message?.split('\n')[0] ?? String(err)}`);
+  }
+}

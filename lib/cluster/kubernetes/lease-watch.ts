@@ -1,0 +1,108 @@
+import type { Logger } from '../../logging/logger.ts';
+import type { K8s } from './client.ts';
+
+type KubeConfig = InstanceType<K8s['KubeConfig']>;
+
+/**
+ * One watch stream on the app's Leases in the namespace, shared by every lock: each change is
+ * passed, with its resourceVersion, to the electors of that Lease. The watch only makes followers
+ * react sooner; correctness never depends on it (electors still read and write through the API),
+ * so a broken stream is simply reopened with backoff, from scratch after 410 Expired.
+ */
+export class LeaseWatch {
+  readonly #k8s: K8s;
+  readonly #kc: KubeConfig;
+  readonly #path: string;
+  readonly #labelSelector: string;
+  readonly #logger: Logger;
+  readonly #subscribers = new Map<string, Set<(version?: string) => void>>();
+  #controller: AbortController | undefined;
+  #resourceVersion: string | undefined;
+  #retry: NodeJS.Timeout | undefined;
+  #backoff = 250;
+  #running = false;
+  #closed = false;
+
+  constructor(k8s: K8s, kc: KubeConfig, namespace: string, labels: Record<string, string>, logger: Logger) {
+    this.#k8s = k8s;
+    this.#kc = kc;
+    this.#path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
+    this.#labelSelector = Object.entries(labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
+    this.#logger = logger;
+  }
+
+  subscribe(name: string, onChange: (version?: string) => void): () => void {
+    const set = this.#subscribers.get(name) ?? new Set();
+    this.#subscribers.set(name, set);
+    set.add(onChange);
+    if (!this.#running && !this.#closed) void this.#open();
+    return () => {
+      set.delete(onChange);
+      if (set.size === 0) this.#subscribers.delete(name);
+      if (this.#subscribers.size === 0) this.#stop();
+    };
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#stop();
+  }
+
+  #stop(): void {
+    this.#running = false;
+    if (this.#retry) clearTimeout(this.#retry);
+    this.#retry = undefined;
+    this.#controller?.abort();
+    this.#controller = undefined;
+  }
+
+  async #open(): Promise<void> {
+    if (this.#closed || this.#subscribers.size === 0) return;
+    this.#running = true;
+    const query: Record<string, string | boolean> = { allowWatchBookmarks: true };
+    if (this.#labelSelector) query.labelSelector = this.#labelSelector;
+    if (this.#resourceVersion) query.resourceVersion = this.#resourceVersion;
+    try {
+      const controller = await new this.#k8s.Watch(this.#kc).watch(
+        this.#path,
+        query,
+        (type, object: { metadata?: { name?: string; resourceVersion?: string }; code?: number }) => {
+          if (type === 'ERROR') {
+            // 410 Expired: the version is too old to resume from; start over with a fresh stream.
+            if (object.code === 410) this.#resourceVersion = undefined;
+            this.#controller?.abort();
+            return;
+          }
+          const version = object.metadata?.resourceVersion;
+          if (version) this.#resourceVersion = version;
+          this.#backoff = 250;
+          if (type === 'BOOKMARK') return;
+          const name = object.metadata?.name;
+          for (const notify of (name && this.#subscribers.get(name)) || []) notify(version);
+        },
+        (err: unknown) => this.#reopen(err),
+      );
+      if (!this.#running) controller.abort();
+      else this.#controller = controller;
+    } catch (err) {
+      this.#reopen(err);
+    }
+  }
+
+  #reopen(err: unknown): void {
+    this.#controller = undefined;
+    if (!this.#running || this.#closed) return;
+    if ((err as { statusCode?: number })?.statusCode === 410) this.#resourceVersion = undefined;
+    if (err && (err as Error).name !== 'AbortError') {
+      this.#logger.debug(`Lease watch ended (${(err as Error).message ?? String(err)}); reopening in ${this.#backoff}ms`);
+    }
+    const wait = this.#backoff;
+    this.#backoff = Math.min(this.#backoff * 2, 30_000);
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      void this.#open();
+    }, wait);
+  }
+}

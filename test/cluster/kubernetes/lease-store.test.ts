@@ -1,0 +1,177 @@
+import { expect } from 'chai';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startKubeApiServer, type KubeApiServer } from '../../../lib/testing/index.ts';
+import { LeaseLockStore, leaseName } from '../../../lib/cluster/kubernetes/lease-store.ts';
+import { loadClientNode, loadKubeConfig } from '../../../lib/cluster/kubernetes/client.ts';
+import { createKubernetesClusterService, parseClusterLabels } from '../../../lib/cluster/kubernetes/index.ts';
+import { resolveClusterConfig } from '../../../lib/cluster/config.ts';
+import { LockConflictError, microTime, type LockRecord } from '../../../lib/cluster/election/lock-store.ts';
+import type { ClusterService } from '../../../lib/cluster/cluster-service.ts';
+import { captureLogger } from '../../support/capture-logger.ts';
+import { waitFor } from '../../support/wait.ts';
+
+const signal = () => AbortSignal.timeout(5000);
+const record = (holder: string, transitions = 0): LockRecord => ({
+  holderIdentity: holder,
+  leaseDurationMs: 15_000,
+  acquireTime: microTime(),
+  renewTime: microTime(),
+  leaseTransitions: transitions,
+});
+
+describe('kubernetes backend: Lease lock store (real client-node against the API test server)', function () {
+  this.timeout(30_000);
+  let server: KubeApiServer;
+  let dir: string;
+
+  before(async () => {
+    server = await startKubeApiServer({
+      namespace: 'apps',
+      tokens: {
+        alpha: {},
+        beta: {},
+        gamma: {},
+        readonly: { rules: [{ verbs: ['get', 'list', 'watch'], resources: ['leases'], apiGroups: ['coordination.k8s.io'] }] },
+      },
+    });
+    dir = await mkdtemp(join(tmpdir(), 'dromedary-k8s-'));
+  });
+
+  after(async () => {
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function kubeconfigFor(token: string): Promise<string> {
+    const path = join(dir, `${token}.yaml`);
+    await writeFile(path, server.kubeconfig({ token, namespace: 'apps' }));
+    return path;
+  }
+
+  async function store(token: string) {
+    const k8s = await loadClientNode();
+    const kc = loadKubeConfig(k8s, { KUBECONFIG: await kubeconfigFor(token) });
+    const capture = captureLogger();
+    return { store: new LeaseLockStore(k8s, kc, { namespace: 'apps', prefix: 'orders', labels: { provider: 'dromedary', app: 'orders' }, logger: capture.logger }), ...capture };
+  }
+
+  it('makes lock names valid DNS-1123 Lease names', () => {
+    expect(leaseName('dromedary', 'lock1')).to.equal('dromedary-lock1');
+    expect(leaseName('Orders', 'My_Lock/2')).to.equal('orders-my-lock-2');
+    expect(leaseName('x', '--')).to.equal('x');
+  });
+
+  it('parses cluster labels and refuses malformed ones', () => {
+    expect(parseClusterLabels('app=x, group=y')).to.deep.equal({ app: 'x', group: 'y' });
+    expect(() => parseClusterLabels('app')).to.throw(/not key=value/);
+  });
+
+  it('creates, reads and replaces a Lease with client-go semantics', async () => {
+    const { store: s } = await store('alpha');
+    expect(await s.get('create-read', signal())).to.equal(undefined);
+    const created = await s.create('create-read', record('pod-a'), signal());
+    const lease = server.getLease('orders-create-read', 'apps')!;
+    expect(lease.metadata.labels).to.deep.equal({ provider: 'dromedary', app: 'orders' });
+    const spec = lease.spec as Record<string, unknown>;
+    expect(spec.holderIdentity).to.equal('pod-a');
+    expect(spec.leaseDurationSeconds).to.equal(15);
+    expect(spec.renewTime).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    expect(spec.acquireTime).to.match(/\.\d{6}Z$/);
+    const read = (await s.get('create-read', signal()))!;
+    expect(read.version).to.equal(created.version);
+    expect(read.record.holderIdentity).to.equal('pod-a');
+    expect(read.record.leaseDurationMs).to.equal(15_000);
+    const updated = await s.update('create-read', record('pod-b', 1), read.version, signal());
+    expect(updated.version).not.to.equal(read.version);
+    expect((server.getLease('orders-create-read', 'apps')!.spec as Record<string, unknown>).leaseTransitions).to.equal(1);
+  });
+
+  it('turns 409s into lost races: a second create, and an update with a stale resourceVersion', async () => {
+    const { store: a } = await store('alpha');
+    const { store: b } = await store('beta');
+    const first = await a.create('race', record('pod-a'), signal());
+    await b.create('race', record('pod-b'), signal()).then(() => expect.fail('should conflict'), (e) => expect(e).to.be.instanceOf(LockConflictError));
+    await a.update('race', record('pod-a'), first.version, signal());
+    await b.update('race', record('pod-b'), first.version, signal()).then(() => expect.fail('should conflict'), (e) => expect(e).to.be.instanceOf(LockConflictError));
+  });
+
+  it('explains a 403: the verb, the resource, the namespace and where the Role is', async () => {
+    const { store: s, lines } = await store('readonly');
+    const err = await s.create('forbidden', record('pod-a'), signal()).then(() => undefined, (e: Error) => e);
+    expect(err?.message).to.contain('Kubernetes refused to create leases.coordination.k8s.io in namespace apps (403 Forbidden');
+    expect(err?.message).to.contain('examples/kubernetes/');
+    expect(lines.some((l) => l.level === 'error' && l.message.includes('403'))).to.equal(true);
+  });
+
+  it('times requests out instead of hanging on an API server that never answers', async () => {
+    const { store: s } = await store('gamma');
+    server.faults('gamma').blackhole();
+    try {
+      const t0 = performance.now();
+      const err = await s.get('blackholed', AbortSignal.timeout(300)).then(() => undefined, (e: Error) => e);
+      expect(err).to.be.instanceOf(Error);
+      expect(performance.now() - t0).to.be.below(3000);
+    } finally {
+      server.faults('gamma').clear();
+    }
+  });
+
+  describe('cluster service', () => {
+    const services: ClusterService[] = [];
+    afterEach(async () => {
+      for (const s of services.splice(0)) await s.stop();
+      for (const t of ['alpha', 'beta', 'gamma']) server.faults(t).clear();
+    });
+
+    async function member(token: string) {
+      const config = resolveClusterConfig({
+        flags: { cluster: 'kubernetes', memberId: `pod-${token}`, timings: { leaseDuration: 1200, renewDeadline: 800, retryPeriod: 150 } },
+        env: { KUBECONFIG: await kubeconfigFor(token), DROMEDARY_CLUSTER_LABELS: 'app=svc', DROMEDARY_K8S_LEASE_PREFIX: 'svc' },
+        appKey: 'test',
+      });
+      const capture = captureLogger();
+      const service = await createKubernetesClusterService(config, capture.logger);
+      services.push(service);
+      await service.start();
+      return { service, view: service.view('lock1'), ...capture };
+    }
+
+    it('elects one member, and a member cut off from the API server steps down before another takes over', async () => {
+      const members = [await member('alpha'), await member('beta'), await member('gamma')];
+      const leader = await waitFor(() => members.find((m) => m.view.isLeader), { timeout: 5000 });
+      expect(members.filter((m) => m.view.isLeader)).to.have.length(1);
+      await waitFor(() => members.every((m) => m.view.leader === leader.service.memberId));
+      const token = leader.service.memberId.replace('pod-', '');
+      server.faults(token).blackhole();
+      const next = await waitFor(() => members.find((m) => m !== leader && m.view.isLeader), { timeout: 5000 });
+      expect(leader.view.isLeader, 'the cut-off leader still believes it leads').to.equal(false);
+      expect(next).not.to.equal(leader);
+      expect(leader.messages().join('\n')).to.contain('stepping down');
+      const lease = server.getLease('svc-lock1', 'apps')!;
+      expect((lease.spec as Record<string, unknown>).leaseTransitions).to.equal(1);
+      expect(lease.metadata.labels).to.include({ app: 'svc', provider: 'dromedary' });
+    });
+
+    it('hands over at once when the leader stops gracefully (the Lease is released)', async () => {
+      const a = await member('alpha');
+      await waitFor(() => a.view.isLeader, { timeout: 5000 });
+      const b = await member('beta');
+      await waitFor(() => b.view.leader === 'pod-alpha');
+      const t0 = performance.now();
+      await a.service.stop();
+      await waitFor(() => b.view.isLeader, { timeout: 2000 });
+      expect(performance.now() - t0).to.be.below(1000);
+    });
+
+    it('keeps a single leader across an API server restart', async () => {
+      const a = await member('alpha');
+      const b = await member('beta');
+      await waitFor(() => a.view.isLeader || b.view.isLeader, { timeout: 5000 });
+      await server.restart();
+      await waitFor(() => (a.view.isLeader ? 1 : 0) + (b.view.isLeader ? 1 : 0) === 1, { timeout: 5000 });
+      expect(a.view.isLeader && b.view.isLeader).to.equal(false);
+    });
+  });
+});
