@@ -1,14 +1,14 @@
 import { expect } from 'chai';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnCli, type ProcessHandle } from '../support/cli-process.ts';
 import { waitFor } from '../support/wait.ts';
+import { startKubeApiServer, type KubeApiServer } from '../../lib/testing/index.ts';
 
 const ROUTES = fileURLToPath(new URL('./fixtures/routes', import.meta.url));
-const LEASE = 1200;
-const RENEW = 800;
 const RETRY = 150;
 const MS = 1_000_000n;
 
@@ -19,18 +19,34 @@ interface Entry {
 }
 
 /**
- * Real member processes on the file backend with short lease timings. Each records its guarded
- * exchanges; the checks read those records.
+ * Real member processes with short lease timings, on each backend: the file-lock folder, and
+ * Kubernetes Leases on the API test server (each member with its own token and kubeconfig). Each
+ * member records its guarded exchanges; the checks read those records.
  */
-describe('clustered singleton routes across processes (file backend)', function () {
+for (const backend of ['file', 'kubernetes'] as const) describe(`clustered singleton routes across processes (${backend} backend)`, function () {
   this.timeout(60_000);
+  // A Lease stores its duration in whole seconds, so the kubernetes members use a whole-second lease.
+  const LEASE = backend === 'kubernetes' ? 2000 : 1200;
+  const RENEW = backend === 'kubernetes' ? 1300 : 800;
   let dir: string;
   let records: string;
   let members: Map<string, ProcessHandle>;
+  let server: KubeApiServer | undefined;
+  // Each test's members share fresh Lease names, so tests do not inherit each other's holders.
+  let leasePrefix: string;
+
+  before(async () => {
+    if (backend === 'kubernetes') server = await startKubeApiServer({ namespace: 'members', tokens: Object.fromEntries(['m1', 'm2', 'm3'].map((t) => [t, {}])) });
+  });
+
+  after(async () => {
+    await server?.close();
+  });
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dromedary-members-'));
     records = join(dir, 'records.log');
+    leasePrefix = `t${Date.now().toString(36)}`;
     await writeFile(records, '');
     members = new Map();
   });
@@ -41,10 +57,14 @@ describe('clustered singleton routes across processes (file backend)', function 
   });
 
   function start(id: string): ProcessHandle {
-    const p = spawnCli(['run', ROUTES, '--cluster', 'file'], {
+    const kubeconfig = join(dir, `${id}.kubeconfig`);
+    if (server) writeFileSync(kubeconfig, server.kubeconfig({ token: id, namespace: 'members' }));
+    const p = spawnCli(['run', ROUTES, '--cluster', backend], {
       env: {
         DROMEDARY_MEMBER_ID: id,
         DROMEDARY_CLUSTER_ROOT: join(dir, 'locks'),
+        KUBECONFIG: server ? kubeconfig : undefined,
+        DROMEDARY_K8S_LEASE_PREFIX: server ? leasePrefix : undefined,
         DROMEDARY_LEASE_DURATION: `${LEASE}ms`,
         DROMEDARY_RENEW_DEADLINE: `${RENEW}ms`,
         DROMEDARY_RETRY_PERIOD: `${RETRY}ms`,
