@@ -25,6 +25,8 @@ Options for run:
                               kubernetes inside a pod, else file locks under the OS temp folder)
   --member-id <id>            This member's id (env DROMEDARY_MEMBER_ID; default pod name or host name plus pid)
   --replicas <n>              Run n member processes on this machine, like n pods; lines are prefixed by member id
+  --health-port <n>           Serve /healthz, /readyz and /leadership on this port (env DROMEDARY_HEALTH_PORT;
+                              host DROMEDARY_HEALTH_HOST, default 127.0.0.1; use 0.0.0.0 in a pod)
 
 Cluster environment: DROMEDARY_CLUSTER_ROOT (file backend folder), DROMEDARY_LEASE_DURATION (15s),
 DROMEDARY_RENEW_DEADLINE (10s), DROMEDARY_RETRY_PERIOD (2s).
@@ -46,6 +48,7 @@ const runFlags = {
   'member-id': { type: 'string' },
   replicas: { type: 'string' },
   port: { type: 'string' },
+  'health-port': { type: 'string' },
   namespace: { type: 'string' },
   kubeconfig: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
@@ -106,7 +109,14 @@ export async function main(argv: readonly string[], out: NodeJS.WritableStream =
       await flush(logger);
       return code;
     }
+    const healthText = values['health-port'] ?? process.env.DROMEDARY_HEALTH_PORT;
+    const healthPort = healthText === undefined || healthText === '' ? undefined : Number(healthText);
+    if (healthPort !== undefined && (!Number.isInteger(healthPort) || healthPort < 0 || healthPort > 65535)) {
+      throw new DromedaryError('CLI_OPTION', `--health-port "${healthText}" must be a port number from 0 to 65535`);
+    }
     const code = await runRoutes({
+      healthPort,
+      healthHost: process.env.DROMEDARY_HEALTH_HOST,
       paths: rest.length > 0 ? rest : ['routes'],
       logger,
       shutdownTimeout,

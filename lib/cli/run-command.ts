@@ -11,6 +11,9 @@ export interface RunOptions {
   logger: Logger;
   shutdownTimeout?: number;
   cluster?: ClusterFlags;
+  /** Serve /healthz, /readyz and /leadership on this port (0: any free port). */
+  healthPort?: number;
+  healthHost?: string;
 }
 
 /**
@@ -38,15 +41,24 @@ export async function runRoutes(options: RunOptions): Promise<number> {
     throw new DromedaryError('NO_ROUTES', `The route files in ${options.paths.join(', ')} define no routes: call from('...') in them`);
   }
   await context.addRoutes(definitions);
+  const health =
+    options.healthPort === undefined
+      ? undefined
+      : await (await import('../health/health-server.ts')).startHealthServer({ context, cluster, port: options.healthPort, host: options.healthHost });
+  if (health) logger.info(`Health endpoints on ${health.url}/healthz, /readyz and /leadership`);
   if (!shutdown.requested) {
     try {
       await context.start();
     } catch (err) {
       await context.stop().catch(() => undefined);
+      await health?.close();
       throw err;
     }
   }
-  return shutdown.afterSignal(() => context.stop());
+  return shutdown.afterSignal(async () => {
+    await context.stop();
+    await health?.close();
+  });
 }
 
 interface Shutdown {

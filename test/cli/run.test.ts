@@ -21,7 +21,7 @@ describe('dromedary run (end to end)', function () {
   });
 
   function run(args: string[], env?: Record<string, string>) {
-    const p = spawnCli(args, { cwd: dir, env });
+    const p = spawnCli(args, { cwd: dir, env: { DROMEDARY_CLUSTER_ROOT: join(dir, '.locks'), ...env } });
     processes.push(p);
     return p;
   }
@@ -162,6 +162,36 @@ describe('dromedary kube-api (end to end)', function () {
       const response = await fetch(`${url}/apis/coordination.k8s.io/v1/namespaces/demo/leases`);
       expect(response.status).to.equal(200);
       expect(((await response.json()) as { kind: string }).kind).to.equal('LeaseList');
+      p.signal('SIGTERM');
+      expect((await p.exited).code).to.equal(0);
+    } finally {
+      await p.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('dromedary run --health-port (end to end)', function () {
+  this.timeout(30_000);
+  it('serves liveness, readiness and leadership while running, on 127.0.0.1', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dromedary-health-'));
+    await writeFile(join(dir, 'package.json'), '{"type":"module"}\n');
+    await mkdir(join(dir, 'routes'));
+    await writeFile(join(dir, 'routes', 'r.ts'), "import { from } from 'dromedary';\nfrom('master:lock1:timer:t?period=50&delay=0').routeId('guarded').log('tick');\n");
+    const p = spawnCli(['run', '--health-port', '0', '--member-id', 'h1'], { cwd: dir, env: { DROMEDARY_CLUSTER_ROOT: join(dir, 'locks') } });
+    try {
+      const line = await p.waitForLine(/Health endpoints on http:\/\/127\.0\.0\.1:\d+/);
+      const base = /(http:\/\/127\.0\.0\.1:\d+)/.exec(line)![1]!;
+      await p.waitForLine(/\[guarded\] tick/);
+      const health = await fetch(`${base}/healthz`);
+      expect(health.status).to.equal(200);
+      const ready = (await (await fetch(`${base}/readyz`)).json()) as { status: string; routes: Array<{ id: string }> };
+      expect(ready.status).to.equal('UP');
+      expect(ready.routes.map((r) => r.id)).to.deep.equal(['guarded']);
+      const leadership = (await (await fetch(`${base}/leadership`)).json()) as { member: string; locks: Array<{ lock: string; leader: string; isLeader: boolean }> };
+      expect(leadership.member).to.equal('h1');
+      expect(leadership.locks).to.deep.include({ lock: 'lock1', leader: 'h1', isLeader: true, members: ['h1'] });
+      expect((await fetch(`${base}/nope`)).status).to.equal(404);
       p.signal('SIGTERM');
       expect((await p.exited).code).to.equal(0);
     } finally {
