@@ -36,7 +36,7 @@ for (const backend of ['file', 'kubernetes'] as const) describe(`clustered singl
   let leasePrefix: string;
 
   before(async () => {
-    if (backend === 'kubernetes') server = await startKubeApiServer({ namespace: 'members', tokens: Object.fromEntries(['m1', 'm2', 'm3'].map((t) => [t, {}])) });
+    if (backend === 'kubernetes') server = await startKubeApiServer({ namespace: 'members', tokens: Object.fromEntries(['m1', 'm2', 'm3', 'm4', 'm5', 'm6'].map((t) => [t, {}])) });
   });
 
   after(async () => {
@@ -181,6 +181,22 @@ for (const backend of ['file', 'kubernetes'] as const) describe(`clustered singl
     const afterResume = (await entries()).filter((e) => e.what === 'lock1' && e.member === victim && e.at > resumedAt);
     expect(afterResume, `${victim} ran lock1 after resuming`).to.deep.equal([]);
     expect(members.get(victim)!.output).to.match(/Leadership lost for lock1|no member leads lock1|member \S+ is now leader of lock1$/m);
+    assertNeverTwoAtOnce(await entries(), 'lock1');
+  });
+
+  it('survives a rolling replacement of every member, one at a time, with a runner after each step', async () => {
+    for (const id of ['m1', 'm2', 'm3']) start(id);
+    await currentRunner('lock1');
+    for (const [old, fresh] of [['m1', 'm4'], ['m2', 'm5'], ['m3', 'm6']] as const) {
+      start(fresh);
+      await members.get(fresh)!.waitForLine(/started \d+ route/);
+      const stoppedAt = now();
+      members.get(old)!.signal('SIGTERM');
+      expect((await members.get(old)!.exited).code).to.equal(0);
+      await currentRunner('lock1', stoppedAt);
+    }
+    const last = await currentRunner('lock1', now());
+    expect(['m4', 'm5', 'm6']).to.include(last);
     assertNeverTwoAtOnce(await entries(), 'lock1');
   });
 

@@ -165,6 +165,40 @@ describe('kubernetes backend: Lease lock store (real client-node against the API
       expect(performance.now() - t0).to.be.below(1000);
     });
 
+    /** Records each member's leading intervals from its view's events, and checks that none overlap. */
+    function intervals(members: Array<{ service: ClusterService; view: ReturnType<ClusterService['view']> }>) {
+      const closed: Array<[string, number, number]> = [];
+      const open = new Map<string, number>();
+      for (const m of members) {
+        m.view.on('leadership', ({ isLocal }) => {
+          const id = m.service.memberId;
+          if (isLocal && !open.has(id)) open.set(id, performance.now());
+          if (!isLocal && open.has(id)) {
+            closed.push([id, open.get(id)!, performance.now()]);
+            open.delete(id);
+          }
+        });
+      }
+      return () => {
+        const all = [...closed, ...[...open].map(([id, t]) => [id, t, performance.now()] as [string, number, number])].sort((a, b) => a[1] - b[1]);
+        for (let i = 1; i < all.length; i += 1) expect(all[i]![1], `${all[i - 1]![0]} and ${all[i]![0]} led at once`).to.be.at.least(all[i - 1]![2]);
+        return all.length;
+      };
+    }
+
+    it('keeps at most one leader through 5xx bursts and slow responses, and a leader once they end', async () => {
+      const members = [await member('alpha'), await member('beta'), await member('gamma')];
+      const check = intervals(members);
+      await waitFor(() => members.some((m) => m.view.isLeader), { timeout: 5000 });
+      const failedBefore = server.requests().filter((r) => r.fault === 'fail').length;
+      for (const token of ['alpha', 'beta', 'gamma']) server.faults(token).failRate(0.5, 503).latency(100);
+      // The burst lasts until the members have met 30 failed requests between them.
+      await waitFor(() => server.requests().filter((r) => r.fault === 'fail').length >= failedBefore + 30, { timeout: 15_000 });
+      for (const token of ['alpha', 'beta', 'gamma']) server.faults(token).clear();
+      await waitFor(() => members.filter((m) => m.view.isLeader).length === 1, { timeout: 5000 });
+      expect(check()).to.be.at.least(1);
+    });
+
     it('keeps a single leader across an API server restart', async () => {
       const a = await member('alpha');
       const b = await member('beta');
