@@ -5,6 +5,8 @@ import type { ClusterService } from '../cluster-service.ts';
 import { ElectorClusterService } from '../elector-cluster-service.ts';
 import { loadClientNode, loadKubeConfig, resolveNamespace } from './client.ts';
 import { LeaseLockStore } from './lease-store.ts';
+import { ConfigMapLockStore } from './configmap-store.ts';
+import { PodMembers } from './pod-members.ts';
 
 /** `app=x,group=y` → { app: 'x', group: 'y' }. */
 export function parseClusterLabels(text: string | undefined): Record<string, string> {
@@ -19,19 +21,44 @@ export function parseClusterLabels(text: string | undefined): Record<string, str
 }
 
 /**
- * The kubernetes backend. Lease mode (the default): one coordination.k8s.io/v1 Lease per lock.
- * @kubernetes/client-node is loaded here, and this module only when the backend is chosen.
+ * The kubernetes backend. @kubernetes/client-node is loaded here, and this module only when the
+ * backend is chosen. `DROMEDARY_K8S_LOCK=lease` (default): one coordination.k8s.io/v1 Lease per lock.
+ * `configmap`: the seed's protocol, one ConfigMap of `leader.pod.<lock>` keys and Running+Ready pods
+ * matching the cluster labels as the members.
  */
 export async function createKubernetesClusterService(config: ClusterConfig, logger: Logger): Promise<ClusterService> {
   const env = config.env;
   const mode = (env.DROMEDARY_K8S_LOCK ?? 'lease').toLowerCase();
-  if (mode !== 'lease') {
-    throw new ConfigurationError(`DROMEDARY_K8S_LOCK="${mode}" is not available in this build: use lease`);
+  if (mode !== 'lease' && mode !== 'configmap') {
+    throw new ConfigurationError(`DROMEDARY_K8S_LOCK="${mode}" is not a lock type: use lease or configmap`);
   }
   const k8s = await loadClientNode();
   const kc = loadKubeConfig(k8s, env);
   const namespace = resolveNamespace(kc, env);
-  const labels = { provider: 'dromedary', ...parseClusterLabels(env.DROMEDARY_CLUSTER_LABELS) };
+  const clusterLabels = parseClusterLabels(env.DROMEDARY_CLUSTER_LABELS);
+  if (mode === 'configmap') {
+    const members = new PodMembers(k8s, kc, namespace, clusterLabels, logger);
+    const name = env.DROMEDARY_K8S_CONFIGMAP || 'leaders';
+    const store = new ConfigMapLockStore(k8s, kc, { namespace, name, labels: { provider: 'dromedary' }, leaseDurationMs: config.timings.leaseDuration, members, logger });
+    logger.info(`Kubernetes cluster service: ConfigMap ${name} in namespace ${namespace}, members are live pods matching ${JSON.stringify(clusterLabels)}`);
+    return new ElectorClusterService({
+      kind: 'kubernetes',
+      memberId: config.memberId,
+      store,
+      timings: config.timings,
+      logger,
+      elector: {
+        // A holder stays valid while its pod is a live member; a pod that is not a member itself never takes over.
+        holderValid: async ({ record }) => {
+          const live = await members.live(AbortSignal.timeout(config.timings.retryPeriod));
+          return live.includes(record.holderIdentity) || !live.includes(config.memberId);
+        },
+        // Let an old leader that lost contact with the API server stop before this one starts.
+        acquireDelay: config.timings.leaseDuration,
+      },
+    });
+  }
+  const labels = { provider: 'dromedary', ...clusterLabels };
   const store = new LeaseLockStore(k8s, kc, { namespace, prefix: env.DROMEDARY_K8S_LEASE_PREFIX || 'dromedary', labels, logger });
   logger.info(`Kubernetes cluster service: Leases in namespace ${namespace}, labels ${JSON.stringify(labels)}`);
   return new ElectorClusterService({ kind: 'kubernetes', memberId: config.memberId, store, timings: config.timings, logger });

@@ -1,7 +1,7 @@
 import { LockConflictError, type LockRecord, type LockStore, type VersionedRecord } from '../election/lock-store.ts';
 import type { Logger } from '../../logging/logger.ts';
 import { forbiddenDetail, KubernetesForbiddenError, statusOf, withSignal, type K8s } from './client.ts';
-import { LeaseWatch } from './lease-watch.ts';
+import { ResourceWatch } from './resource-watch.ts';
 
 type KubeConfig = InstanceType<K8s['KubeConfig']>;
 type CoordinationApi = InstanceType<K8s['CoordinationV1Api']>;
@@ -35,14 +35,20 @@ export class LeaseLockStore implements LockStore {
   readonly #k8s: K8s;
   readonly #api: CoordinationApi;
   readonly #options: LeaseStoreOptions;
-  readonly #watch: LeaseWatch;
+  readonly #watch: ResourceWatch;
   readonly #names = new Map<string, string>();
 
   constructor(k8s: K8s, kc: KubeConfig, options: LeaseStoreOptions) {
     this.#k8s = k8s;
     this.#api = kc.makeApiClient(k8s.CoordinationV1Api);
     this.#options = options;
-    this.#watch = new LeaseWatch(k8s, kc, options.namespace, options.labels, options.logger);
+    const selector = ResourceWatch.selector(options.labels);
+    this.#watch = new ResourceWatch(k8s, kc, {
+      path: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(options.namespace)}/leases`,
+      query: selector ? { labelSelector: selector } : {},
+      keysOf: (object) => (object.metadata?.name ? [object.metadata.name] : []),
+      logger: options.logger,
+    });
   }
 
   #name(lock: string): string {

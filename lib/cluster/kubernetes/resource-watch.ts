@@ -3,17 +3,25 @@ import type { K8s } from './client.ts';
 
 type KubeConfig = InstanceType<K8s['KubeConfig']>;
 
+/** An object as a watch delivers it. */
+export interface WatchedObject {
+  metadata?: { name?: string; resourceVersion?: string };
+  code?: number;
+}
+
 /**
- * One watch stream on the app's Leases in the namespace, shared by every lock: each change is
- * passed, with its resourceVersion, to the electors of that Lease. The watch only makes followers
- * react sooner; correctness never depends on it (electors still read and write through the API),
- * so a broken stream is simply reopened with backoff, from scratch after 410 Expired.
+ * One watch stream on a collection (the app's Leases, or the one locks ConfigMap), shared by every
+ * lock: each change is passed, with its resourceVersion, to the subscribers of the keys `keysOf`
+ * names for it. The watch only makes followers react sooner; correctness never depends on it
+ * (electors still read and write through the API), so a broken stream is simply reopened with
+ * backoff, from scratch after 410 Expired.
  */
-export class LeaseWatch {
+export class ResourceWatch {
   readonly #k8s: K8s;
   readonly #kc: KubeConfig;
   readonly #path: string;
-  readonly #labelSelector: string;
+  readonly #query: Record<string, string>;
+  readonly #keysOf: (object: WatchedObject) => Iterable<string>;
   readonly #logger: Logger;
   readonly #subscribers = new Map<string, Set<(version?: string) => void>>();
   #controller: AbortController | undefined;
@@ -23,24 +31,34 @@ export class LeaseWatch {
   #running = false;
   #closed = false;
 
-  constructor(k8s: K8s, kc: KubeConfig, namespace: string, labels: Record<string, string>, logger: Logger) {
+  constructor(
+    k8s: K8s,
+    kc: KubeConfig,
+    options: { path: string; query: Record<string, string>; keysOf: (object: WatchedObject) => Iterable<string>; logger: Logger },
+  ) {
     this.#k8s = k8s;
     this.#kc = kc;
-    this.#path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
-    this.#labelSelector = Object.entries(labels)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(',');
-    this.#logger = logger;
+    this.#path = options.path;
+    this.#query = options.query;
+    this.#keysOf = options.keysOf;
+    this.#logger = options.logger;
   }
 
-  subscribe(name: string, onChange: (version?: string) => void): () => void {
-    const set = this.#subscribers.get(name) ?? new Set();
-    this.#subscribers.set(name, set);
+  /** The label selector `k=v,k2=v2` for a label map. */
+  static selector(labels: Record<string, string>): string {
+    return Object.entries(labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
+  }
+
+  subscribe(key: string, onChange: (version?: string) => void): () => void {
+    const set = this.#subscribers.get(key) ?? new Set();
+    this.#subscribers.set(key, set);
     set.add(onChange);
     if (!this.#running && !this.#closed) void this.#open();
     return () => {
       set.delete(onChange);
-      if (set.size === 0) this.#subscribers.delete(name);
+      if (set.size === 0) this.#subscribers.delete(key);
       if (this.#subscribers.size === 0) this.#stop();
     };
   }
@@ -61,14 +79,13 @@ export class LeaseWatch {
   async #open(): Promise<void> {
     if (this.#closed || this.#subscribers.size === 0) return;
     this.#running = true;
-    const query: Record<string, string | boolean> = { allowWatchBookmarks: true };
-    if (this.#labelSelector) query.labelSelector = this.#labelSelector;
+    const query: Record<string, string | boolean> = { allowWatchBookmarks: true, ...this.#query };
     if (this.#resourceVersion) query.resourceVersion = this.#resourceVersion;
     try {
       const controller = await new this.#k8s.Watch(this.#kc).watch(
         this.#path,
         query,
-        (type, object: { metadata?: { name?: string; resourceVersion?: string }; code?: number }) => {
+        (type, object: WatchedObject) => {
           if (type === 'ERROR') {
             // 410 Expired: the version is too old to resume from; start over with a fresh stream.
             if (object.code === 410) this.#resourceVersion = undefined;
@@ -79,8 +96,7 @@ export class LeaseWatch {
           if (version) this.#resourceVersion = version;
           this.#backoff = 250;
           if (type === 'BOOKMARK') return;
-          const name = object.metadata?.name;
-          for (const notify of (name && this.#subscribers.get(name)) || []) notify(version);
+          for (const key of this.#keysOf(object)) for (const notify of this.#subscribers.get(key) ?? []) notify(version);
         },
         (err: unknown) => this.#reopen(err),
       );

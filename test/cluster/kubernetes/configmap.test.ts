@@ -1,0 +1,101 @@
+import { expect } from 'chai';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startKubeApiServer, type KubeApiServer } from '../../../lib/testing/index.ts';
+import { createKubernetesClusterService } from '../../../lib/cluster/kubernetes/index.ts';
+import { resolveClusterConfig } from '../../../lib/cluster/config.ts';
+import type { ClusterService, ClusterView } from '../../../lib/cluster/cluster-service.ts';
+import { captureLogger } from '../../support/capture-logger.ts';
+import { waitFor } from '../../support/wait.ts';
+
+const LEASE = 1000;
+
+describe('kubernetes backend: ConfigMap mode, the seed protocol (real client-node against the API test server)', function () {
+  this.timeout(30_000);
+  let server: KubeApiServer;
+  let dir: string;
+  const services: ClusterService[] = [];
+
+  beforeEach(async () => {
+    server = await startKubeApiServer({ namespace: 'cm', tokens: { p1: {}, p2: {}, p3: {}, outsider: {} } });
+    dir = await mkdtemp(join(tmpdir(), 'dromedary-k8s-cm-'));
+    for (const name of ['p1', 'p2', 'p3']) server.createPod({ name, namespace: 'cm', labels: { app: 'cm-app' }, phase: 'Running', ready: true });
+  });
+
+  afterEach(async () => {
+    for (const s of services.splice(0)) await s.stop();
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function member(id: string): Promise<{ service: ClusterService; view: ClusterView; started: number }> {
+    const kubeconfig = join(dir, `${id}.yaml`);
+    await writeFile(kubeconfig, server.kubeconfig({ token: id, namespace: 'cm' }));
+    const config = resolveClusterConfig({
+      flags: { cluster: 'kubernetes', memberId: id, timings: { leaseDuration: LEASE, renewDeadline: 700, retryPeriod: 100 } },
+      env: { KUBECONFIG: kubeconfig, DROMEDARY_K8S_LOCK: 'configmap', DROMEDARY_CLUSTER_LABELS: 'app=cm-app' },
+      appKey: 'test',
+    });
+    const service = await createKubernetesClusterService(config, captureLogger().logger);
+    services.push(service);
+    const started = performance.now();
+    await service.start();
+    return { service, view: service.view('lock1'), started };
+  }
+
+  const data = () => (server.getConfigMap('leaders', 'cm')?.data ?? {}) as Record<string, string>;
+
+  it('records the holder in the leaders ConfigMap and starts leading only leaseDuration after taking the lock', async () => {
+    const first = await member('p1');
+    await waitFor(() => data()['leader.pod.lock1'] === 'p1');
+    const tookAt = performance.now();
+    expect(first.view.isLeader, 'leads before the wait is over').to.equal(false);
+    await waitFor(() => first.view.isLeader, { timeout: 5000 });
+    expect(performance.now() - tookAt).to.be.at.least(LEASE - 150);
+    expect(data()['leader.local.timestamp.lock1']).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    const second = await member('p2');
+    await waitFor(() => second.view.leader === 'p1');
+    expect(second.view.members.map((m) => m.id).sort()).to.include.members(['p1', 'p2']);
+  });
+
+  it("keeps other locks' keys when writing one lock, and removes its keys on release", async () => {
+    const a = await member('p1');
+    const other = a.service.view('lock2');
+    await waitFor(() => data()['leader.pod.lock1'] === 'p1' && data()['leader.pod.lock2'] === 'p1');
+    await other.close();
+    await waitFor(() => data()['leader.pod.lock2'] === undefined);
+    expect(data()['leader.pod.lock1']).to.equal('p1');
+  });
+
+  it('lets another member take a lock whose holder is no longer a live pod, while a healthy holder keeps it', async () => {
+    const a = await member('p1');
+    await waitFor(() => a.view.isLeader, { timeout: 5000 });
+    const b = await member('p2');
+    await waitFor(() => b.view.leader === 'p1');
+    // The holder keeps renewing while its pod is Ready: nobody takes over.
+    const writes = server.requests({ verb: 'update' }).length;
+    await waitFor(() => server.requests({ verb: 'update' }).length > writes + 3);
+    expect(b.view.isLeader).to.equal(false);
+    // Its pod stops being Ready and it loses the API server: it must stop, and p2 may take over.
+    server.setPodStatus('p1', { ready: false }, 'cm');
+    server.faults('p1').blackhole();
+    await waitFor(() => b.view.isLeader, { timeout: 8000 });
+    expect(a.view.isLeader).to.equal(false);
+    expect(data()['leader.pod.lock1']).to.equal('p2');
+    server.faults('p1').clear();
+  });
+
+  it('never lets a pod that is not a live member take a held lock', async () => {
+    const a = await member('p1');
+    await waitFor(() => a.view.isLeader, { timeout: 5000 });
+    const outsider = await member('outsider');
+    server.faults('p1').blackhole();
+    await waitFor(() => !a.view.isLeader, { timeout: 5000 });
+    const requests = server.requests({ token: 'outsider' }).length;
+    await waitFor(() => server.requests({ token: 'outsider' }).length > requests + 5);
+    expect(outsider.view.isLeader).to.equal(false);
+    expect(data()['leader.pod.lock1']).to.equal('p1');
+    server.faults('p1').clear();
+  });
+});
