@@ -9,5 +9,6 @@ export const builtinComponents: Readonly<Record<string, () => Promise<Component>
   direct: async () => new (await import('./direct/direct-component.ts')).DirectComponent(),
   log: async () => new (await import('./log/log-component.ts')).LogComponent(),
   master: async () => new (await import('./master/master-component.ts')).MasterComponent(),
+  cron: async () => new (await import('./cron/cron-component.ts')).CronComponent(),
   amqp: async () => new (await import('./amqp/amqp-component.ts')).AmqpComponent(),
 };
