@@ -13,7 +13,7 @@ export interface ElectorClusterServiceOptions {
   timings: ElectionTimings;
   logger: Logger;
   /** Extra elector settings a protocol needs (ConfigMap mode's acquireDelay and holderValid). */
-  elector?: Partial<Pick<ElectorOptions, 'acquireDelay' | 'holderValid' | 'callTimeout' | 'now'>>;
+  elector?: Partial<Pick<ElectorOptions, 'acquireDelay' | 'holderValid' | 'callTimeout' | 'now' | 'renewInterval'>>;
 }
 
 interface Entry {

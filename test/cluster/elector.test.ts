@@ -59,6 +59,21 @@ describe('leader election core', () => {
     expect(a.isLeader).to.equal(true);
   });
 
+  it('makes no requests as a follower while notifications bring the leader\'s renewals, and the leader renews without reading', async () => {
+    const store = new MemoryLockStore();
+    const a = elector(store, 'a');
+    a.start();
+    await waitFor(() => a.isLeader);
+    const b = elector(store, 'b');
+    b.start();
+    await waitFor(() => b.leader === 'a');
+    const reads = store.reads;
+    const writes = store.writes;
+    await waitFor(() => store.writes >= writes + 6, { message: 'six renewals' });
+    expect(store.reads - reads).to.equal(0);
+    expect(b.leader).to.equal('a');
+  });
+
   it('takes over when the leader is cut off, judged from when the record last changed here', async () => {
     const store = new MemoryLockStore();
     const link = new Partitionable(store);

@@ -40,6 +40,12 @@ export interface ElectorOptions {
   acquireDelay?: number;
   /** Timeout of each store call. Default: retryPeriod. */
   callTimeout?: number;
+  /**
+   * Time between a leader's successful renewals. Default retryPeriod, as client-go; a longer one
+   * (such as renewDeadline / 3) saves requests and still leaves several retries, every retryPeriod,
+   * before renewDeadline.
+   */
+  renewInterval?: number;
 }
 
 export interface Observation {
@@ -65,6 +71,8 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
   readonly #holderValid: (o: Observation) => boolean | Promise<boolean>;
   readonly #acquireDelay: number;
   readonly #callTimeout: number;
+  readonly #renewInterval: number;
+  #lastAttemptOk = false;
 
   #running = false;
   #busy = false;
@@ -97,6 +105,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     this.#holderValid = options.holderValid ?? ((o) => o.observedAt + o.record.leaseDurationMs > o.now);
     this.#acquireDelay = options.acquireDelay ?? 0;
     this.#callTimeout = options.callTimeout ?? options.timings.retryPeriod;
+    this.#renewInterval = options.renewInterval ?? options.timings.retryPeriod;
   }
 
   /** True only while this member's leadership is valid at this instant (see the class comment). */
@@ -127,7 +136,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     if (this.#running) return;
     this.#running = true;
     this.#abort = new AbortController();
-    this.#unwatch = this.#store.watch?.(this.lock, (version) => this.#onStoreChange(version));
+    this.#unwatch = this.#store.watch?.(this.lock, (version, record) => this.#onStoreChange(version, record));
     this.#kick();
   }
 
@@ -148,6 +157,9 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     this.#abort.abort();
   }
 
+  /** Set once a notification carried a record: the store keeps followers' observations current. */
+  #watchCarriesRecords = false;
+
   /** A version announced while an attempt runs; checked when it ends. */
   #noticed: string | undefined;
 
@@ -156,13 +168,25 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
    * observed); react to anyone else's at once. Notices without a version are only acted on between
    * attempts, so a store that cannot name versions cannot make a member chase its own writes.
    */
-  #onStoreChange(version: string | undefined): void {
+  #onStoreChange(version: string | undefined, record: LockRecord | undefined): void {
     if (!this.#running) return;
     if (this.#busy) {
       if (version !== undefined) this.#noticed = version;
       return;
     }
     if (version !== undefined && version === this.#observed?.version) return;
+    if (record !== undefined) this.#watchCarriesRecords = true;
+    if (version !== undefined && record !== undefined && !this.#holding && record.holderIdentity !== '' && record.holderIdentity !== this.memberId) {
+      // A follower sees another member's renewal in the notification itself: observe it without a
+      // read, and wait for the new expiry. (Should the notification be stale, observing it later
+      // than it happened only delays a takeover: the safe direction.)
+      this.#observe({ record, version }, this.#now());
+      this.#report();
+      if (this.#nextTimer) clearTimeout(this.#nextTimer);
+      this.#nextTimer = undefined;
+      this.#scheduleNext();
+      return;
+    }
     this.#kick();
   }
 
@@ -194,7 +218,9 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
 
   async #attempt(): Promise<void> {
     const started = this.#now();
+    this.#lastAttemptOk = false;
     try {
+      if (await this.#renewFast(started)) return;
       const current = await this.#call('get', (s) => this.#store.get(this.lock, s));
       const seenAt = this.#now();
       if (!current) {
@@ -231,6 +257,24 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     }
   }
 
+  /**
+   * client-go's fast path: a leader whose last write is the newest record it knows renews by writing
+   * on that version, without reading first. A conflict means someone else wrote: read, as a follower would.
+   */
+  async #renewFast(started: number): Promise<boolean> {
+    const observed = this.#observed;
+    if (!this.#holding || !observed || observed.record.holderIdentity !== this.memberId) return false;
+    try {
+      const written = await this.#call('update', (s) => this.#store.update(this.lock, this.#nextRecord(observed.record), observed.version, s));
+      this.#observe(written, this.#now());
+      this.#won(started);
+      return true;
+    } catch (err) {
+      if (err instanceof LockConflictError) return false;
+      throw err;
+    }
+  }
+
   /** After a lost race, read again at once, but only once: racing members must not spin on each other. */
   #conflictsInARow = 0;
 
@@ -256,6 +300,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
   /** A write that made this member holder succeeded; the attempt began at `started`. */
   #won(started: number): void {
     this.#conflictsInARow = 0;
+    this.#lastAttemptOk = true;
     if (!this.#running) {
       this.#holding = true;
       return;
@@ -309,14 +354,16 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     const { retryPeriod, jitter } = this.#timings;
     let wait: number;
     if (this.#holding) {
-      wait = retryPeriod;
+      wait = this.#lastAttemptOk ? this.#renewInterval : retryPeriod;
     } else {
       wait = retryPeriod * (1 + this.#random() * (jitter - 1));
       const record = this.#observed?.record;
       if (record && record.holderIdentity !== '' && record.holderIdentity !== this.memberId) {
-        // Take over at the moment the observed lease runs out, not one poll later.
-        const expiresIn = this.#observedAt + record.leaseDurationMs - this.#now();
-        wait = Math.min(wait, Math.max(0, expiresIn) + 1);
+        // Take over at the moment the observed lease runs out, not one poll later. A store whose
+        // notifications carry records keeps this member's observation current, so it need not poll
+        // before then: reading at expiry either finds a renewal it missed or takes the lock.
+        const expiresIn = Math.max(0, this.#observedAt + record.leaseDurationMs - this.#now()) + 1;
+        wait = this.#watchCarriesRecords ? expiresIn : Math.min(wait, expiresIn);
       }
     }
     this.#nextTimer = setTimeout(() => {

@@ -30,9 +30,10 @@ export interface LockStore {
   update(lock: string, record: LockRecord, expectedVersion: string, signal: AbortSignal): Promise<VersionedRecord>;
   /**
    * Optional: calls back when the record may have changed, so followers react at once, with the new
-   * version when the store knows it (so a member can ignore its own writes). Returns an unsubscribe function.
+   * version when the store knows it (so a member can ignore its own writes), and the new record when
+   * the notification carries it (so a follower can observe it without reading). Returns an unsubscribe function.
    */
-  watch?(lock: string, onChange: (version?: string) => void): () => void;
+  watch?(lock: string, onChange: (version?: string, record?: LockRecord) => void): () => void;
   /** Optional: the ids of the members currently taking part, for views' member lists. */
   members?(lock: string, signal: AbortSignal): Promise<string[]>;
   /** Optional: tells the store this member is alive (membership heartbeats). */

@@ -118,8 +118,10 @@ export class ConfigMapLockStore implements LockStore {
   }
 
   /** Changes to the ConfigMap, and to the member pods (a holder's pod going away frees its locks). */
-  watch(_lock: string, onChange: (version?: string) => void): () => void {
-    const offMap = this.#watch.subscribe('configmap', onChange);
+  watch(lock: string, onChange: (version?: string, record?: LockRecord) => void): () => void {
+    const offMap = this.#watch.subscribe('configmap', (version, object, type) =>
+      onChange(version, object && type !== 'DELETED' ? this.#record(object as ConfigMap, lock).record : undefined),
+    );
     const offPods = this.#options.members.watch.subscribe('pods', () => onChange(undefined));
     return () => {
       offMap();

@@ -55,11 +55,27 @@ export async function createKubernetesClusterService(config: ClusterConfig, logg
         },
         // Let an old leader that lost contact with the API server stop before this one starts.
         acquireDelay: config.timings.leaseDuration,
+        renewInterval: renewInterval(config),
       },
     });
   }
   const labels = { provider: 'dromedary', ...clusterLabels };
   const store = new LeaseLockStore(k8s, kc, { namespace, prefix: env.DROMEDARY_K8S_LEASE_PREFIX || 'dromedary', labels, logger });
   logger.info(`Kubernetes cluster service: Leases in namespace ${namespace}, labels ${JSON.stringify(labels)}`);
-  return new ElectorClusterService({ kind: 'kubernetes', memberId: config.memberId, store, timings: config.timings, logger });
+  return new ElectorClusterService({
+    kind: 'kubernetes',
+    memberId: config.memberId,
+    store,
+    timings: config.timings,
+    logger,
+    elector: { renewInterval: renewInterval(config) },
+  });
+}
+
+/**
+ * Renewing every renewDeadline / 3 instead of every retryPeriod cuts the API server's load, and a
+ * failed renewal is still retried every retryPeriod, several times before renewDeadline.
+ */
+function renewInterval(config: ClusterConfig): number {
+  return Math.max(config.timings.retryPeriod, Math.floor(config.timings.renewDeadline / 3));
 }

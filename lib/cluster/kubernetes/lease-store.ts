@@ -91,8 +91,10 @@ export class LeaseLockStore implements LockStore {
     }
   }
 
-  watch(lock: string, onChange: (version?: string) => void): () => void {
-    return this.#watch.subscribe(this.#name(lock), onChange);
+  watch(lock: string, onChange: (version?: string, record?: LockRecord) => void): () => void {
+    return this.#watch.subscribe(this.#name(lock), (version, object, type) =>
+      onChange(version, object && type !== 'DELETED' ? this.#toVersioned(object as Lease).record : undefined),
+    );
   }
 
   async close(): Promise<void> {

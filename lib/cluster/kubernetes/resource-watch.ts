@@ -3,6 +3,9 @@ import type { K8s } from './client.ts';
 
 type KubeConfig = InstanceType<K8s['KubeConfig']>;
 
+/** Told of each change: the new resourceVersion, the object and the event type (ADDED, MODIFIED, DELETED). */
+export type Subscriber = (version?: string, object?: WatchedObject, type?: string) => void;
+
 /** An object as a watch delivers it. */
 export interface WatchedObject {
   metadata?: { name?: string; resourceVersion?: string };
@@ -23,7 +26,7 @@ export class ResourceWatch {
   readonly #query: Record<string, string>;
   readonly #keysOf: (object: WatchedObject) => Iterable<string>;
   readonly #logger: Logger;
-  readonly #subscribers = new Map<string, Set<(version?: string) => void>>();
+  readonly #subscribers = new Map<string, Set<Subscriber>>();
   #controller: AbortController | undefined;
   #resourceVersion: string | undefined;
   #retry: NodeJS.Timeout | undefined;
@@ -51,7 +54,7 @@ export class ResourceWatch {
       .join(',');
   }
 
-  subscribe(key: string, onChange: (version?: string) => void): () => void {
+  subscribe(key: string, onChange: Subscriber): () => void {
     const set = this.#subscribers.get(key) ?? new Set();
     this.#subscribers.set(key, set);
     set.add(onChange);
@@ -96,7 +99,7 @@ export class ResourceWatch {
           if (version) this.#resourceVersion = version;
           this.#backoff = 250;
           if (type === 'BOOKMARK') return;
-          for (const key of this.#keysOf(object)) for (const notify of this.#subscribers.get(key) ?? []) notify(version);
+          for (const key of this.#keysOf(object)) for (const notify of this.#subscribers.get(key) ?? []) notify(version, object, type);
         },
         (err: unknown) => this.#reopen(err),
       );

@@ -6,7 +6,7 @@ import { LockConflictError, type LockRecord, type LockStore, type VersionedRecor
  */
 export class MemoryLockStore implements LockStore {
   readonly #records = new Map<string, VersionedRecord>();
-  readonly #watchers = new Map<string, Set<(version?: string) => void>>();
+  readonly #watchers = new Map<string, Set<(version?: string, record?: LockRecord) => void>>();
   readonly #alive = new Map<string, Map<string, number>>();
   #version = 0;
   #failures = 0;
@@ -73,11 +73,11 @@ export class MemoryLockStore implements LockStore {
     const written = { record: { ...record }, version: String(this.#version) };
     this.#records.set(lock, written);
     // Asynchronously, as a real store's notifications arrive.
-    for (const w of this.#watchers.get(lock) ?? []) setImmediate(w, written.version);
+    for (const w of this.#watchers.get(lock) ?? []) setImmediate(w, written.version, written.record);
     return written;
   }
 
-  watch(lock: string, onChange: (version?: string) => void): () => void {
+  watch(lock: string, onChange: (version?: string, record?: LockRecord) => void): () => void {
     const set = this.#watchers.get(lock) ?? new Set();
     this.#watchers.set(lock, set);
     set.add(onChange);

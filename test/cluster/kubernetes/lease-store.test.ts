@@ -192,8 +192,8 @@ describe('kubernetes backend: Lease lock store (real client-node against the API
       await waitFor(() => members.some((m) => m.view.isLeader), { timeout: 5000 });
       const failedBefore = server.requests().filter((r) => r.fault === 'fail').length;
       for (const token of ['alpha', 'beta', 'gamma']) server.faults(token).failRate(0.5, 503).latency(100);
-      // The burst lasts until the members have met 30 failed requests between them.
-      await waitFor(() => server.requests().filter((r) => r.fault === 'fail').length >= failedBefore + 30, { timeout: 15_000 });
+      // The burst lasts until the members have met 10 failed requests between them.
+      await waitFor(() => server.requests().filter((r) => r.fault === 'fail').length >= failedBefore + 10, { timeout: 15_000 });
       for (const token of ['alpha', 'beta', 'gamma']) server.faults(token).clear();
       await waitFor(() => members.filter((m) => m.view.isLeader).length === 1, { timeout: 5000 });
       expect(check()).to.be.at.least(1);
