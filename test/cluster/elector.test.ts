@@ -19,6 +19,17 @@ describe('leader election core', () => {
     await Promise.all(electors.splice(0).map((e) => e.stop()));
   });
 
+  /** `a` leads, and `b` (on `followerStore`, the shared store by default) has seen that it does. */
+  async function leaderAndFollower(store: LockStore, followerStore: LockStore = store) {
+    const a = elector(store, 'a');
+    a.start();
+    await waitFor(() => a.isLeader);
+    const b = elector(followerStore, 'b');
+    b.start();
+    await waitFor(() => b.leader === 'a');
+    return { a, b };
+  }
+
   function elector(store: LockStore, memberId: string, lock = 'lock1', extra: Partial<ConstructorParameters<typeof Elector>[0]> = {}) {
     const e = new Elector({ lock, memberId, store, timings: fast, logger: captureLogger().logger, ...extra });
     electors.push(e);
@@ -47,12 +58,7 @@ describe('leader election core', () => {
 
   it('a follower waits while the lease is renewed, and knows who leads', async () => {
     const store = new MemoryLockStore();
-    const a = elector(store, 'a');
-    a.start();
-    await waitFor(() => a.isLeader);
-    const b = elector(store, 'b');
-    b.start();
-    await waitFor(() => b.leader === 'a');
+    const { a, b } = await leaderAndFollower(store);
     const writes = store.writes;
     await waitFor(() => store.writes >= writes + 5, { message: 'the leader renews' });
     expect(b.isLeader).to.equal(false);
@@ -61,12 +67,7 @@ describe('leader election core', () => {
 
   it('makes no requests as a follower while notifications bring the leader\'s renewals, and the leader renews without reading', async () => {
     const store = new MemoryLockStore();
-    const a = elector(store, 'a');
-    a.start();
-    await waitFor(() => a.isLeader);
-    const b = elector(store, 'b');
-    b.start();
-    await waitFor(() => b.leader === 'a');
+    const { a, b } = await leaderAndFollower(store);
     const reads = store.reads;
     const writes = store.writes;
     await waitFor(() => store.writes >= writes + 6, { message: 'six renewals' });
@@ -77,12 +78,7 @@ describe('leader election core', () => {
   it('takes over when the leader is cut off, judged from when the record last changed here', async () => {
     const store = new MemoryLockStore();
     const link = new Partitionable(store);
-    const a = elector(link, 'a');
-    a.start();
-    await waitFor(() => a.isLeader);
-    const b = elector(store, 'b');
-    b.start();
-    await waitFor(() => b.leader === 'a');
+    const { a, b } = await leaderAndFollower(link, store);
     const cutAt = performance.now();
     link.cut();
     await waitFor(() => b.isLeader, { timeout: 3000 });
@@ -96,12 +92,7 @@ describe('leader election core', () => {
 
   it('releases on stop so a follower takes over at once', async () => {
     const store = new MemoryLockStore();
-    const a = elector(store, 'a');
-    a.start();
-    await waitFor(() => a.isLeader);
-    const b = elector(store, 'b');
-    b.start();
-    await waitFor(() => b.leader === 'a');
+    const { a, b } = await leaderAndFollower(store);
     const t0 = performance.now();
     await a.stop();
     expect(store.peek('lock1')!.record.holderIdentity).to.be.oneOf(['', 'b']);

@@ -2,8 +2,9 @@ import { ConfigurationError } from '../../errors.ts';
 import type { Logger } from '../../logging/logger.ts';
 import type { ClusterConfig } from '../config.ts';
 import type { ClusterService } from '../cluster-service.ts';
-import { ElectorClusterService } from '../elector-cluster-service.ts';
-import { loadClientNode, loadKubeConfig, resolveNamespace } from './client.ts';
+import { ElectorClusterService, type ElectorClusterServiceOptions } from '../elector-cluster-service.ts';
+import type { LockStore } from '../election/lock-store.ts';
+import { loadClientNode, loadKubeConfig, resolveNamespace, type K8s } from './client.ts';
 import { LeaseLockStore } from './lease-store.ts';
 import { ConfigMapLockStore } from './configmap-store.ts';
 import { PodMembers } from './pod-members.ts';
@@ -36,40 +37,42 @@ export async function createKubernetesClusterService(config: ClusterConfig, logg
   const kc = loadKubeConfig(k8s, env);
   const namespace = resolveNamespace(kc, env);
   const clusterLabels = parseClusterLabels(env.DROMEDARY_CLUSTER_LABELS);
-  if (mode === 'configmap') {
-    const members = new PodMembers(k8s, kc, namespace, clusterLabels, logger);
-    const name = env.DROMEDARY_K8S_CONFIGMAP || 'leaders';
-    const store = new ConfigMapLockStore(k8s, kc, { namespace, name, labels: { provider: 'dromedary' }, leaseDurationMs: config.timings.leaseDuration, members, logger });
-    logger.info(`Kubernetes cluster service: ConfigMap ${name} in namespace ${namespace}, members are live pods matching ${JSON.stringify(clusterLabels)}`);
-    return new ElectorClusterService({
-      kind: 'kubernetes',
-      memberId: config.memberId,
-      store,
-      timings: config.timings,
-      logger,
-      elector: {
-        // A holder stays valid while its pod is a live member; a pod that is not a member itself never takes over.
-        holderValid: async ({ record }) => {
-          const live = await members.live(AbortSignal.timeout(config.timings.retryPeriod));
-          return live.includes(record.holderIdentity) || !live.includes(config.memberId);
-        },
-        // Let an old leader that lost contact with the API server stop before this one starts.
-        acquireDelay: config.timings.leaseDuration,
-        renewInterval: renewInterval(config),
-      },
-    });
-  }
-  const labels = { provider: 'dromedary', ...clusterLabels };
-  const store = new LeaseLockStore(k8s, kc, { namespace, prefix: env.DROMEDARY_K8S_LEASE_PREFIX || 'dromedary', labels, logger });
-  logger.info(`Kubernetes cluster service: Leases in namespace ${namespace}, labels ${JSON.stringify(labels)}`);
+  const { store, elector } = mode === 'configmap' ? configMapMode(k8s, kc, namespace, clusterLabels, config, logger) : leaseMode(k8s, kc, namespace, clusterLabels, env, logger);
   return new ElectorClusterService({
     kind: 'kubernetes',
     memberId: config.memberId,
     store,
     timings: config.timings,
     logger,
-    elector: { renewInterval: renewInterval(config) },
+    elector: { ...elector, renewInterval: renewInterval(config) },
   });
+}
+
+type KubeConfig = InstanceType<K8s['KubeConfig']>;
+type Mode = { store: LockStore; elector?: ElectorClusterServiceOptions['elector'] };
+
+function leaseMode(k8s: K8s, kc: KubeConfig, namespace: string, clusterLabels: Record<string, string>, env: ClusterConfig['env'], logger: Logger): Mode {
+  const labels = { provider: 'dromedary', ...clusterLabels };
+  logger.info(`Kubernetes cluster service: Leases in namespace ${namespace}, labels ${JSON.stringify(labels)}`);
+  return { store: new LeaseLockStore(k8s, kc, { namespace, prefix: env.DROMEDARY_K8S_LEASE_PREFIX || 'dromedary', labels, logger }) };
+}
+
+function configMapMode(k8s: K8s, kc: KubeConfig, namespace: string, clusterLabels: Record<string, string>, config: ClusterConfig, logger: Logger): Mode {
+  const members = new PodMembers(k8s, kc, namespace, clusterLabels, logger);
+  const name = config.env.DROMEDARY_K8S_CONFIGMAP || 'leaders';
+  logger.info(`Kubernetes cluster service: ConfigMap ${name} in namespace ${namespace}, members are live pods matching ${JSON.stringify(clusterLabels)}`);
+  return {
+    store: new ConfigMapLockStore(k8s, kc, { namespace, name, labels: { provider: 'dromedary' }, leaseDurationMs: config.timings.leaseDuration, members, logger }),
+    elector: {
+      // A holder stays valid while its pod is a live member; a pod that is not a member itself never takes over.
+      holderValid: async ({ record }) => {
+        const live = await members.live(AbortSignal.timeout(config.timings.retryPeriod));
+        return live.includes(record.holderIdentity) || !live.includes(config.memberId);
+      },
+      // Let an old leader that lost contact with the API server stop before this one starts.
+      acquireDelay: config.timings.leaseDuration,
+    },
+  };
 }
 
 /**
