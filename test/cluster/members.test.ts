@@ -120,6 +120,20 @@ for (const backend of ['file', 'kubernetes'] as const) describe(`clustered singl
 
   const now = () => process.hrtime.bigint();
 
+  /**
+   * The leader of lock1, once every running member has seen it lead: a member still starting when a
+   * fault hits first sees the lease afterwards, and rightly starts its lease clock then.
+   */
+  async function settledRunner(): Promise<string> {
+    const runner = await currentRunner('lock1');
+    const running = [...members.values()].filter((m) => m.running);
+    await waitFor(() => running.every((m) => m.output.includes(`member ${runner} is now leader of lock1`)), {
+      timeout: 15_000,
+      message: `every member to see ${runner} lead lock1`,
+    });
+    return runner;
+  }
+
   it('runs master routes on exactly one of 3 members, non-master routes on all, and locks independently', async () => {
     for (const id of ['m1', 'm2', 'm3']) start(id);
     const runner1 = await currentRunner('lock1');
@@ -142,7 +156,7 @@ for (const backend of ['file', 'kubernetes'] as const) describe(`clustered singl
 
   it('after SIGKILL of the leader, another member runs the route within leaseDuration + retryPeriod', async () => {
     for (const id of ['m1', 'm2', 'm3']) start(id);
-    const victim = await currentRunner('lock1');
+    const victim = await settledRunner();
     const killedAt = now();
     members.get(victim)!.signal('SIGKILL');
     const next = await currentRunner('lock1', killedAt);
@@ -155,7 +169,7 @@ for (const backend of ['file', 'kubernetes'] as const) describe(`clustered singl
 
   it('after SIGTERM of the leader, another member takes over within 1 s because the lease was released', async () => {
     for (const id of ['m1', 'm2', 'm3']) start(id);
-    const victim = await currentRunner('lock1');
+    const victim = await settledRunner();
     const termAt = now();
     members.get(victim)!.signal('SIGTERM');
     expect((await members.get(victim)!.exited).code).to.equal(0);
@@ -168,7 +182,7 @@ for (const backend of ['file', 'kubernetes'] as const) describe(`clustered singl
 
   it('a leader paused past its lease (SIGSTOP) produces no exchange after SIGCONT until it leads again', async () => {
     for (const id of ['m1', 'm2', 'm3']) start(id);
-    const victim = await currentRunner('lock1');
+    const victim = await settledRunner();
     const stoppedAt = now();
     members.get(victim)!.signal('SIGSTOP');
     const next = await currentRunner('lock1', stoppedAt);
@@ -199,6 +213,44 @@ for (const backend of ['file', 'kubernetes'] as const) describe(`clustered singl
     expect(['m4', 'm5', 'm6']).to.include(last);
     assertNeverTwoAtOnce(await entries(), 'lock1');
   });
+
+  if (backend === 'kubernetes') {
+    it('a leader blackholed from the API server stops running the route, and another member takes over', async () => {
+      for (const id of ['m1', 'm2', 'm3']) start(id);
+      const victim = await settledRunner();
+      const cutAt = now();
+      server!.faults(victim).blackhole();
+      try {
+        // The victim legitimately runs on until its renewDeadline passes; wait for someone else.
+        const next = await waitFor(
+          async () => (await entries()).filter((e) => e.what === 'lock1' && e.at > cutAt && e.member !== victim).slice(-3).at(-3)?.member,
+          { timeout: 15_000, message: 'another member to run lock1' },
+        );
+        expect(next).not.to.equal(victim);
+        const all = await entries();
+        const takeover = all.find((e) => e.what === 'lock1' && e.member === next && e.at > cutAt)!.at;
+        // The cut-off leader stepped down by itself (renewDeadline) before the new one started (leaseDuration).
+        expect(all.some((e) => e.what === 'lock1' && e.member === victim && e.at > takeover)).to.equal(false);
+        assertNeverTwoAtOnce(all, 'lock1');
+      } finally {
+        server!.faults(victim).clear();
+      }
+    });
+
+    it('keeps one runner through 5xx bursts, slow responses and an API server restart', async () => {
+      for (const id of ['m1', 'm2', 'm3']) start(id);
+      await currentRunner('lock1');
+      const failed = () => server!.requests().filter((r) => r.fault === 'fail').length;
+      const before = failed();
+      for (const id of ['m1', 'm2', 'm3']) server!.faults(id).failRate(0.3, 503).latency(100);
+      await waitFor(() => failed() >= before + 10, { timeout: 20_000, message: 'ten failed API requests' });
+      for (const id of ['m1', 'm2', 'm3']) server!.faults(id).clear();
+      const restartedAt = now();
+      await server!.restart();
+      await currentRunner('lock1', restartedAt);
+      assertNeverTwoAtOnce(await entries(), 'lock1');
+    });
+  }
 
   it('moves a custom singleton service with leadership', async () => {
     start('m1');
