@@ -67,7 +67,10 @@ describe('leader election core', () => {
 
   it('makes no requests as a follower while notifications bring the leader\'s renewals, and the leader renews without reading', async () => {
     const store = new MemoryLockStore();
-    const { a, b } = await leaderAndFollower(store);
+    const { b } = await leaderAndFollower(store);
+    // Let the follower's first attempt finish: from then on it only listens.
+    const settled = store.writes;
+    await waitFor(() => store.writes >= settled + 3, { message: 'three renewals' });
     const reads = store.reads;
     const writes = store.writes;
     await waitFor(() => store.writes >= writes + 6, { message: 'six renewals' });

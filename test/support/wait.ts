@@ -4,7 +4,7 @@
  */
 export async function waitFor<T>(
   condition: () => T | undefined | null | false | Promise<T | undefined | null | false>,
-  options: { timeout?: number; interval?: number; message?: string } = {},
+  options: { timeout?: number; interval?: number; message?: string | (() => string) } = {},
 ): Promise<T> {
   const timeout = options.timeout ?? 10_000;
   const interval = options.interval ?? 20;
@@ -18,7 +18,7 @@ export async function waitFor<T>(
       lastError = err;
     }
     if (performance.now() > deadline) {
-      const why = options.message ?? condition.toString();
+      const why = typeof options.message === 'function' ? options.message() : (options.message ?? condition.toString());
       throw new Error(`waitFor timed out after ${timeout}ms: ${why}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
     }
     await new Promise((resolve) => setTimeout(resolve, interval));

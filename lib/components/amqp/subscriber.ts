@@ -67,6 +67,7 @@ export class Subscriber extends EventEmitter {
   #state: ConsumeState | undefined;
   #subscribing: Promise<void> | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
+  #watchdog: NodeJS.Timeout | undefined;
   #retries = 0;
   #stopping = false;
   #inflight = 0;
@@ -102,6 +103,13 @@ export class Subscriber extends EventEmitter {
     await this.#conn.declare(queueDeclarations(this.#spec));
     this.#conn.on('connected', this.#onConnected);
     await this.#subscribe();
+    // A safety net for reconnection races (a 'connected' event that arrives while an earlier
+    // resubscription is still failing): while connected, a subscriber must always be consuming.
+    this.#watchdog = setInterval(() => {
+      const idle = !this.#state || this.#state.closed || this.#state.consumerTag === undefined;
+      if (!this.#stopping && this.#conn.isConnected && idle && !this.#subscribing && !this.#retryTimer) this.#resubscribe('not consuming while connected');
+    }, 1000);
+    this.#watchdog.unref();
   }
 
   #subscribe(): Promise<void> {
@@ -245,6 +253,8 @@ export class Subscriber extends EventEmitter {
   async stop(): Promise<void> {
     this.#stopping = true;
     this.#conn.off('connected', this.#onConnected);
+    if (this.#watchdog) clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     await this.#subscribing?.catch(() => undefined);

@@ -73,7 +73,7 @@ describe('amqp broker restart', function () {
         expect(sent).to.equal(total);
         await waitFor(() => received.size === total, {
           timeout: 60_000,
-          message: `all ${total} messageIds consumed`,
+          message: () => `all ${total} messageIds consumed (got ${received.size}; last log lines: ${log.lines.slice(-5).map((l) => l.message).join(' | ')})`,
         });
         const duplicates = [...received.values()].reduce((n, c) => n + c - 1, 0);
         // Reported, not asserted: at-least-once allows them.
