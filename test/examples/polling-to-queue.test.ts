@@ -92,7 +92,7 @@ describe('example: polling to queue', function () {
     const finalIds = new Set(received().map((m) => Number(m[1])));
     const missing = served.filter((id) => !finalIds.has(id));
     expect(missing, 'served updates never published').to.deep.equal([]);
-    expect(served.length).to.be.at.least(60);
+    expect(served.length, "updates served during the test").to.be.at.least(30);
 
     // Every update carries messageId update-<update_id>; a message id seen more than once is a duplicate.
     const byMessageId = new Map<string, { fresh: number; redelivered: number }>();
