@@ -307,6 +307,36 @@ describe('http-poll component', function () {
     expect(s.requests.at(-1)!.url).to.contain('offset=3');
   });
 
+  it('emits no further item of a batch once leadership is lost, and keeps the cursor', async () => {
+    const store = new MemoryLockStore();
+    const timings = validateTimings({ leaseDuration: 400, renewDeadline: 250, retryPeriod: 50 });
+    const capture = captureLogger();
+    const cluster = new ElectorClusterService({ kind: 'memory', memberId: 'a', store, timings, logger: capture.logger });
+    const s = await server(telegram([1, 2, 3]));
+    const uri = `http-poll:${s.url}/getUpdates?${FAST}&dromedary.splitPath=result&dromedary.cursorParam=offset&dromedary.cursorField=update_id`;
+    const seen: number[] = [];
+    const { context } = await start(
+      (r) =>
+        r.from(`master:tg:${uri}`).process(async (ex) => {
+          seen.push((ex.body as { update_id: number }).update_id);
+          if (seen.length === 1) {
+            store.hang();
+            await waitFor(() => capture.messages().some((m) => m.includes('Stopping consumer')), { timeout: 5000 });
+          }
+        }),
+      { cluster, capture },
+    );
+    await waitFor(() => capture.messages().some((m) => m.includes('Stopping consumer')), { timeout: 5000 });
+    const endpoint = (await context.endpoint(uri)) as HttpPollEndpoint;
+    await waitFor(() => context.routes[0]!.inflight === 0);
+    expect(seen).to.deep.equal([1]);
+    // Item 2 never reached the master's gate: the consumer itself stopped emitting.
+    expect(capture.messages().join('\n')).to.not.contain('Refused an exchange');
+    expect(endpoint.cursor).to.equal(undefined);
+    expect(s.requests).to.have.length(1);
+    store.heal();
+  });
+
   it('stops at once on context stop even with a long request in flight', async () => {
     const s = await server(() => undefined);
     const { context } = await start((r) => r.from(`http-poll:${s.url}/x?${FAST}&dromedary.requestTimeout=60s`).log('x'));
