@@ -20,4 +20,6 @@ export type { Logger } from './logging/logger.ts';
 export { singleton, createClusterService, resolveClusterConfig, MemoryLockStore, FileLockStore, ElectorClusterService } from './cluster/index.ts';
 export type { ClusterService, ClusterView, ClusterMember, LeadershipEvent, SingletonService, SingletonHandle, ClusterConfig, LockStore } from './cluster/index.ts';
 export { CLUSTER_SERVICE, MasterComponent } from './components/master/master-component.ts';
+export { HttpOperationFailedError, HttpRequestError } from './components/http/errors.ts';
+export { HttpHeader } from './components/http/headers.ts';
 export type { RouteFileEnvironment } from './cli/route-loader.ts';
