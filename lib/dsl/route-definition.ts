@@ -3,6 +3,7 @@ import type { Exchange } from '../exchange/exchange.ts';
 import type { Processor } from '../spi/processor.ts';
 import { maskUri } from '../uri/mask.ts';
 import { parseUri } from '../uri/parse.ts';
+import { hasPlaceholders } from '../uri/placeholders.ts';
 import { userCallSite } from './callsite.ts';
 import type { Expression, Predicate } from './expression.ts';
 import type { StepDefinition } from './step.ts';
@@ -44,7 +45,8 @@ export class RouteDefinition {
     this.source = source ?? userCallSite();
     this.maskedFromUri = typeof fromUri === 'string' ? maskUri(fromUri) : String(fromUri);
     this.fromUri = fromUri;
-    this.#guard('from', () => parseUri(fromUri));
+    // With placeholders the URI can only be checked once the context resolves them, at startup.
+    this.#guard('from', () => (typeof fromUri === 'string' && hasPlaceholders(fromUri) ? undefined : parseUri(fromUri)));
   }
 
   get id(): string | undefined {

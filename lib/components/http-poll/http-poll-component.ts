@@ -5,7 +5,6 @@ import type { Context } from '../../engine/context.ts';
 import { EndpointSupport } from '../../spi/endpoint-support.ts';
 import type { Processor } from '../../spi/processor.ts';
 import { ResolveEndpointError } from '../../errors.ts';
-import { maskUri } from '../../uri/mask.ts';
 import { HttpClient } from '../http/client.ts';
 import { HTTP_METHODS } from '../http/http-component.ts';
 import { OPTION_PREFIX, Redactor, resolveTarget, shadowedOptions, type HttpTarget } from '../http/target.ts';
@@ -83,10 +82,10 @@ export class HttpPollComponent implements Component {
     if (cursorParam !== undefined && !split && splitPath === undefined) {
       throw new ResolveEndpointError(uri.masked, `a cursor is computed from items: add ${OPTION_PREFIX}split=true or ${OPTION_PREFIX}splitPath=<path of the array>`);
     }
+    const redactor = new Redactor(target.secrets, uri.placeholders);
     for (const name of shadowedOptions(target.query, httpPollOptions)) {
-      context.logger.warn(`${maskUri(uri.raw)}: the query parameter "${name}" is sent to the server; the component option is written ${OPTION_PREFIX}${name}`);
+      context.logger.warn(`${uri.masked}: the query parameter "${redactor.redact(name)}" is sent to the server; the component option is written ${OPTION_PREFIX}${name}`);
     }
-    const redactor = new Redactor(target.secrets);
     const client = await HttpClient.create({ followRedirects: target.options.followRedirects, redactor });
     return new HttpPollEndpoint(uri, context, { target, client, redactor });
   }

@@ -4,7 +4,6 @@ import type { OptionValues } from '../../uri/options.ts';
 import type { Context } from '../../engine/context.ts';
 import type { Exchange } from '../../exchange/exchange.ts';
 import { EndpointSupport, ProducerSupport } from '../../spi/endpoint-support.ts';
-import { maskUri } from '../../uri/mask.ts';
 import { ResolveEndpointError } from '../../errors.ts';
 import { decodeResponseBody, encodeRequestBody } from './body.ts';
 import { HttpClient } from './client.ts';
@@ -73,7 +72,7 @@ export class HttpProducer extends ProducerSupport<HttpEndpoint> {
         maskedUri: maskedUrl,
         statusCode: response.status,
         statusText: response.statusText,
-        redirectLocation: response.status < 400 ? response.headers['location'] : undefined,
+        redirectLocation: response.status < 400 && response.headers['location'] ? redactor.redact(response.headers['location']) : undefined,
         responseBody,
         responseHeaders: response.headers,
       });
@@ -106,9 +105,9 @@ export class HttpComponent implements Component {
     const targetUrl = `${uri.scheme}://${uri.rawPath}${uri.rawQuery === '' ? '' : `?${uri.rawQuery}`}`;
     if (uri.rawPath === '') throw new ResolveEndpointError(uri.masked, `expected ${uri.scheme}://host[:port]/path`);
     const target = resolveTarget(uri, uri.scheme, targetUrl, httpOptions);
-    const redactor = new Redactor(target.secrets);
+    const redactor = new Redactor(target.secrets, uri.placeholders);
     for (const name of shadowedOptions(target.query, httpOptions)) {
-      context.logger.warn(`${maskUri(uri.raw)}: the query parameter "${name}" is sent to the server; the component option is written dromedary.${name}`);
+      context.logger.warn(`${uri.masked}: the query parameter "${redactor.redact(name)}" is sent to the server; the component option is written dromedary.${name}`);
     }
     const client = await HttpClient.create({ followRedirects: target.options.followRedirects, redactor });
     return new HttpEndpoint(uri, context, { target, client, redactor });
