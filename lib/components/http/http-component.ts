@@ -6,6 +6,7 @@ import type { Exchange } from '../../exchange/exchange.ts';
 import { EndpointSupport, ProducerSupport } from '../../spi/endpoint-support.ts';
 import { ResolveEndpointError } from '../../errors.ts';
 import { decodeResponseBody, encodeRequestBody } from './body.ts';
+import { createHttpsAgent, tlsOptions } from './tls.ts';
 import { HttpClient } from './client.ts';
 import { HttpOperationFailedError } from './errors.ts';
 import { HttpHeader, requestHeaders } from './headers.ts';
@@ -19,6 +20,7 @@ export const httpOptions = {
   throwExceptionOnFailure: { type: 'boolean', default: true, description: 'a status of 300 or more fails the exchange with HttpOperationFailedError' },
   requestTimeout: { type: 'duration', default: 30_000, min: 1, description: 'bound on the whole request, connecting included' },
   followRedirects: { type: 'boolean', default: false, description: 'follow 3xx redirects (up to 5) instead of treating them as failures' },
+  ...tlsOptions,
 } as const;
 
 export type HttpOptions = OptionValues<typeof httpOptions>;
@@ -109,7 +111,8 @@ export class HttpComponent implements Component {
     for (const name of shadowedOptions(target.query, httpOptions)) {
       context.logger.warn(`${uri.masked}: the query parameter "${redactor.redact(name)}" is sent to the server; the component option is written dromedary.${name}`);
     }
-    const client = await HttpClient.create({ followRedirects: target.options.followRedirects, redactor });
+    const httpsAgent = await createHttpsAgent(uri, target.options, context.logger);
+    const client = await HttpClient.create({ followRedirects: target.options.followRedirects, redactor, httpsAgent });
     return new HttpEndpoint(uri, context, { target, client, redactor });
   }
 }
