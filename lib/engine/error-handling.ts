@@ -314,6 +314,7 @@ export class RouteErrorHandler {
   }
 
   async #toDeadLetter(exchange: Exchange, error: Error, producer: Producer): Promise<void> {
+    const attempts = Number(exchange.message.headers.get(ErrorHeader.RedeliveryCounter) ?? 0) + 1;
     if (this.#init.handler?.useOriginalMessage) restoreOriginal(exchange);
     const headers = exchange.message.headers;
     headers.set(ErrorHeader.ExceptionMessage, maskSecrets(error.message));
@@ -325,7 +326,6 @@ export class RouteErrorHandler {
     if (exchange.exception !== undefined) return this.#errorInHandler(exchange, error, exchange.exception, `deadLetterChannel(${where})`);
     exchange.properties.set(ErrorProperty.ErrorHandlerHandled, true);
     exchange.stopped = true;
-    const attempts = Number(headers.get(ErrorHeader.RedeliveryCounter) ?? 0) + 1;
     this.#init.logger.warn(
       maskSecrets(
         `Exchange ${exchange.id} on route ${this.#init.routeId} from ${exchange.fromEndpoint ?? '(unknown endpoint)'} moved to dead letter endpoint ${where} ` +
