@@ -22,10 +22,14 @@ export const ErrorHeader = {
   Redelivered: 'CamelRedelivered',
   RedeliveryCounter: 'CamelRedeliveryCounter',
   RedeliveryMaxCounter: 'CamelRedeliveryMaxCounter',
-  /** On the message sent to a dead-letter endpoint: the failure's message and type (Error.name). */
-  ExceptionMessage: 'CamelExceptionMessage',
-  ExceptionType: 'CamelExceptionType',
-  FailureRouteId: 'CamelFailureRouteId',
+  /**
+   * On the message sent to a dead-letter endpoint: the failure's message, its type (Error.name) and
+   * the route. Not Camel* names, which transports keep to themselves: these travel, as AMQP headers
+   * for instance, under the names Spring AMQP's republishing recoverer uses.
+   */
+  ExceptionMessage: 'x-exception-message',
+  ExceptionType: 'x-exception-type',
+  FailureRouteId: 'x-failure-route-id',
 } as const;
 
 /** Properties the error handler sets beside ExchangeProperty.ExceptionCaught and FailureRouteId. */
