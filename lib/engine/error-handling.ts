@@ -38,6 +38,8 @@ export const ErrorProperty = {
   ErrorHandlerHandled: 'CamelErrorHandlerHandled',
   /** On an onCompletion copy: the id of the exchange it was copied from. */
   CorrelationId: 'CamelCorrelationId',
+  /** Marks an onCompletion copy: routes it reaches do not run their own onCompletion for it, so completions cannot recurse. */
+  OnCompletion: 'CamelOnCompletion',
 } as const;
 
 /**
@@ -377,6 +379,7 @@ export function withCompletions(main: Processor, completions: readonly CompiledC
   if (completions.length === 0) return main;
   return async (exchange) => {
     await runGuarded(main, exchange);
+    if (exchange.properties.has(ErrorProperty.OnCompletion)) return;
     const failure = exchange.exception;
     for (const { definition, body } of completions) {
       if (definition.onCompleteOnly && failure) continue;
@@ -389,6 +392,7 @@ export function withCompletions(main: Processor, completions: readonly CompiledC
       }
       const copy = exchange.copy();
       copy.properties.set(ErrorProperty.CorrelationId, exchange.id);
+      copy.properties.set(ErrorProperty.OnCompletion, true);
       if (failure) copy.properties.set(ExchangeProperty.ExceptionCaught, failure);
       await runGuarded(body, copy);
       if (copy.exception !== undefined) {

@@ -1,4 +1,10 @@
 import { expect } from 'chai';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadRouteFiles } from '../../lib/cli/route-loader.ts';
+import type { ClusterService } from '../../lib/cluster/cluster-service.ts';
 import { Context } from '../../lib/engine/context.ts';
 import { RouteBuilder } from '../../lib/dsl/route-definition.ts';
 import { DEFAULT_REDELIVERY, deadLetterChannel, defaultErrorHandler, type RedeliveryPolicy } from '../../lib/dsl/error-handling.ts';
@@ -356,6 +362,37 @@ describe('error handling', () => {
       expect(await template.requestBody('direct:in', 'boom', { tenant: 'vip' })).to.equal('vip treatment');
       const err = await template.requestBody('direct:in', 'boom').then(() => undefined, (e: Error) => e);
       expect(err?.message).to.equal('boom');
+    });
+
+    it('route files declare context-level error handling with top-level errorHandler(), onException() and onCompletion(), and a completion copy runs no completions itself', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'dromedary-errors-'));
+      try {
+        const lib = fileURLToPath(new URL('../../lib/index.ts', import.meta.url));
+        const file = join(dir, 'orders.mts');
+        await writeFile(
+          file,
+          [
+            `import { from, errorHandler, onException, onCompletion, defaultErrorHandler } from ${JSON.stringify(lib)};`,
+            `errorHandler(defaultErrorHandler({ maximumRedeliveries: 1, redeliveryDelay: 0 }));`,
+            `onException(RangeError, { handled: true }).setBody('handled by the file: \${exception.message}');`,
+            `onCompletion({ onCompleteOnly: true }).setHeader('x', 1).to('direct:audit');`,
+            `let n = 0;`,
+            `from('direct:in').process(() => { n += 1; throw new RangeError('attempt ' + n); });`,
+          ].join('\n'),
+        );
+        const audited: unknown[] = [];
+        const capture = captureLogger();
+        context = new Context({ logger: capture.logger });
+        const routes = await loadRouteFiles([file], { context, cluster: {} as ClusterService });
+        await context.addRoutes(routes);
+        await context.addRoutes((r) => r.from('direct:audit').process((ex) => void audited.push(ex.body)));
+        await context.start();
+        const reply = await context.createProducerTemplate().requestBody('direct:in', 'x');
+        expect(reply).to.equal('handled by the file: attempt 2');
+        expect(audited).to.deep.equal(['handled by the file: attempt 2']);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     });
 
     it('has its own redelivery policy, inheriting the rest from the error handler', async () => {
