@@ -282,6 +282,20 @@ describe('error handling', () => {
       expect(lines.filter((l) => l.level === 'error')).to.have.length(0);
     });
 
+    it('handled in a route called through direct: ends routing for the caller too, which gets the clause reply and no error', async () => {
+      const { template } = await start((r) => {
+        r.from('direct:in').to('direct:inner').setBody('caller went on');
+        r.from('direct:inner')
+          .onException(Error, { handled: true })
+          .setBody('handled inside')
+          .end()
+          .process(() => {
+            throw new Error('inner');
+          });
+      });
+      expect(await template.requestBody('direct:in', 'x')).to.equal('handled inside');
+    });
+
     it('continued: the route resumes with the step after the failed one', async () => {
       const { send } = await start((r) =>
         r
