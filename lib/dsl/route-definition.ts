@@ -210,6 +210,10 @@ export class RouteDefinition {
   multicast(uris: readonly string[], options?: MulticastOptions): this;
   multicast(options?: MulticastOptions): this;
   multicast(first?: readonly string[] | MulticastOptions, second?: MulticastOptions): this {
+    if (typeof first === 'string') {
+      const uri = maskUri(first);
+      throw this.#error('multicast', `multicast() takes its URIs as an array: multicast(['${uri}', …]), or a block: multicast().to('${uri}')….end()`);
+    }
     if (!Array.isArray(first)) return this.#openBlock('multicast', () => multicastStep(first as MulticastOptions | undefined));
     const uris = first as readonly string[];
     if (uris.length === 0) throw this.#error('multicast', 'multicast() needs at least one destination URI');

@@ -157,6 +157,8 @@ describe('multicast', () => {
       [(r: any) => r.from('direct:x').multicast(['direct:a'], { parallel: true }), /unknown option\(s\) parallel; valid options: parallelProcessing/],
       [(r: any) => r.from('direct:x').multicast({ aggregationStrategy: 'latest' }), /aggregationStrategy must be a function/],
       [(r: any) => r.from('direct:x').multicast(['direct:a', 'bad uri']), /multicast\(\)/],
+      [(r: any) => r.from('direct:x').multicast('direct:a', 'direct:b'), /takes its URIs as an array: multicast\(\['direct:a', …\]\)/],
+      [(r: any) => r.from('direct:x').multicast('http://u:secret@host/x'), /multicast\(\['http:\/\/u:xxxxxx@host\/x', …\]\)/],
     ] as const) {
       await new Context().addRoutes(define).then(
         () => expect.fail('should have thrown'),
