@@ -88,9 +88,15 @@ export function aggregateStep(correlation: Expression, strategy: AggregationStra
       // wait, a toD's cache close): the groups it completes still find those steps working.
       compiler.onStop(async () => {
         stopping = true;
-        for (const group of [...groups.values()]) {
-          if (forceOnStop) running.add(complete(group, 'force'));
-          else discard(group);
+        const incomplete = [...groups.values()];
+        if (!forceOnStop) incomplete.forEach(discard);
+        else {
+          // One after the other, in the order the groups started, as they would have run had they completed normally.
+          running.add(
+            (async () => {
+              for (const group of incomplete) await complete(group, 'force');
+            })(),
+          );
         }
         const left = await running.settle(context.shutdownTimeout);
         if (left > 0) {
