@@ -38,7 +38,7 @@ export class InvalidCorrelationKeyError extends DromedaryError {
 
 interface Group {
   readonly key: string;
-  aggregated: Exchange | undefined;
+  aggregated: Exchange;
   size: number;
   timer: NodeJS.Timeout | undefined;
 }
@@ -119,11 +119,16 @@ export function aggregateStep(correlation: Expression, strategy: AggregationStra
       async function complete(group: Group, by: CompletedBy): Promise<void> {
         clearTimeout(group.timer);
         groups.delete(group.key);
-        const aggregated = group.aggregated!;
+        const aggregated = group.aggregated;
         aggregated.properties.set(ExchangeProperty.AggregatedSize, group.size);
         aggregated.properties.set(ExchangeProperty.AggregatedCompletedBy, by);
         aggregated.properties.set(ExchangeProperty.AggregatedCorrelationKey, group.key);
-        await body(aggregated);
+        try {
+          await body(aggregated);
+        } catch (err) {
+          // The block never throws (the pipeline records failures); this guards against a broken custom step.
+          aggregated.exception = err instanceof Error ? err : new Error(String(err));
+        }
         if (aggregated.exception !== undefined) logFailure(logger, routeId, aggregated);
       }
 
@@ -132,12 +137,13 @@ export function aggregateStep(correlation: Expression, strategy: AggregationStra
         if (value === undefined || value === null || value === '') throw new InvalidCorrelationKeyError(described, incoming.id);
         const key = String(value);
         let group = groups.get(key);
+        // A strategy that throws leaves no trace: the group is made only once it has an aggregated exchange.
+        const aggregated = strategy(group?.aggregated, incoming.copy());
+        if (!aggregated) throw new TypeError(`aggregate(${described}): the aggregation strategy returned nothing; it must return the aggregated exchange`);
         if (!group) {
-          group = { key, aggregated: undefined, size: 0, timer: undefined };
+          group = { key, aggregated, size: 0, timer: undefined };
           groups.set(key, group);
         }
-        const aggregated = strategy(group.aggregated, incoming.copy());
-        if (!aggregated) throw new TypeError(`aggregate(${described}): the aggregation strategy returned nothing; it must return the aggregated exchange`);
         group.aggregated = aggregated;
         group.size += 1;
         let by: CompletedBy | undefined;

@@ -181,7 +181,7 @@ describe('aggregate', () => {
       if (next.body === 'poison') throw new Error('cannot aggregate poison');
       return groupBodies(aggregated, next);
     };
-    const { template } = await start((r) =>
+    const { template, lines } = await start((r) =>
       r
         .from('direct:in')
         .aggregate('${header.k}', strategy, { completionSize: 2 })
@@ -198,6 +198,16 @@ describe('aggregate', () => {
     expect(poison.exception?.message).to.equal('cannot aggregate poison');
     await template.send('direct:in', new Exchange({ body: 'ok2', headers: { k: 'g' } }));
     expect(completed).to.deep.equal([{ body: ['ok1', 'ok2'], size: 2, by: 'size', key: 'g' }]);
+    // A poison message first in its group leaves no half-made group for the stop to complete.
+    const first = await template.send('direct:in', new Exchange({ body: 'poison', headers: { k: 'fresh' } }));
+    expect(first.exception?.message).to.equal('cannot aggregate poison');
+    await context!.stop();
+    context = undefined;
+    expect(completed).to.have.length(1);
+    // The three failed incoming exchanges are logged; the stop itself has nothing to complain about.
+    const complaints = lines.filter((l) => l.level === 'warn' || l.level === 'error').map((l) => l.message);
+    expect(complaints).to.have.length(3);
+    expect(complaints.every((m) => m.startsWith('Failed delivery'))).to.equal(true);
   });
 
   it('logs a failure of the aggregated exchange, which has no caller; the incoming exchange is not failed by it', async () => {
