@@ -123,12 +123,7 @@ export function aggregateStep(correlation: Expression, strategy: AggregationStra
         aggregated.properties.set(ExchangeProperty.AggregatedSize, group.size);
         aggregated.properties.set(ExchangeProperty.AggregatedCompletedBy, by);
         aggregated.properties.set(ExchangeProperty.AggregatedCorrelationKey, group.key);
-        try {
-          await body(aggregated);
-        } catch (err) {
-          // The block never throws (the pipeline records failures); this guards against a broken custom step.
-          aggregated.exception = err instanceof Error ? err : new Error(String(err));
-        }
+        await body(aggregated);
         if (aggregated.exception !== undefined) logFailure(logger, routeId, aggregated);
       }
 
