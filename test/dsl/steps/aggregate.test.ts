@@ -153,6 +153,24 @@ describe('aggregate', () => {
     ]);
   });
 
+  it('a group completed on stop can still wire-tap: the tap is waited for before its producer closes', async () => {
+    const sink = gatedSink();
+    const capture = captureLogger();
+    context = new Context({ logger: capture.logger, components: { gated: sink.component } });
+    await context.addRoutes((r: RouteBuilder) =>
+      r.from('direct:in').aggregate('${header.k}', groupBodies, { completionSize: 10 }).wireTap('gated:audit').end(),
+    );
+    await context.start();
+    await context.createProducerTemplate().send('direct:in', new Exchange({ body: 'only', headers: { k: 'k' } }));
+    const stopping = context.stop();
+    context = undefined;
+    await waitFor(() => sink.arrived.length === 1);
+    sink.open();
+    await stopping;
+    expect(sink.events).to.deep.equal(['delivered only', 'producer stopped']);
+    expect(sink.delivered[0]!.getProperty(ExchangeProperty.AggregatedCompletedBy)).to.equal('force');
+  });
+
   it('with forceCompletionOnStop: false drops the incomplete groups on stop, logging an error for each', async () => {
     const completed: Completed[] = [];
     const { template, lines } = await start((r) =>
