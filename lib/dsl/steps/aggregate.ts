@@ -6,7 +6,7 @@ import { describeExpression, toEvaluator, toTest, type Expression, type Predicat
 import type { StepDefinition } from '../step.ts';
 import { PendingWork } from './pending-work.ts';
 import type { AggregationStrategy } from './split.ts';
-import { checkPositiveInteger, checkStepOptions } from './step-options.ts';
+import { checkBooleanOptions, checkPositiveInteger, checkStepOptions } from './step-options.ts';
 
 export interface AggregateOptions {
   /** Complete a group once it holds this many exchanges. */
@@ -60,6 +60,7 @@ export function aggregateStep(correlation: Expression, strategy: AggregationStra
   const described = describeExpression(correlation);
   if (typeof strategy !== 'function') throw new TypeError('aggregate() needs an aggregation strategy: (aggregated, next) => exchange');
   checkStepOptions(options, OPTION_NAMES);
+  checkBooleanOptions(options, ['forceCompletionOnStop']);
   const size = options.completionSize === undefined ? undefined : checkPositiveInteger('completionSize', options.completionSize);
   let timeout: number | undefined;
   if (options.completionTimeout !== undefined) {

@@ -2,7 +2,7 @@ import { DromedaryError } from '../../errors.ts';
 import { ExchangeProperty, type Exchange } from '../../exchange/exchange.ts';
 import { describeExpression, toEvaluator, type Expression } from '../expression.ts';
 import type { StepDefinition } from '../step.ts';
-import { checkStepOptions } from './step-options.ts';
+import { checkBooleanOptions, checkStepOptions } from './step-options.ts';
 import { MemoryIdempotentRepository, type IdempotentRepository } from './idempotent-repository.ts';
 
 export interface IdempotentConsumerOptions {
@@ -85,6 +85,7 @@ export function idempotentConsumerStep(keyExpression: Expression, options: Idemp
 
 function checkOptions(options: IdempotentConsumerOptions): void {
   checkStepOptions(options, OPTION_NAMES);
+  checkBooleanOptions(options, ['eager', 'removeOnFailure', 'skipDuplicate']);
   const repo = options.repository;
   if (repo !== undefined) {
     const missing = ['add', 'contains', 'remove', 'confirm'].filter((m) => typeof (repo as unknown as Record<string, unknown>)[m] !== 'function');

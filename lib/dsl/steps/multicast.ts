@@ -3,7 +3,7 @@ import { ExchangeProperty, type Exchange } from '../../exchange/exchange.ts';
 import type { Processor } from '../../spi/processor.ts';
 import type { StepDefinition } from '../step.ts';
 import type { AggregationStrategy } from './split.ts';
-import { checkStepOptions } from './step-options.ts';
+import { checkBooleanOptions, checkStepOptions } from './step-options.ts';
 
 export interface MulticastOptions {
   /** Send to every destination at once instead of one after the other. */
@@ -29,6 +29,7 @@ const OPTION_NAMES = ['parallelProcessing', 'aggregationStrategy', 'stopOnExcept
  */
 export function multicastStep(options: MulticastOptions = {}): MulticastStep {
   checkStepOptions(options, OPTION_NAMES);
+  checkBooleanOptions(options, ['parallelProcessing', 'stopOnException']);
   if (options.aggregationStrategy !== undefined && typeof options.aggregationStrategy !== 'function') {
     throw new TypeError('aggregationStrategy must be a function (aggregated, next) => exchange');
   }

@@ -18,3 +18,13 @@ export function checkPositiveInteger(name: string, value: unknown): number {
   }
   return value;
 }
+
+/** Options that must be booleans when given: a string such as 'false' would otherwise read as true. */
+export function checkBooleanOptions(options: object | undefined, names: readonly string[]): void {
+  for (const name of names) {
+    const value = (options as Record<string, unknown> | undefined)?.[name];
+    if (value !== undefined && typeof value !== 'boolean') {
+      throw new TypeError(`${name} must be true or false, got ${JSON.stringify(value) ?? String(value)}`);
+    }
+  }
+}

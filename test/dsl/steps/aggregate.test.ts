@@ -256,6 +256,7 @@ describe('aggregate', () => {
       [(r: any) => r.from('direct:x').aggregate('${header.k}', strategy), 'needs a completion condition: completionSize, completionTimeout and/or completionPredicate'],
       [(r: any) => r.from('direct:x').aggregate('${header.k}', strategy, { completionSize: 2, eagerCheck: true }), 'unknown option(s) eagerCheck'],
       [(r: any) => r.from('direct:x').aggregate('${header.k}', undefined, { completionSize: 2 }), 'needs an aggregation strategy'],
+      [(r: any) => r.from('direct:x').aggregate('${header.k}', strategy, { completionSize: 2, forceCompletionOnStop: 'no' }), 'forceCompletionOnStop must be true or false, got "no"'],
       [(r: any) => r.from('direct:x').aggregate('${header.', strategy, { completionSize: 2 }), '${header.'],
     ] as const) {
       await new Context().addRoutes(define).then(

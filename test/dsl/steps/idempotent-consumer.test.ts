@@ -209,6 +209,7 @@ describe('idempotentConsumer', () => {
       [(r: any) => r.from('direct:x').idempotentConsumer('${header.id}', { skipDuplicates: true }), /unknown option\(s\) skipDuplicates; valid options: repository, eager/],
       [(r: any) => r.from('direct:x').idempotentConsumer('${header.id}', { repository: { add() {} } }), /lacks contains, remove, confirm\(\)/],
       [(r: any) => r.from('direct:x').idempotentConsumer('${header.'), /idempotentConsumer\(\)/],
+      [(r: any) => r.from('direct:x').idempotentConsumer('${header.id}', { eager: 'false' }), /eager must be true or false, got "false"/],
     ] as const) {
       await new Context().addRoutes(define).then(
         () => expect.fail('should have thrown'),

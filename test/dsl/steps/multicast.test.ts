@@ -156,6 +156,7 @@ describe('multicast', () => {
       [(r: any) => r.from('direct:x').multicast([]), /multicast\(\): multicast\(\) needs at least one destination URI/],
       [(r: any) => r.from('direct:x').multicast(['direct:a'], { parallel: true }), /unknown option\(s\) parallel; valid options: parallelProcessing/],
       [(r: any) => r.from('direct:x').multicast({ aggregationStrategy: 'latest' }), /aggregationStrategy must be a function/],
+      [(r: any) => r.from('direct:x').multicast(['direct:a'], { parallelProcessing: 'true' }), /parallelProcessing must be true or false, got "true"/],
       [(r: any) => r.from('direct:x').multicast(['direct:a', 'bad uri']), /multicast\(\)/],
       [(r: any) => r.from('direct:x').multicast('direct:a', 'direct:b'), /takes its URIs as an array: multicast\(\['direct:a', …\]\)/],
       [(r: any) => r.from('direct:x').multicast('http://u:secret@host/x'), /multicast\(\['http:\/\/u:xxxxxx@host\/x', …\]\)/],

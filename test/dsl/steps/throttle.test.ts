@@ -88,6 +88,7 @@ describe('throttle', () => {
       [(r: any) => r.from('direct:x').throttle(5, { period: 'soon' }), 'period "soon" is not a positive duration'],
       [(r: any) => r.from('direct:x').throttle(5, { period: 0 }), 'period 0 is not a positive duration'],
       [(r: any) => r.from('direct:x').throttle(5, { timePeriodMillis: 10 }), 'unknown option(s) timePeriodMillis; valid options: period, rejectExecution'],
+      [(r: any) => r.from('direct:x').throttle(5, { rejectExecution: 1 }), 'rejectExecution must be true or false, got 1'],
     ] as const) {
       await new Context().addRoutes(define).then(
         () => expect.fail('should have thrown'),
