@@ -46,22 +46,21 @@ export function throttleStep(maximum: number, options: ThrottleOptions = {}): St
     kind: 'throttle',
     label: `throttle(${limit})`,
     compile({ signal }) {
-      // When each of the last `maximum` passages happened, oldest at `head`: a ring, no allocation per exchange.
-      const passed = new Array<number>(maximum).fill(0);
-      let head = 0;
-      let count = 0;
+      // When each passage of the last period happened, oldest at `first`; older ones are dropped as
+      // time moves on, so memory follows the traffic, not the limit (which may be huge).
+      const passed: number[] = [];
+      let first = 0;
       const waiters: Waiter[] = [];
       let timer: NodeJS.Timeout | undefined;
 
       const tryPass = (now: number): boolean => {
-        if (count < maximum) {
-          passed[(head + count) % maximum] = now;
-          count += 1;
-          return true;
+        while (first < passed.length && now - passed[first]! >= period) first += 1;
+        if (first > 1024 && first * 2 > passed.length) {
+          passed.splice(0, first);
+          first = 0;
         }
-        if (now - passed[head]! < period) return false;
-        passed[head] = now;
-        head = (head + 1) % maximum;
+        if (passed.length - first >= maximum) return false;
+        passed.push(now);
         return true;
       };
       const release = () => {
@@ -72,7 +71,7 @@ export function throttleStep(maximum: number, options: ThrottleOptions = {}): St
       const schedule = () => {
         if (timer !== undefined || waiters.length === 0) return;
         // Re-checked when it fires, since a timer may fire a fraction of a millisecond early.
-        timer = setTimeout(release, Math.max(1, Math.ceil(passed[head]! + period - performance.now())));
+        timer = setTimeout(release, Math.max(1, Math.ceil(passed[first]! + period - performance.now())));
       };
       signal.addEventListener(
         'abort',

@@ -50,6 +50,16 @@ describe('throttle', () => {
     }
   });
 
+  it('takes a limit as large as wanted without reserving memory for it', async () => {
+    const { template } = await start((r) => r.from('direct:in').throttle(Number.MAX_SAFE_INTEGER, { period: '1m' }).setBody('passed'));
+    const results = await Promise.all([1, 2, 3].map((body) => template.send('direct:in', new Exchange({ body }))));
+    expect(results.map((ex) => [ex.body, ex.exception])).to.deep.equal([
+      ['passed', undefined],
+      ['passed', undefined],
+      ['passed', undefined],
+    ]);
+  });
+
   it('with rejectExecution fails an exchange over the limit at once instead of making it wait', async () => {
     const { template } = await start((r) => r.from('direct:in').throttle(1, { period: '1h', rejectExecution: true }).setBody('passed'));
     const first = await template.send('direct:in', new Exchange({ body: 'a' }));
