@@ -11,4 +11,7 @@ export const builtinComponents: Readonly<Record<string, () => Promise<Component>
   master: async () => new (await import('./master/master-component.ts')).MasterComponent(),
   cron: async () => new (await import('./cron/cron-component.ts')).CronComponent(),
   amqp: async () => new (await import('./amqp/amqp-component.ts')).AmqpComponent(),
+  http: async () => new (await import('./http/http-component.ts')).HttpComponent(),
+  https: async () => new (await import('./http/http-component.ts')).HttpComponent(),
+  'http-poll': async () => new (await import('./http-poll/http-poll-component.ts')).HttpPollComponent(),
 };

@@ -23,6 +23,12 @@ import { removeHeaderStep, removePropertyStep, setBodyStep, setHeaderStep, setPr
 import { filterStep } from './steps/filter.ts';
 import { choiceStep, type ChoiceStep } from './steps/choice.ts';
 import { splitStep, type SplitOptions } from './steps/split.ts';
+import type { AggregationStrategy } from './steps/split.ts';
+import { idempotentConsumerStep, type IdempotentConsumerOptions } from './steps/idempotent-consumer.ts';
+import { wireTapStep } from './steps/wire-tap.ts';
+import { multicastStep, type MulticastOptions } from './steps/multicast.ts';
+import { throttleStep, type ThrottleOptions } from './steps/throttle.ts';
+import { aggregateStep, type AggregateOptions } from './steps/aggregate.ts';
 import { marshalJsonStep, unmarshalJsonStep, type JsonOptions } from './steps/json.ts';
 import { delayStep, stopStep } from './steps/delay.ts';
 
@@ -256,6 +262,81 @@ export class RouteDefinition {
     const step = this.#make('split', () => splitStep(expression, options));
     this.#push(step);
     this.#open.push({ kind: 'split', steps: step.children });
+    return this;
+  }
+
+  /**
+   * The steps until end() run once per key: a message whose key was seen before is marked
+   * CamelDuplicateMessage and skips them (`skipDuplicate: false` lets it through, marked). The key is
+   * added before the block runs (`eager`, default true), so two concurrent exchanges with one key never
+   * both pass, and removed when the block fails (`removeOnFailure`, default true), so a redelivery is
+   * processed. Keys live in `repository`: by default an in-memory LRU of 1000 keys; give an
+   * IdempotentRepository to share them (Redis, a database).
+   */
+  idempotentConsumer(keyExpression: Expression, options?: IdempotentConsumerOptions): this {
+    return this.#openBlock('idempotentConsumer', () => idempotentConsumerStep(keyExpression, options));
+  }
+
+  /**
+   * Sends a copy of the exchange to the endpoint without waiting for it; the original goes on
+   * unchanged and never sees the tap fail (failures are logged). Stopping the route waits for taps
+   * still running.
+   */
+  wireTap(uri: string): this {
+    return this.#add('wireTap', () => wireTapStep(uri));
+  }
+
+  /**
+   * Sends a copy of the exchange to each destination, one after the other, or all at once with
+   * `parallelProcessing`. Either `multicast(['direct:a', 'direct:b'], options?)`, or
+   * `multicast(options?)` followed by steps until end(), each step one destination. The original
+   * then takes the last reply, or what `aggregationStrategy` makes of the replies (in written order);
+   * the first failure fails it, after every destination ran unless `stopOnException`.
+   */
+  multicast(uris: readonly string[], options?: MulticastOptions): this;
+  multicast(options?: MulticastOptions): this;
+  multicast(first?: readonly string[] | MulticastOptions, second?: MulticastOptions): this {
+    if (typeof first === 'string') {
+      const uri = maskUri(first);
+      throw this.#error('multicast', `multicast() takes its URIs as an array: multicast(['${uri}', …]), or a block: multicast().to('${uri}')….end()`);
+    }
+    if (!Array.isArray(first)) return this.#openBlock('multicast', () => multicastStep(first as MulticastOptions | undefined));
+    const uris = first as readonly string[];
+    if (uris.length === 0) throw this.#error('multicast', 'multicast() needs at least one destination URI');
+    const step = this.#make('multicast', () => {
+      const made = multicastStep(second);
+      for (const uri of uris) made.children.push(toStep(uri));
+      return made;
+    });
+    this.#push(step);
+    return this;
+  }
+
+  /**
+   * Lets at most `maximum` exchanges pass per `period` (default 1s; a sliding window, Camel 4's
+   * default total-requests mode); the others wait their turn in order, or fail with
+   * ThrottlerRejectedError when `rejectExecution` is set. Waiting exchanges fail when the route stops.
+   */
+  throttle(maximum: number, options?: ThrottleOptions): this {
+    return this.#add('throttle', () => throttleStep(maximum, options));
+  }
+
+  /**
+   * Combines exchanges with the same correlation key using the strategy; a group completes on
+   * `completionSize`, on `completionTimeout` (no new exchange for that long, per key), on
+   * `completionPredicate`, whichever comes first. The aggregated exchange runs the steps until end(),
+   * with CamelAggregatedSize, CamelAggregatedCompletedBy and CamelAggregatedCorrelationKey; the
+   * incoming exchanges skip them and go on after end(). Incomplete groups are completed when the route
+   * stops (`forceCompletionOnStop`, default true), or else dropped with an error logged for each.
+   */
+  aggregate(correlationExpression: Expression, strategy: AggregationStrategy, options?: AggregateOptions): this {
+    return this.#openBlock('aggregate', () => aggregateStep(correlationExpression, strategy, options));
+  }
+
+  #openBlock(verb: string, make: () => StepDefinition & { readonly children: StepDefinition[] }): this {
+    const step = this.#make(verb, make);
+    this.#push(step);
+    this.#open.push({ kind: verb, steps: step.children });
     return this;
   }
 

@@ -76,7 +76,7 @@ export function parseQuery(rawQuery: string, maskedUri = rawQuery): Record<strin
 }
 
 /** Splits on `&`, but not inside RAW(...), whose content may hold any character. */
-function splitQuery(rawQuery: string): string[] {
+export function splitQuery(rawQuery: string): string[] {
   const parts: string[] = [];
   let start = 0;
   let i = 0;

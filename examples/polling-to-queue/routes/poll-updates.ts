@@ -1,0 +1,23 @@
+// Runs on the leader of the `updates` lock only: polls the Telegram-like API (updates-api.mjs) and
+// publishes each update to RabbitMQ. The cursor (offset = highest update_id + 1) moves only after
+// the broker confirmed every update of a batch, so an update is never lost; a new leader starts
+// without a cursor and gets the unconfirmed updates again, so some may be published twice, with
+// the same messageId.
+import { from } from 'dromedary';
+
+const api = process.env.UPDATES_API_URL ?? 'http://127.0.0.1:8081';
+const queue = process.env.UPDATES_QUEUE ?? 'updates';
+
+// timeout and limit are Telegram's own parameters and go to the server as written; the poller's
+// options are the dromedary.* ones.
+from(
+  `master:updates:http-poll:${api}/getUpdates?timeout=10&limit=100` +
+    '&dromedary.splitPath=result&dromedary.cursorParam=offset&dromedary.cursorField=update_id' +
+    '&dromedary.requestTimeout=15s&dromedary.delay=100ms&dromedary.backoffMax=10s',
+)
+  .routeId('poll-updates')
+  .process((exchange) => {
+    exchange.message.messageId = `update-${(exchange.body as { update_id: number }).update_id}`;
+  })
+  .to(`amqp:queue:${queue}`)
+  .log('published update ${body.update_id}');
