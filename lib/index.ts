@@ -1,7 +1,12 @@
 /**
  * dromedary's public API. Route files use `from`; programs build a Context and add routes to it.
  */
-export { from, takePendingRoutes } from './dsl/global-routes.ts';
+export { from, takePendingRoutes, errorHandler, onException, onCompletion, takePendingErrorHandling } from './dsl/global-routes.ts';
+export { defaultErrorHandler, deadLetterChannel, ErrorHandlingScope } from './dsl/error-handling.ts';
+export type { ErrorMatcher, ErrorType, ErrorCondition, RedeliveryOptions, OnExceptionOptions, DeadLetterOptions, OnCompletionOptions, ErrorHandlerDefinition } from './dsl/error-handling.ts';
+export { ClauseDefinition } from './dsl/clause-definition.ts';
+export { ErrorHeader, ErrorProperty, RedeliveryAbortedError } from './engine/error-handling.ts';
+export type { Scheduler } from './engine/scheduler.ts';
 export { RouteDefinition, RouteBuilder } from './dsl/route-definition.ts';
 export type { Expression, ExpressionFn, Predicate } from './dsl/expression.ts';
 export type { StepDefinition, RouteCompiler } from './dsl/step.ts';

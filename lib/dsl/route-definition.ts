@@ -6,6 +6,16 @@ import { parseUri } from '../uri/parse.ts';
 import { userCallSite } from './callsite.ts';
 import type { Expression, Predicate } from './expression.ts';
 import type { StepDefinition } from './step.ts';
+import {
+  ErrorHandlingScope,
+  OnCompletionDefinition,
+  OnExceptionDefinition,
+  type ErrorHandlerDefinition,
+  type ErrorMatcher,
+  type OnCompletionOptions,
+  type OnExceptionOptions,
+} from './error-handling.ts';
+import { doTryStep, type DoTryStep } from './steps/do-try.ts';
 import { logStep } from './steps/log.ts';
 import { toDStep, toStep } from './steps/to.ts';
 import { processStep, type ProcessorObject } from './steps/process.ts';
@@ -44,6 +54,10 @@ export class RouteDefinition {
   readonly steps: StepDefinition[] = [];
   #id: string | undefined;
   #description: string | undefined;
+  /** This route's errorHandler, onException clauses and onCompletion blocks. */
+  readonly errorHandling = new ErrorHandlingScope();
+  /** The doTry step behind each open doTry block, for doCatch() and doFinally(). */
+  readonly #tries = new WeakMap<OpenBlock, DoTryStep>();
   readonly #open: OpenBlock[] = [];
 
   constructor(fromUri: string, source?: string) {
@@ -71,6 +85,78 @@ export class RouteDefinition {
   describe(text: string): this {
     this.#description = text;
     return this;
+  }
+
+  /** This route's error handler: `defaultErrorHandler({ maximumRedeliveries: 3 })` or `deadLetterChannel(uri, options)`. */
+  errorHandler(handler: ErrorHandlerDefinition): this {
+    if (handler?.kind !== 'default' && handler?.kind !== 'deadLetterChannel') {
+      throw this.#error('errorHandler', 'give defaultErrorHandler({ ... }) or deadLetterChannel(uri, { ... })');
+    }
+    this.errorHandling.errorHandler = handler;
+    return this;
+  }
+
+  /**
+   * Failures of these error classes (or meeting the condition) get this clause: its redelivery
+   * policy, then the steps up to end(), then handled (the route stops, the exchange is not failed),
+   * continued (the route resumes after the failed step), or neither (the exchange stays failed).
+   */
+  onException(matchers: ErrorMatcher | readonly ErrorMatcher[], options?: OnExceptionOptions): this {
+    this.#routeLevel('onException');
+    const clause = this.#make('onException', () => new OnExceptionDefinition(matchers, options));
+    this.errorHandling.onExceptions.push(clause);
+    this.#open.push({ kind: 'onException', steps: clause.steps });
+    return this;
+  }
+
+  /** Steps up to end() run on a copy of each exchange once the route is done with it. */
+  onCompletion(options?: OnCompletionOptions): this {
+    this.#routeLevel('onCompletion');
+    const completion = this.#make('onCompletion', () => new OnCompletionDefinition(options));
+    this.errorHandling.onCompletions.push(completion);
+    this.#open.push({ kind: 'onCompletion', steps: completion.steps });
+    return this;
+  }
+
+  /** try/catch/finally: `doTry() … doCatch(TypeError) … doFinally() … end()`. */
+  doTry(): this {
+    const step = this.#make('doTry', () => doTryStep());
+    this.#push(step);
+    const block: OpenBlock = { kind: 'doTry', steps: step.tryBody };
+    this.#tries.set(block, step);
+    this.#open.push(block);
+    return this;
+  }
+
+  /** Steps up to the next doCatch(), doFinally() or end() run when the doTry steps fail with one of these. */
+  doCatch(...matchers: ErrorMatcher[]): this {
+    const [block, step] = this.#tryBlock('doCatch');
+    if (step.finallySteps) throw this.#error('doCatch', 'doCatch() cannot follow doFinally() in the same doTry()');
+    block.steps = this.#make('doCatch', () => step.addCatch(matchers));
+    return this;
+  }
+
+  /** Steps up to end() run after the doTry, whether it failed or not. */
+  doFinally(): this {
+    const [block, step] = this.#tryBlock('doFinally');
+    if (step.finallySteps) throw this.#error('doFinally', 'a doTry() can have only one doFinally()');
+    block.steps = step.addFinally();
+    return this;
+  }
+
+  #tryBlock(verb: string): [OpenBlock, DoTryStep] {
+    const top = this.#open.at(-1);
+    const step = top ? this.#tries.get(top) : undefined;
+    if (!top || !step) {
+      const inside = top ? ` The innermost open block is ${top.kind}(); close it with end() first.` : '';
+      throw this.#error(verb, `${verb}() must follow doTry().${inside}`);
+    }
+    return [top, step];
+  }
+
+  #routeLevel(verb: string): void {
+    const top = this.#open.at(-1);
+    if (top) throw this.#error(verb, `${verb}() belongs to the route, not inside ${top.kind}(): close the block with end() first`);
   }
 
   /** Logs a Simple message at INFO, or at the given level (`error`, `warn`, `info`, `debug`, `trace`, `off`). */
