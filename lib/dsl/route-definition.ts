@@ -242,9 +242,11 @@ export class RouteDefinition {
     return this;
   }
 
-  /** Closes the nearest open block (filter, choice, split). */
+  /** Closes the nearest open block: filter, choice, split, doTry, onException, onCompletion, idempotentConsumer, multicast or aggregate. */
   end(): this {
-    if (this.#open.length === 0) throw this.#error('end', 'end() has no open filter(), choice() or split() to close');
+    if (this.#open.length === 0) {
+      throw this.#error('end', 'end() has no open block to close; it closes filter(), choice(), split(), doTry(), onException(), onCompletion(), idempotentConsumer(), multicast() and aggregate()');
+    }
     this.#open.pop();
     return this;
   }
