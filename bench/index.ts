@@ -6,6 +6,7 @@ const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   engine: () => import('./engine.bench.ts'),
   failover: () => import('./failover.bench.ts'),
   kubernetes: () => import('./kubernetes.bench.ts'),
+  eips: () => import('./eips.bench.ts'),
 };
 
 const wanted = process.argv.slice(2);

@@ -1,11 +1,21 @@
 /**
  * dromedary's public API. Route files use `from`; programs build a Context and add routes to it.
  */
-export { from, takePendingRoutes } from './dsl/global-routes.ts';
+export { from, takePendingRoutes, errorHandler, onException, onCompletion, takePendingErrorHandling } from './dsl/global-routes.ts';
+export { defaultErrorHandler, deadLetterChannel, ErrorHandlingScope } from './dsl/error-handling.ts';
+export type { ErrorMatcher, ErrorType, ErrorCondition, RedeliveryOptions, OnExceptionOptions, DeadLetterOptions, OnCompletionOptions, ErrorHandlerDefinition } from './dsl/error-handling.ts';
+export { ClauseDefinition } from './dsl/clause-definition.ts';
+export { ErrorHeader, ErrorProperty, RedeliveryAbortedError } from './engine/error-handling.ts';
+export type { Scheduler } from './engine/scheduler.ts';
 export { RouteDefinition, RouteBuilder } from './dsl/route-definition.ts';
 export type { Expression, ExpressionFn, Predicate } from './dsl/expression.ts';
 export type { StepDefinition, RouteCompiler } from './dsl/step.ts';
 export type { SplitOptions, AggregationStrategy } from './dsl/steps/split.ts';
+export { MemoryIdempotentRepository, type IdempotentRepository } from './dsl/steps/idempotent-repository.ts';
+export { NoMessageIdError, type IdempotentConsumerOptions } from './dsl/steps/idempotent-consumer.ts';
+export type { MulticastOptions } from './dsl/steps/multicast.ts';
+export { ThrottlerRejectedError, type ThrottleOptions } from './dsl/steps/throttle.ts';
+export { InvalidCorrelationKeyError, type AggregateOptions, type CompletedBy } from './dsl/steps/aggregate.ts';
 export { Context, type ContextOptions, type ContextService } from './engine/context.ts';
 export { ProducerTemplate } from './engine/producer-template.ts';
 export type { Route } from './engine/route.ts';

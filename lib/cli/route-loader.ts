@@ -3,7 +3,7 @@ import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DromedaryError } from '../errors.ts';
 import { RouteBuilder, type RouteDefinition } from '../dsl/route-definition.ts';
-import { takePendingRoutes } from '../dsl/global-routes.ts';
+import { takePendingErrorHandling, takePendingRoutes } from '../dsl/global-routes.ts';
 import type { Context } from '../engine/context.ts';
 import type { ClusterService } from '../cluster/cluster-service.ts';
 
@@ -68,9 +68,12 @@ export async function loadRouteFiles(files: readonly string[], environment: Rout
   for (const file of files) {
     const shown = relative(process.cwd(), file) || file;
     takePendingRoutes();
+    takePendingErrorHandling();
     try {
       const module = (await import(pathToFileURL(file).href)) as { default?: unknown };
       routes.push(...takePendingRoutes());
+      // Top-level errorHandler()/onException()/onCompletion() apply to the whole context, as context.onException() does.
+      environment.context.errorHandling.adopt(takePendingErrorHandling());
       if (typeof module.default === 'function') {
         const builder = new RouteBuilder();
         await (module.default as (b: RouteBuilder, e: RouteFileEnvironment) => unknown)(builder, environment);
@@ -78,6 +81,7 @@ export async function loadRouteFiles(files: readonly string[], environment: Rout
       }
     } catch (err) {
       takePendingRoutes();
+      takePendingErrorHandling();
       throw new RouteFileError(shown, lineIn(err, file), withHint(err));
     }
   }

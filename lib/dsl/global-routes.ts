@@ -1,5 +1,15 @@
 import { RouteDefinition } from './route-definition.ts';
 import { userCallSite } from './callsite.ts';
+import { ClauseDefinition } from './clause-definition.ts';
+import {
+  ErrorHandlingScope,
+  OnCompletionDefinition,
+  OnExceptionDefinition,
+  type ErrorHandlerDefinition,
+  type ErrorMatcher,
+  type OnCompletionOptions,
+  type OnExceptionOptions,
+} from './error-handling.ts';
 
 /**
  * Route files may call `from(...)` at top level. Those definitions wait here until the CLI (or a
@@ -23,4 +33,43 @@ export function from(uri: string): RouteDefinition {
 /** Removes and returns the routes defined with the top-level from() since the last call. */
 export function takePendingRoutes(): RouteDefinition[] {
   return pending().splice(0);
+}
+
+const ERRORS_KEY = Symbol.for('dromedary.pendingErrorHandling');
+type ErrorsHolder = { [ERRORS_KEY]?: ErrorHandlingScope };
+
+function pendingErrorHandling(): ErrorHandlingScope {
+  const holder = globalThis as ErrorsHolder;
+  return (holder[ERRORS_KEY] ??= new ErrorHandlingScope());
+}
+
+/** In a route file: the error handler of every route of the context (like context.errorHandler). */
+export function errorHandler(handler: ErrorHandlerDefinition): void {
+  pendingErrorHandling().errorHandler = handler;
+}
+
+/** In a route file: an onException clause for every route of the context; chain its steps on the result. */
+export function onException(matchers: ErrorMatcher | readonly ErrorMatcher[], options?: OnExceptionOptions): ClauseDefinition {
+  const source = userCallSite();
+  const label = new OnExceptionDefinition(matchers, options).label;
+  const steps = new ClauseDefinition(label, source);
+  pendingErrorHandling().onExceptions.push(new OnExceptionDefinition(matchers, options, steps.steps));
+  return steps;
+}
+
+/** In a route file: steps run after every exchange of every route of the context. */
+export function onCompletion(options?: OnCompletionOptions): ClauseDefinition {
+  const source = userCallSite();
+  const label = new OnCompletionDefinition(options).label;
+  const steps = new ClauseDefinition(label, source);
+  pendingErrorHandling().onCompletions.push(new OnCompletionDefinition(options, steps.steps));
+  return steps;
+}
+
+/** Removes and returns the error handling declared at top level since the last call. */
+export function takePendingErrorHandling(): ErrorHandlingScope {
+  const holder = globalThis as ErrorsHolder;
+  const taken = pendingErrorHandling();
+  holder[ERRORS_KEY] = new ErrorHandlingScope();
+  return taken;
 }

@@ -2,11 +2,20 @@ import { DromedaryError, RouteBuildError } from '../errors.ts';
 import type { Exchange } from '../exchange/exchange.ts';
 import type { Processor } from '../spi/processor.ts';
 import { maskUri } from '../uri/mask.ts';
-import { parseUri } from '../uri/parse.ts';
-import { hasPlaceholders } from '../uri/placeholders.ts';
+import { checkUriSyntax } from '../uri/parse.ts';
 import { userCallSite } from './callsite.ts';
 import type { Expression, Predicate } from './expression.ts';
 import type { StepDefinition } from './step.ts';
+import {
+  ErrorHandlingScope,
+  OnCompletionDefinition,
+  OnExceptionDefinition,
+  type ErrorHandlerDefinition,
+  type ErrorMatcher,
+  type OnCompletionOptions,
+  type OnExceptionOptions,
+} from './error-handling.ts';
+import { doTryStep, type DoTryStep } from './steps/do-try.ts';
 import { logStep } from './steps/log.ts';
 import { toDStep, toStep } from './steps/to.ts';
 import { processStep, type ProcessorObject } from './steps/process.ts';
@@ -14,6 +23,12 @@ import { removeHeaderStep, removePropertyStep, setBodyStep, setHeaderStep, setPr
 import { filterStep } from './steps/filter.ts';
 import { choiceStep, type ChoiceStep } from './steps/choice.ts';
 import { splitStep, type SplitOptions } from './steps/split.ts';
+import type { AggregationStrategy } from './steps/split.ts';
+import { idempotentConsumerStep, type IdempotentConsumerOptions } from './steps/idempotent-consumer.ts';
+import { wireTapStep } from './steps/wire-tap.ts';
+import { multicastStep, type MulticastOptions } from './steps/multicast.ts';
+import { throttleStep, type ThrottleOptions } from './steps/throttle.ts';
+import { aggregateStep, type AggregateOptions } from './steps/aggregate.ts';
 import { marshalJsonStep, unmarshalJsonStep, type JsonOptions } from './steps/json.ts';
 import { delayStep, stopStep } from './steps/delay.ts';
 
@@ -39,14 +54,17 @@ export class RouteDefinition {
   readonly steps: StepDefinition[] = [];
   #id: string | undefined;
   #description: string | undefined;
+  /** This route's errorHandler, onException clauses and onCompletion blocks. */
+  readonly errorHandling = new ErrorHandlingScope();
+  /** The doTry step behind each open doTry block, for doCatch() and doFinally(). */
+  readonly #tries = new WeakMap<OpenBlock, DoTryStep>();
   readonly #open: OpenBlock[] = [];
 
   constructor(fromUri: string, source?: string) {
     this.source = source ?? userCallSite();
     this.maskedFromUri = typeof fromUri === 'string' ? maskUri(fromUri) : String(fromUri);
     this.fromUri = fromUri;
-    // With placeholders the URI can only be checked once the context resolves them, at startup.
-    this.#guard('from', () => (typeof fromUri === 'string' && hasPlaceholders(fromUri) ? undefined : parseUri(fromUri)));
+    this.#guard('from', () => checkUriSyntax(fromUri));
   }
 
   get id(): string | undefined {
@@ -67,6 +85,78 @@ export class RouteDefinition {
   describe(text: string): this {
     this.#description = text;
     return this;
+  }
+
+  /** This route's error handler: `defaultErrorHandler({ maximumRedeliveries: 3 })` or `deadLetterChannel(uri, options)`. */
+  errorHandler(handler: ErrorHandlerDefinition): this {
+    if (handler?.kind !== 'default' && handler?.kind !== 'deadLetterChannel') {
+      throw this.#error('errorHandler', 'give defaultErrorHandler({ ... }) or deadLetterChannel(uri, { ... })');
+    }
+    this.errorHandling.errorHandler = handler;
+    return this;
+  }
+
+  /**
+   * Failures of these error classes (or meeting the condition) get this clause: its redelivery
+   * policy, then the steps up to end(), then handled (the route stops, the exchange is not failed),
+   * continued (the route resumes after the failed step), or neither (the exchange stays failed).
+   */
+  onException(matchers: ErrorMatcher | readonly ErrorMatcher[], options?: OnExceptionOptions): this {
+    this.#routeLevel('onException');
+    const clause = this.#make('onException', () => new OnExceptionDefinition(matchers, options));
+    this.errorHandling.onExceptions.push(clause);
+    this.#open.push({ kind: 'onException', steps: clause.steps });
+    return this;
+  }
+
+  /** Steps up to end() run on a copy of each exchange once the route is done with it. */
+  onCompletion(options?: OnCompletionOptions): this {
+    this.#routeLevel('onCompletion');
+    const completion = this.#make('onCompletion', () => new OnCompletionDefinition(options));
+    this.errorHandling.onCompletions.push(completion);
+    this.#open.push({ kind: 'onCompletion', steps: completion.steps });
+    return this;
+  }
+
+  /** try/catch/finally: `doTry() … doCatch(TypeError) … doFinally() … end()`. */
+  doTry(): this {
+    const step = this.#make('doTry', () => doTryStep());
+    this.#push(step);
+    const block: OpenBlock = { kind: 'doTry', steps: step.tryBody };
+    this.#tries.set(block, step);
+    this.#open.push(block);
+    return this;
+  }
+
+  /** Steps up to the next doCatch(), doFinally() or end() run when the doTry steps fail with one of these. */
+  doCatch(...matchers: ErrorMatcher[]): this {
+    const [block, step] = this.#tryBlock('doCatch');
+    if (step.finallySteps) throw this.#error('doCatch', 'doCatch() cannot follow doFinally() in the same doTry()');
+    block.steps = this.#make('doCatch', () => step.addCatch(matchers));
+    return this;
+  }
+
+  /** Steps up to end() run after the doTry, whether it failed or not. */
+  doFinally(): this {
+    const [block, step] = this.#tryBlock('doFinally');
+    if (step.finallySteps) throw this.#error('doFinally', 'a doTry() can have only one doFinally()');
+    block.steps = step.addFinally();
+    return this;
+  }
+
+  #tryBlock(verb: string): [OpenBlock, DoTryStep] {
+    const top = this.#open.at(-1);
+    const step = top ? this.#tries.get(top) : undefined;
+    if (!top || !step) {
+      const inside = top ? ` The innermost open block is ${top.kind}(); close it with end() first.` : '';
+      throw this.#error(verb, `${verb}() must follow doTry().${inside}`);
+    }
+    return [top, step];
+  }
+
+  #routeLevel(verb: string): void {
+    const top = this.#open.at(-1);
+    if (top) throw this.#error(verb, `${verb}() belongs to the route, not inside ${top.kind}(): close the block with end() first`);
   }
 
   /** Logs a Simple message at INFO, or at the given level (`error`, `warn`, `info`, `debug`, `trace`, `off`). */
@@ -152,9 +242,11 @@ export class RouteDefinition {
     return this;
   }
 
-  /** Closes the nearest open block (filter, choice, split). */
+  /** Closes the nearest open block: filter, choice, split, doTry, onException, onCompletion, idempotentConsumer, multicast or aggregate. */
   end(): this {
-    if (this.#open.length === 0) throw this.#error('end', 'end() has no open filter(), choice() or split() to close');
+    if (this.#open.length === 0) {
+      throw this.#error('end', 'end() has no open block to close; it closes filter(), choice(), split(), doTry(), onException(), onCompletion(), idempotentConsumer(), multicast() and aggregate()');
+    }
     this.#open.pop();
     return this;
   }
@@ -172,6 +264,81 @@ export class RouteDefinition {
     const step = this.#make('split', () => splitStep(expression, options));
     this.#push(step);
     this.#open.push({ kind: 'split', steps: step.children });
+    return this;
+  }
+
+  /**
+   * The steps until end() run once per key: a message whose key was seen before is marked
+   * CamelDuplicateMessage and skips them (`skipDuplicate: false` lets it through, marked). The key is
+   * added before the block runs (`eager`, default true), so two concurrent exchanges with one key never
+   * both pass, and removed when the block fails (`removeOnFailure`, default true), so a redelivery is
+   * processed. Keys live in `repository`: by default an in-memory LRU of 1000 keys; give an
+   * IdempotentRepository to share them (Redis, a database).
+   */
+  idempotentConsumer(keyExpression: Expression, options?: IdempotentConsumerOptions): this {
+    return this.#openBlock('idempotentConsumer', () => idempotentConsumerStep(keyExpression, options));
+  }
+
+  /**
+   * Sends a copy of the exchange to the endpoint without waiting for it; the original goes on
+   * unchanged and never sees the tap fail (failures are logged). Stopping the route waits for taps
+   * still running.
+   */
+  wireTap(uri: string): this {
+    return this.#add('wireTap', () => wireTapStep(uri));
+  }
+
+  /**
+   * Sends a copy of the exchange to each destination, one after the other, or all at once with
+   * `parallelProcessing`. Either `multicast(['direct:a', 'direct:b'], options?)`, or
+   * `multicast(options?)` followed by steps until end(), each step one destination. The original
+   * then takes the last reply, or what `aggregationStrategy` makes of the replies (in written order);
+   * the first failure fails it, after every destination ran unless `stopOnException`.
+   */
+  multicast(uris: readonly string[], options?: MulticastOptions): this;
+  multicast(options?: MulticastOptions): this;
+  multicast(first?: readonly string[] | MulticastOptions, second?: MulticastOptions): this {
+    if (typeof first === 'string') {
+      const uri = maskUri(first);
+      throw this.#error('multicast', `multicast() takes its URIs as an array: multicast(['${uri}', …]), or a block: multicast().to('${uri}')….end()`);
+    }
+    if (!Array.isArray(first)) return this.#openBlock('multicast', () => multicastStep(first as MulticastOptions | undefined));
+    const uris = first as readonly string[];
+    if (uris.length === 0) throw this.#error('multicast', 'multicast() needs at least one destination URI');
+    const step = this.#make('multicast', () => {
+      const made = multicastStep(second);
+      for (const uri of uris) made.children.push(toStep(uri));
+      return made;
+    });
+    this.#push(step);
+    return this;
+  }
+
+  /**
+   * Lets at most `maximum` exchanges pass per `period` (default 1s; a sliding window, Camel 4's
+   * default total-requests mode); the others wait their turn in order, or fail with
+   * ThrottlerRejectedError when `rejectExecution` is set. Waiting exchanges fail when the route stops.
+   */
+  throttle(maximum: number, options?: ThrottleOptions): this {
+    return this.#add('throttle', () => throttleStep(maximum, options));
+  }
+
+  /**
+   * Combines exchanges with the same correlation key using the strategy; a group completes on
+   * `completionSize`, on `completionTimeout` (no new exchange for that long, per key), on
+   * `completionPredicate`, whichever comes first. The aggregated exchange runs the steps until end(),
+   * with CamelAggregatedSize, CamelAggregatedCompletedBy and CamelAggregatedCorrelationKey; the
+   * incoming exchanges skip them and go on after end(). Incomplete groups are completed when the route
+   * stops (`forceCompletionOnStop`, default true), or else dropped with an error logged for each.
+   */
+  aggregate(correlationExpression: Expression, strategy: AggregationStrategy, options?: AggregateOptions): this {
+    return this.#openBlock('aggregate', () => aggregateStep(correlationExpression, strategy, options));
+  }
+
+  #openBlock(verb: string, make: () => StepDefinition & { readonly children: StepDefinition[] }): this {
+    const step = this.#make(verb, make);
+    this.#push(step);
+    this.#open.push({ kind: verb, steps: step.children });
     return this;
   }
 

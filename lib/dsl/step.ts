@@ -22,6 +22,11 @@ export interface RouteCompiler {
   readonly logger: Logger;
   /** Compiles nested steps (a filter's body, a choice branch) into one processor. */
   compile(steps: readonly StepDefinition[]): Promise<Processor>;
+  /**
+   * Compiles nested steps whose failures the route's error handler must not take: doTry bodies and
+   * the steps of onException and onCompletion (an error there must never be handled again).
+   */
+  compileWithoutErrorHandler(steps: readonly StepDefinition[]): Promise<Processor>;
   /** A producer that lives as long as the route: started before its consumer, stopped after it drains. */
   producer(uri: string): Promise<Producer>;
   /** Work to do when the route stops (clear timers, close caches). */

@@ -8,6 +8,18 @@ import { builtinComponents } from '../components/registry.ts';
 import { RouteBuilder, type RouteDefinition } from '../dsl/route-definition.ts';
 import { Route } from './route.ts';
 import { ProducerTemplate } from './producer-template.ts';
+import { realScheduler, type Scheduler } from './scheduler.ts';
+import {
+  ErrorHandlingScope,
+  OnCompletionDefinition,
+  OnExceptionDefinition,
+  type ErrorHandlerDefinition,
+  type ErrorMatcher,
+  type OnCompletionOptions,
+  type OnExceptionOptions,
+} from '../dsl/error-handling.ts';
+import { ClauseDefinition } from '../dsl/clause-definition.ts';
+import { userCallSite } from '../dsl/callsite.ts';
 
 export interface ContextOptions {
   /** Shown in logs; defaults to `dromedary`. */
@@ -20,6 +32,8 @@ export interface ContextOptions {
   shutdownTimeout?: number;
   /** Values of the `{{name}}` placeholders in endpoint URIs (`{{env:NAME}}` reads the environment). */
   properties?: Properties;
+  /** Clock and timers for redelivery waits; tests pass a virtual clock. Default: the process's own. */
+  scheduler?: Scheduler;
 }
 
 /** Something whose lifecycle follows the context's: started before the routes, stopped after them. */
@@ -38,6 +52,9 @@ export class Context extends ServiceSupport {
   readonly logger: Logger;
   readonly shutdownTimeout: number;
   readonly #properties: PropertyResolver;
+  readonly scheduler: Scheduler;
+  /** Error handling for every route: each route's own declarations come first. */
+  readonly errorHandling = new ErrorHandlingScope();
   readonly #components = new Map<string, Component>();
   readonly #componentLoads = new Map<string, Promise<Component>>();
   readonly #startedComponents = new Set<Component>();
@@ -54,6 +71,7 @@ export class Context extends ServiceSupport {
     this.logger = options.logger ?? silentLogger();
     this.shutdownTimeout = options.shutdownTimeout ?? 10_000;
     this.#properties = new PropertyResolver({ ...options.properties });
+    this.scheduler = options.scheduler ?? realScheduler;
     for (const [scheme, component] of Object.entries(options.components ?? {})) this.addComponent(scheme, component);
   }
 
@@ -161,6 +179,33 @@ export class Context extends ServiceSupport {
       this.#ids.set(definition, id);
     }
     return id;
+  }
+
+  /** The error handler of every route that does not declare its own (read when routes are built). */
+  errorHandler(handler: ErrorHandlerDefinition): this {
+    if (handler?.kind !== 'default' && handler?.kind !== 'deadLetterChannel') {
+      throw new RouteBuildError('context.errorHandler(): give defaultErrorHandler({ ... }) or deadLetterChannel(uri, { ... })');
+    }
+    this.errorHandling.errorHandler = handler;
+    return this;
+  }
+
+  /** An onException clause for every route, after the route's own; add its steps to the returned definition. */
+  onException(matchers: ErrorMatcher | readonly ErrorMatcher[], options?: OnExceptionOptions): ClauseDefinition {
+    const source = userCallSite();
+    const clause = new OnExceptionDefinition(matchers, options);
+    const steps = new ClauseDefinition(clause.label, source);
+    this.errorHandling.onExceptions.push(new OnExceptionDefinition(matchers, options, steps.steps));
+    return steps;
+  }
+
+  /** Steps run after every exchange of every route; add them to the returned definition. */
+  onCompletion(options?: OnCompletionOptions): ClauseDefinition {
+    const source = userCallSite();
+    const completion = new OnCompletionDefinition(options);
+    const steps = new ClauseDefinition(completion.label, source);
+    this.errorHandling.onCompletions.push(new OnCompletionDefinition(options, steps.steps));
+    return steps;
   }
 
   get routes(): readonly Route[] {

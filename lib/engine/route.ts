@@ -7,6 +7,8 @@ import type { RouteDefinition } from '../dsl/route-definition.ts';
 import { RouteBuildError, DromedaryError } from '../errors.ts';
 import { pipeline } from './pipeline.ts';
 import { logFailure } from './error-handler.ts';
+import { markExhausted, snapshotMessage, withCompletions, type CompiledCompletion, type RouteErrorHandler } from './error-handling.ts';
+import { buildErrorHandler } from './route-error-handler.ts';
 import type { Context } from './context.ts';
 
 export type RouteStatus = 'built' | 'started' | 'stopping' | 'stopped';
@@ -25,6 +27,9 @@ export class Route {
   readonly #producers: Producer[];
   readonly #stopHooks: Array<() => void | Promise<void>>;
   readonly #abort: AbortController;
+  /** Aborted as the consumer stops, so that redelivery waits do not hold up shutdown. */
+  readonly #stopping: AbortController;
+  readonly #needsOriginalMessage: boolean;
   #inflight = 0;
   #idleWaiters: Array<() => void> = [];
   #status: RouteStatus = 'built';
@@ -40,6 +45,8 @@ export class Route {
     producers: Producer[];
     stopHooks: Array<() => void | Promise<void>>;
     abort: AbortController;
+    stopping: AbortController;
+    needsOriginalMessage: boolean;
   }) {
     this.id = init.id;
     this.definition = init.definition;
@@ -49,6 +56,8 @@ export class Route {
     this.#producers = init.producers;
     this.#stopHooks = init.stopHooks;
     this.#abort = init.abort;
+    this.#stopping = init.stopping;
+    this.#needsOriginalMessage = init.needsOriginalMessage;
   }
 
   /** Resolves the endpoints and compiles the steps; nothing starts yet. */
@@ -57,36 +66,50 @@ export class Route {
     const producers: Producer[] = [];
     const stopHooks: Array<() => void | Promise<void>> = [];
     const abort = new AbortController();
+    const stopping = new AbortController();
     const where = definition.source ? ` (${definition.source})` : '';
-    const compiler: RouteCompiler = {
-      context,
-      routeId: id,
-      logger,
-      signal: abort.signal,
-      async compile(steps: readonly StepDefinition[]) {
-        const processors: Processor[] = [];
-        for (const step of steps) {
-          try {
-            processors.push(await step.compile(compiler));
-          } catch (err) {
-            if (err instanceof DromedaryError) {
-              throw new RouteBuildError(`Route ${id}${where}: step ${step.label} cannot be built: ${err.message}`, { cause: err });
+    const wrapError = (what: string, err: unknown): unknown =>
+      err instanceof DromedaryError && !(err instanceof RouteBuildError && err.message.startsWith(`Route ${id}`))
+        ? new RouteBuildError(`Route ${id}${where}: ${what} cannot be built: ${err.message}`, { cause: err })
+        : err;
+    const makeCompiler = (errorHandler: RouteErrorHandler | undefined): RouteCompiler => {
+      const compiler: RouteCompiler = {
+        context,
+        routeId: id,
+        logger,
+        signal: abort.signal,
+        async compile(steps: readonly StepDefinition[]) {
+          const processors: Processor[] = [];
+          for (const step of steps) {
+            let processor: Processor;
+            try {
+              processor = await step.compile(compiler);
+            } catch (err) {
+              if (err instanceof DromedaryError) {
+                throw new RouteBuildError(`Route ${id}${where}: step ${step.label} cannot be built: ${err.message}`, { cause: err });
+              }
+              throw err;
             }
-            throw err;
+            processors.push(errorHandler ? errorHandler.channel(processor, step.label) : processor);
           }
-        }
-        return pipeline(processors);
-      },
-      async producer(uri: string) {
-        const endpoint = await context.endpoint(uri);
-        const producer = await endpoint.createProducer();
-        producers.push(producer);
-        return producer;
-      },
-      onStop(fn) {
-        stopHooks.push(fn);
-      },
+          return pipeline(processors);
+        },
+        compileWithoutErrorHandler(steps: readonly StepDefinition[]) {
+          return unguarded.compile(steps);
+        },
+        async producer(uri: string) {
+          const endpoint = await context.endpoint(uri);
+          const producer = await endpoint.createProducer();
+          producers.push(producer);
+          return producer;
+        },
+        onStop(fn) {
+          stopHooks.push(fn);
+        },
+      };
+      return compiler;
     };
+    const unguarded = makeCompiler(undefined);
     let endpoint: Endpoint;
     try {
       endpoint = await context.endpoint(definition.fromUri);
@@ -96,8 +119,20 @@ export class Route {
       }
       throw err;
     }
-    const processor = await compiler.compile(definition.steps);
-    return new Route({ id, definition, logger, endpoint, processor, producers, stopHooks, abort });
+    const errorHandler = await buildErrorHandler(context, definition.errorHandling, unguarded, { routeId: id, logger, stopping: stopping.signal, wrapError });
+    const compiler = errorHandler ? makeCompiler(errorHandler) : unguarded;
+    const completions: CompiledCompletion[] = [];
+    for (const [scope, definitions] of [['route', definition.errorHandling.onCompletions], ['context', context.errorHandling.onCompletions]] as const) {
+      for (const d of definitions) {
+        try {
+          completions.push({ definition: d, body: await unguarded.compile(d.steps) });
+        } catch (err) {
+          throw wrapError(`${d.label} (${scope} level)`, err);
+        }
+      }
+    }
+    const processor = withCompletions(await compiler.compile(definition.steps), completions, logger, id);
+    return new Route({ id, definition, logger, endpoint, processor, producers, stopHooks, abort, stopping, needsOriginalMessage: errorHandler?.needsOriginalMessage ?? false });
   }
 
   get status(): RouteStatus {
@@ -126,6 +161,7 @@ export class Route {
       exchange.routeId = this.id;
       exchange.fromEndpoint ??= this.endpoint.maskedUri;
     }
+    if (this.#needsOriginalMessage && exchange.originalMessage === undefined) exchange.originalMessage = snapshotMessage(exchange.message);
     this.#inflight += 1;
     this.#exchangesTotal += 1;
     let result: void | Promise<void> = undefined;
@@ -141,6 +177,8 @@ export class Route {
 
   #done(exchange: Exchange, origin: boolean): void {
     if (exchange.exception !== undefined) {
+      // This route's error handler is done with it: a calling route must not redeliver or handle it again.
+      markExhausted(exchange.exception);
       this.#exchangesFailed += 1;
       if (origin) logFailure(this.logger, this.id, exchange);
     }
@@ -163,6 +201,7 @@ export class Route {
   /** Stops taking new exchanges. */
   async stopConsumer(): Promise<void> {
     this.#status = 'stopping';
+    this.#stopping.abort();
     await this.#consumer?.stop();
   }
 

@@ -8,6 +8,12 @@ export const ExchangeProperty = {
   SplitIndex: 'CamelSplitIndex',
   SplitSize: 'CamelSplitSize',
   SplitComplete: 'CamelSplitComplete',
+  MulticastIndex: 'CamelMulticastIndex',
+  MulticastComplete: 'CamelMulticastComplete',
+  AggregatedSize: 'CamelAggregatedSize',
+  AggregatedCompletedBy: 'CamelAggregatedCompletedBy',
+  AggregatedCorrelationKey: 'CamelAggregatedCorrelationKey',
+  DuplicateMessage: 'CamelDuplicateMessage',
   TimerName: 'CamelTimerName',
   TimerFiredTime: 'CamelTimerFiredTime',
   TimerPeriod: 'CamelTimerPeriod',
@@ -45,6 +51,13 @@ export class Exchange {
   fromEndpoint: string | undefined;
   /** Set by steps such as filter or stop() to end routing of this exchange without failing it. */
   stopped: boolean;
+  /**
+   * Aborted when the exchange must stop waiting (a master: consumer lost its leadership): redelivery
+   * waits end at once. Set by consumers that can lose the right to process; copies share it.
+   */
+  signal: AbortSignal | undefined;
+  /** The message as it entered the first route, kept only when an error handler uses useOriginalMessage. */
+  originalMessage: Message | undefined;
 
   constructor(init: { body?: unknown; headers?: Record<string, unknown>; routeId?: string; fromEndpoint?: string; pattern?: ExchangePattern } = {}) {
     this.id = nextExchangeId();
@@ -56,6 +69,8 @@ export class Exchange {
     this.routeId = init.routeId;
     this.fromEndpoint = init.fromEndpoint;
     this.stopped = false;
+    this.signal = undefined;
+    this.originalMessage = undefined;
   }
 
   get body(): unknown {
@@ -88,6 +103,8 @@ export class Exchange {
     const copy = new Exchange({ routeId: this.routeId, fromEndpoint: this.fromEndpoint, pattern: this.pattern });
     copy.message = this.message.copy();
     for (const [k, v] of this.properties) copy.properties.set(k, v);
+    copy.signal = this.signal;
+    copy.originalMessage = this.originalMessage;
     return copy;
   }
 }

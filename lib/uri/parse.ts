@@ -1,6 +1,6 @@
 import { ResolveEndpointError } from '../errors.ts';
 import { maskUri } from './mask.ts';
-import { hideValuesInError, type PropertyResolver, type ResolvedPlaceholder } from './placeholders.ts';
+import { hasPlaceholders, hideValuesInError, type PropertyResolver, type ResolvedPlaceholder } from './placeholders.ts';
 
 /** A component URI split into its parts. Nothing here knows about any particular component. */
 export interface ParsedUri {
@@ -73,6 +73,15 @@ function parseResolved(template: string, uri: string, masked: string, placeholde
   const path = decode(rawPath, masked, 'path');
   const params = parseQuery(rawQuery, masked);
   return { template, raw: uri, masked, placeholders, scheme: scheme.toLowerCase(), rawPath, path, rawQuery, params };
+}
+
+/**
+ * The early syntax check of the DSL (a typo fails where the route is defined). A URI with property
+ * placeholders is checked when the context resolves it, at startup: `{{env:TARGET}}` alone has no scheme yet.
+ */
+export function checkUriSyntax(uri: string): void {
+  if (typeof uri === 'string' && hasPlaceholders(uri)) return;
+  parseUri(uri);
 }
 
 export function parseQuery(rawQuery: string, maskedUri = rawQuery): Record<string, string> {

@@ -272,6 +272,14 @@ describe('DSL steps', () => {
       }
     });
 
+    it('an extra end() names every block it could have closed', async () => {
+      const c = new Context();
+      await c.addRoutes((r) => r.from('direct:x').idempotentConsumer('${body}').end().end()).then(
+        () => expect.fail('should have thrown'),
+        (err: Error) => expect(err.message).to.contain('end() has no open block to close').and.contain('doTry()').and.contain('aggregate()'),
+      );
+    });
+
     it('endChoice() returns to the choice from inside a nested block', async () => {
       const started = await startContext((r) =>
         r.from('direct:in').choice().when('${body} == 1').split('${body}').setHeader('inner', true).endChoice().otherwise().setHeader('other', true).end(),

@@ -70,6 +70,20 @@ describe('property placeholders in endpoint URIs', function () {
     }
   });
 
+  it('takes a whole URI from a placeholder in from(), to() and wireTap(), checked at startup instead of where the route is defined', async () => {
+    const tapped: unknown[] = [];
+    const { template } = await start(
+      (r) => {
+        r.from('{{entry}}').wireTap('{{tap}}').to('{{target:direct:sink}}');
+        r.from('direct:sink').setBody('${body}!');
+        r.from('direct:tap').process((ex) => void tapped.push(ex.body));
+      },
+      { properties: { entry: 'direct:whole', tap: 'direct:tap' } },
+    );
+    expect(await template.requestBody('direct:whole', 'x')).to.equal('x!');
+    await waitFor(() => tapped.length === 1);
+  });
+
   it('fails startup on a missing key with the key, the URI as written and the fix', async () => {
     const context = new Context({ properties: { known: 'x' } });
     await context.addRoutes((r) => r.from('timer:t?period={{period}}').log('x'));

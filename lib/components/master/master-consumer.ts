@@ -28,6 +28,11 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
   #retry: NodeJS.Timeout | undefined;
   #generation = 0;
   #refused = 0;
+  /**
+   * One per leadership term, aborted the moment the term ends. Every exchange let through carries
+   * its signal, so work that waits (a redelivery) stops at once instead of running on a follower.
+   */
+  #term = new AbortController();
   readonly #logger: Logger;
 
   constructor(endpoint: MasterEndpoint, processor: Processor) {
@@ -47,7 +52,12 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
 
   readonly #gate: Processor = (exchange: Exchange) => {
     const view = this.#view;
-    if (view && view.isLeader) return this.processor(exchange);
+    if (view && view.isLeader) {
+      const term = this.#term.signal;
+      exchange.signal = exchange.signal ? AbortSignal.any([exchange.signal, term]) : term;
+      return this.processor(exchange);
+    }
+    this.#endTerm('leadership lapsed');
     this.#refused += 1;
     exchange.exception = new NotLeaderError(this.endpoint.lock, this.endpoint.cluster.memberId);
     this.#logger.warn(`Refused an exchange from ${this.endpoint.delegate.maskedUri}: leadership of ${this.endpoint.lock} lapsed; stopping the consumer`);
@@ -57,9 +67,19 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
   readonly #onLeadership = (event: LeadershipEvent) => {
     this.#generation += 1;
     const generation = this.#generation;
-    if (event.isLocal) this.#enqueue(() => this.#startDelegate(generation, 1));
-    else this.#enqueue(() => this.#stopDelegate(event.leader ? `${event.leader} leads ${this.endpoint.lock}` : `no member leads ${this.endpoint.lock}`));
+    if (event.isLocal) {
+      if (this.#term.signal.aborted) this.#term = new AbortController();
+      this.#enqueue(() => this.#startDelegate(generation, 1));
+    } else {
+      this.#endTerm(event.leader ? `${event.leader} leads ${this.endpoint.lock}` : `no member leads ${this.endpoint.lock}`);
+      this.#enqueue(() => this.#stopDelegate(event.leader ? `${event.leader} leads ${this.endpoint.lock}` : `no member leads ${this.endpoint.lock}`));
+    }
   };
+
+  #endTerm(reason: string): void {
+    if (this.#term.signal.aborted) return;
+    this.#term.abort(new DromedaryError('LEADERSHIP_LOST', `member ${this.endpoint.cluster.memberId} lost the leadership of ${this.endpoint.lock} (${reason})`));
+  }
 
   protected doStart(): void {
     this.#view = this.endpoint.cluster.view(this.endpoint.lock);
@@ -68,6 +88,7 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
 
   protected async doStop(): Promise<void> {
     this.#generation += 1;
+    this.#endTerm('route stopping');
     this.#view?.off('leadership', this.#onLeadership);
     this.#enqueue(() => this.#stopDelegate('route stopping'));
     await this.#queue;

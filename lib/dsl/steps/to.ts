@@ -2,14 +2,13 @@ import { compileExpression } from '../../simple/index.ts';
 import { maskUri } from '../../uri/mask.ts';
 import type { Producer } from '../../spi/component.ts';
 import type { StepDefinition } from '../step.ts';
-import { parseUri } from '../../uri/parse.ts';
+import { checkUriSyntax } from '../../uri/parse.ts';
 import { hasPlaceholders, placeholdersIn } from '../../uri/placeholders.ts';
 import { ResolveEndpointError } from '../../errors.ts';
 
 /** Sends the exchange to a static endpoint; its producer lives as long as the route. */
 export function toStep(uri: string): StepDefinition {
-  // With placeholders the URI can only be checked once the context resolves them, at startup.
-  if (!hasPlaceholders(uri)) parseUri(uri);
+  checkUriSyntax(uri);
   return {
     kind: 'to',
     label: `to(${maskUri(uri)})`,

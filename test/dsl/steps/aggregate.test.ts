@@ -1,0 +1,271 @@
+import { expect } from 'chai';
+import { Context } from '../../../lib/engine/context.ts';
+import { RouteBuildError } from '../../../lib/errors.ts';
+import { Exchange, ExchangeProperty } from '../../../lib/exchange/index.ts';
+import type { AggregationStrategy } from '../../../lib/dsl/steps/split.ts';
+import { InvalidCorrelationKeyError } from '../../../lib/dsl/steps/aggregate.ts';
+import type { RouteBuilder } from '../../../lib/dsl/route-definition.ts';
+import { captureLogger } from '../../support/capture-logger.ts';
+import { gatedSink } from '../../support/gated-sink.ts';
+import { startContext } from '../../support/context.ts';
+import { waitFor } from '../../support/wait.ts';
+
+/** Collects the bodies into an array, as Camel's GroupedBodyAggregationStrategy does. */
+const groupBodies: AggregationStrategy = (aggregated, next) => {
+  if (!aggregated) {
+    next.body = [next.body];
+    return next;
+  }
+  (aggregated.body as unknown[]).push(next.body);
+  return aggregated;
+};
+
+interface Completed {
+  body: unknown;
+  size: unknown;
+  by: unknown;
+  key: unknown;
+}
+
+function completedOf(ex: Exchange): Completed {
+  return {
+    body: ex.body,
+    size: ex.getProperty(ExchangeProperty.AggregatedSize),
+    by: ex.getProperty(ExchangeProperty.AggregatedCompletedBy),
+    key: ex.getProperty(ExchangeProperty.AggregatedCorrelationKey),
+  };
+}
+
+describe('aggregate', () => {
+  let context: Context | undefined;
+  afterEach(async () => {
+    await context?.stop();
+    context = undefined;
+  });
+
+  async function start(define: Parameters<typeof startContext>[0], options?: { shutdownTimeout?: number }) {
+    const started = await startContext(define, options);
+    context = started.context;
+    return started;
+  }
+
+  it('completes a group on completionSize; the aggregated exchange runs the block, the incoming ones go on after end()', async () => {
+    const completed: Completed[] = [];
+    const { template } = await start((r) =>
+      r
+        .from('direct:in')
+        .aggregate('${header.order}', groupBodies, { completionSize: 3 })
+        .process((ex) => void completed.push(completedOf(ex)))
+        .end()
+        .setHeader('after', true),
+    );
+    const incoming: Exchange[] = [];
+    for (const [order, body] of [['A', 1], ['B', 10], ['A', 2], ['A', 3], ['B', 20]] as const) {
+      incoming.push(await template.send('direct:in', new Exchange({ body, headers: { order } })));
+    }
+    expect(completed).to.deep.equal([{ body: [1, 2, 3], size: 3, by: 'size', key: 'A' }]);
+    expect(incoming.map((ex) => [ex.body, ex.headers.get('after'), ex.exception])).to.deep.equal([
+      [1, true, undefined],
+      [10, true, undefined],
+      [2, true, undefined],
+      [3, true, undefined],
+      [20, true, undefined],
+    ]);
+  });
+
+  it('completes each key on its own completionTimeout, and with both conditions whichever comes first', async () => {
+    const completed: Completed[] = [];
+    const { template } = await start((r) =>
+      r
+        .from('direct:in')
+        .aggregate((ex) => ex.headers.get('k'), groupBodies, { completionSize: 2, completionTimeout: 50 })
+        .process((ex) => void completed.push(completedOf(ex)))
+        .end(),
+    );
+    await template.send('direct:in', new Exchange({ body: 'x1', headers: { k: 'X' } }));
+    await template.send('direct:in', new Exchange({ body: 'y1', headers: { k: 'Y' } }));
+    await template.send('direct:in', new Exchange({ body: 'x2', headers: { k: 'X' } }));
+    expect(completed).to.deep.equal([{ body: ['x1', 'x2'], size: 2, by: 'size', key: 'X' }]);
+    await waitFor(() => completed.length === 2);
+    expect(completed[1]).to.deep.equal({ body: ['y1'], size: 1, by: 'timeout', key: 'Y' });
+  });
+
+  it('the timeout counts from the last exchange of the group, not the first', async () => {
+    const timeout = 150;
+    const completed: Array<Completed & { at: number }> = [];
+    const { template } = await start((r) =>
+      r
+        .from('direct:in')
+        .aggregate('${header.k}', groupBodies, { completionTimeout: timeout })
+        .process((ex) => void completed.push({ ...completedOf(ex), at: performance.now() }))
+        .end(),
+    );
+    await template.send('direct:in', new Exchange({ body: 1, headers: { k: 'K' } }));
+    const firstJoined = performance.now();
+    // The second exchange joins well into the first one's timeout, so the two readings differ.
+    await waitFor(() => performance.now() - firstJoined >= timeout / 2, { interval: 5 });
+    await template.send('direct:in', new Exchange({ body: 2, headers: { k: 'K' } }));
+    const lastJoined = performance.now();
+    await waitFor(() => completed.length === 1);
+    expect(completed[0]).to.include({ size: 2, by: 'timeout', key: 'K' });
+    expect(completed[0]!.body).to.deep.equal([1, 2]);
+    expect(completed[0]!.at - lastJoined).to.be.at.least(timeout - 5);
+  });
+
+  it('completes on completionPredicate, checked on the aggregated exchange', async () => {
+    const completed: Completed[] = [];
+    const { template } = await start((r) =>
+      r
+        .from('direct:in')
+        .aggregate('${header.k}', groupBodies, { completionPredicate: (ex) => (ex.body as unknown[]).includes('end') })
+        .process((ex) => void completed.push(completedOf(ex)))
+        .end(),
+    );
+    for (const body of ['a', 'b', 'end', 'c']) await template.send('direct:in', new Exchange({ body, headers: { k: 1 } }));
+    expect(completed).to.deep.equal([{ body: ['a', 'b', 'end'], size: 3, by: 'predicate', key: '1' }]);
+  });
+
+  it('completes the incomplete groups when the route stops, while its producers still work', async () => {
+    const sink = gatedSink();
+    sink.open();
+    const capture = captureLogger();
+    context = new Context({ logger: capture.logger, components: { gated: sink.component } });
+    await context.addRoutes((r: RouteBuilder) =>
+      r
+        .from('direct:in')
+        .aggregate('${header.k}', groupBodies, { completionSize: 10, completionTimeout: '1h' })
+        .setBody('${body}')
+        .to('gated:out')
+        .end(),
+    );
+    await context.start();
+    const template = context.createProducerTemplate();
+    await template.send('direct:in', new Exchange({ body: 'a1', headers: { k: 'a' } }));
+    await template.send('direct:in', new Exchange({ body: 'b1', headers: { k: 'b' } }));
+    await template.send('direct:in', new Exchange({ body: 'a2', headers: { k: 'a' } }));
+    expect(sink.delivered).to.have.length(0);
+    await context.stop();
+    context = undefined;
+    expect(sink.events).to.deep.equal(['delivered a1,a2', 'delivered b1', 'producer stopped']);
+    expect(sink.delivered.map(completedOf).map(({ size, by, key }) => [size, by, key])).to.deep.equal([
+      [2, 'force', 'a'],
+      [1, 'force', 'b'],
+    ]);
+  });
+
+  it('a group completed on stop can still wire-tap: the tap is waited for before its producer closes', async () => {
+    const sink = gatedSink();
+    const capture = captureLogger();
+    context = new Context({ logger: capture.logger, components: { gated: sink.component } });
+    await context.addRoutes((r: RouteBuilder) =>
+      r.from('direct:in').aggregate('${header.k}', groupBodies, { completionSize: 10 }).wireTap('gated:audit').end(),
+    );
+    await context.start();
+    await context.createProducerTemplate().send('direct:in', new Exchange({ body: 'only', headers: { k: 'k' } }));
+    const stopping = context.stop();
+    context = undefined;
+    await waitFor(() => sink.arrived.length === 1);
+    sink.open();
+    await stopping;
+    expect(sink.events).to.deep.equal(['delivered only', 'producer stopped']);
+    expect(sink.delivered[0]!.getProperty(ExchangeProperty.AggregatedCompletedBy)).to.equal('force');
+  });
+
+  it('with forceCompletionOnStop: false drops the incomplete groups on stop, logging an error for each', async () => {
+    const completed: Completed[] = [];
+    const { template, lines } = await start((r) =>
+      r
+        .from('direct:in')
+        .routeId('batcher')
+        .aggregate('${header.k}', groupBodies, { completionSize: 10, forceCompletionOnStop: false })
+        .process((ex) => void completed.push(completedOf(ex)))
+        .end(),
+    );
+    for (const [k, body] of [['a', 1], ['a', 2], ['b', 3]]) await template.send('direct:in', new Exchange({ body, headers: { k } }));
+    await context!.stop();
+    context = undefined;
+    expect(completed).to.deep.equal([]);
+    const dropped = lines.filter((l) => l.message.includes('discarded the incomplete group'));
+    expect(dropped.map((l) => [l.level, l.meta.route, l.meta.correlationKey, l.meta.size])).to.deep.equal([
+      ['error', 'batcher', 'a', 2],
+      ['error', 'batcher', 'b', 1],
+    ]);
+    expect(dropped[0]!.message).to.contain('correlation key a (2 exchange(s))').and.to.contain('forceCompletionOnStop is false');
+  });
+
+  it('fails an incoming exchange without a correlation key, or whose strategy throws, and leaves its group as it was', async () => {
+    const completed: Completed[] = [];
+    const strategy: AggregationStrategy = (aggregated, next) => {
+      if (next.body === 'poison') throw new Error('cannot aggregate poison');
+      return groupBodies(aggregated, next);
+    };
+    const { template, lines } = await start((r) =>
+      r
+        .from('direct:in')
+        .aggregate('${header.k}', strategy, { completionSize: 2 })
+        .process((ex) => void completed.push(completedOf(ex)))
+        .end()
+        .setHeader('after', true),
+    );
+    const noKey = await template.send('direct:in', new Exchange({ body: 'lost' }));
+    expect(noKey.exception).to.be.instanceOf(InvalidCorrelationKeyError);
+    expect(noKey.exception?.message).to.contain('${header.k}').and.to.contain(noKey.id);
+    expect(noKey.headers.has('after')).to.equal(false);
+    await template.send('direct:in', new Exchange({ body: 'ok1', headers: { k: 'g' } }));
+    const poison = await template.send('direct:in', new Exchange({ body: 'poison', headers: { k: 'g' } }));
+    expect(poison.exception?.message).to.equal('cannot aggregate poison');
+    await template.send('direct:in', new Exchange({ body: 'ok2', headers: { k: 'g' } }));
+    expect(completed).to.deep.equal([{ body: ['ok1', 'ok2'], size: 2, by: 'size', key: 'g' }]);
+    // A poison message first in its group leaves no half-made group for the stop to complete.
+    const first = await template.send('direct:in', new Exchange({ body: 'poison', headers: { k: 'fresh' } }));
+    expect(first.exception?.message).to.equal('cannot aggregate poison');
+    await context!.stop();
+    context = undefined;
+    expect(completed).to.have.length(1);
+    // The three failed incoming exchanges are logged; the stop itself has nothing to complain about.
+    const complaints = lines.filter((l) => l.level === 'warn' || l.level === 'error').map((l) => l.message);
+    expect(complaints).to.have.length(3);
+    expect(complaints.every((m) => m.startsWith('Failed delivery'))).to.equal(true);
+  });
+
+  it('logs a failure of the aggregated exchange, which has no caller; the incoming exchange is not failed by it', async () => {
+    const { template, lines } = await start((r) =>
+      r
+        .from('direct:in')
+        .routeId('agg')
+        .aggregate('${header.k}', groupBodies, { completionSize: 2 })
+        .process(() => {
+          throw new Error('batch insert failed');
+        })
+        .end(),
+    );
+    await template.send('direct:in', new Exchange({ body: 1, headers: { k: 'k' } }));
+    const completing = await template.send('direct:in', new Exchange({ body: 2, headers: { k: 'k' } }));
+    expect(completing.exception).to.equal(undefined);
+    const failure = lines.find((l) => l.level === 'error' && l.message.includes('batch insert failed'));
+    expect(failure?.meta.route).to.equal('agg');
+  });
+
+  it('rejects a bad size, timeout, strategy, unknown options and no completion condition, naming the value', async () => {
+    const strategy = groupBodies;
+    for (const [define, expected] of [
+      [(r: any) => r.from('direct:x').aggregate('${header.k}', strategy, { completionSize: 0 }), 'completionSize must be a positive whole number, got 0'],
+      [(r: any) => r.from('direct:x').aggregate('${header.k}', strategy, { completionSize: -3 }), 'got -3'],
+      [(r: any) => r.from('direct:x').aggregate('${header.k}', strategy, { completionTimeout: 'later' }), 'completionTimeout "later" is not a positive duration'],
+      [(r: any) => r.from('direct:x').aggregate('${header.k}', strategy, { completionTimeout: -1 }), 'completionTimeout -1 is not a positive duration'],
+      [(r: any) => r.from('direct:x').aggregate('${header.k}', strategy), 'needs a completion condition: completionSize, completionTimeout and/or completionPredicate'],
+      [(r: any) => r.from('direct:x').aggregate('${header.k}', strategy, { completionSize: 2, eagerCheck: true }), 'unknown option(s) eagerCheck'],
+      [(r: any) => r.from('direct:x').aggregate('${header.k}', undefined, { completionSize: 2 }), 'needs an aggregation strategy'],
+      [(r: any) => r.from('direct:x').aggregate('${header.k}', strategy, { completionSize: 2, forceCompletionOnStop: 'no' }), 'forceCompletionOnStop must be true or false, got "no"'],
+      [(r: any) => r.from('direct:x').aggregate('${header.', strategy, { completionSize: 2 }), '${header.'],
+    ] as const) {
+      await new Context().addRoutes(define).then(
+        () => expect.fail(`should have thrown: ${expected}`),
+        (err: Error) => {
+          expect(err).to.be.instanceOf(RouteBuildError);
+          expect(err.message).to.contain('Route from(direct:x)').and.to.contain('aggregate(): ').and.to.contain(expected);
+        },
+      );
+    }
+  });
+});
