@@ -1,15 +1,23 @@
 #!/usr/bin/env node
 // A small Telegram-like updates API for the polling-to-queue example (plain JavaScript, any Node).
 //
-//   GET  /getUpdates?offset=N&limit=L&timeout=T  updates with update_id >= N, oldest first, at most L
+//   GET  /bot<token>/getUpdates?offset=N&limit=L&timeout=T  updates with update_id >= N, oldest first, at most L
 //        (1-100, default 100); calling with offset N confirms, and forgets, every update below N.
 //        With timeout=T (seconds) and nothing to return, it waits up to T seconds for a new update.
 //   GET  /stats   {"generated": last update_id, "served": [ids ever returned], "confirmed": offset}
 //   POST /pause   stop producing updates (tests use it to let the pipeline drain); POST /resume
 //
-// Environment: PORT (8081; 0 picks a free one), UPDATE_EVERY_MS (500), FIRST_UPDATE_ID (1000), LOG_REQUESTS=1.
+//        As in Telegram, the bot token is a path segment; a wrong token gets 401 Unauthorized.
+//
+// Environment: BOT_TOKEN (required: the token clients must send), PORT (8081; 0 picks a free one),
+// UPDATE_EVERY_MS (500), FIRST_UPDATE_ID (1000), LOG_REQUESTS=1 (prints each request, token masked).
 import { createServer } from 'node:http';
 
+const token = process.env.BOT_TOKEN;
+if (!token) {
+  console.error('Set BOT_TOKEN to the token clients must send (/bot<token>/getUpdates), e.g. BOT_TOKEN=123:dev');
+  process.exit(1);
+}
 const port = Number(process.env.PORT ?? 8081);
 const every = Number(process.env.UPDATE_EVERY_MS ?? 500);
 let nextId = Number(process.env.FIRST_UPDATE_ID ?? 1000);
@@ -43,8 +51,9 @@ const logRequests = process.env.LOG_REQUESTS === '1';
 
 const server = createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://localhost');
-  if (logRequests) console.log(`${new Date().toISOString()} ${req.method} ${req.url}`);
-  if (url.pathname === '/getUpdates') {
+  if (logRequests) console.log(`${new Date().toISOString()} ${req.method} ${(req.url ?? '').replace(/^\/bot[^/]*/, '/botxxxxxx')}`);
+  if (url.pathname.endsWith('/getUpdates')) {
+    if (url.pathname !== `/bot${token}/getUpdates`) return send(res, 401, { ok: false, error_code: 401, description: 'Unauthorized' });
     const offset = Number(url.searchParams.get('offset') ?? 0);
     const limit = Math.min(100, Math.max(1, Number(url.searchParams.get('limit') ?? 100)));
     const timeout = Math.min(50, Math.max(0, Number(url.searchParams.get('timeout') ?? 0)));

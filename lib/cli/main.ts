@@ -5,6 +5,7 @@ import { maskSecrets } from '../uri/mask.ts';
 import { createCliLogger } from './logging.ts';
 import { runRoutes } from './run-command.ts';
 import { runReplicas } from './replicas.ts';
+import { readPropertiesFile } from './properties-file.ts';
 import { CLUSTER_KINDS } from '../cluster/config.ts';
 
 export const HELP = `dromedary: Camel-style integration routes for Node.js, with clustered singleton (master:) routes.
@@ -25,6 +26,8 @@ Options for run:
                               kubernetes inside a pod, else file locks under the OS temp folder)
   --member-id <id>            This member's id (env DROMEDARY_MEMBER_ID; default pod name or host name plus pid)
   --replicas <n>              Run n member processes on this machine, like n pods; lines are prefixed by member id
+  --properties <file>         key=value lines: the values of {{name}} placeholders in endpoint URIs
+                              ({{env:NAME}} reads the environment without it)
   --health-port <n>           Serve /healthz, /readyz and /leadership on this port (env DROMEDARY_HEALTH_PORT;
                               host DROMEDARY_HEALTH_HOST, default 127.0.0.1; use 0.0.0.0 in a pod)
 
@@ -49,6 +52,7 @@ const runFlags = {
   replicas: { type: 'string' },
   port: { type: 'string' },
   'health-port': { type: 'string' },
+  properties: { type: 'string' },
   namespace: { type: 'string' },
   kubeconfig: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
@@ -114,7 +118,9 @@ export async function main(argv: readonly string[], out: NodeJS.WritableStream =
     if (healthPort !== undefined && (!Number.isInteger(healthPort) || healthPort < 0 || healthPort > 65535)) {
       throw new DromedaryError('CLI_OPTION', `--health-port "${healthText}" must be a port number from 0 to 65535`);
     }
+    const properties = values.properties === undefined ? undefined : await readPropertiesFile(values.properties);
     const code = await runRoutes({
+      properties,
       healthPort,
       healthHost: process.env.DROMEDARY_HEALTH_HOST,
       paths: rest.length > 0 ? rest : ['routes'],

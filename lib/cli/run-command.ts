@@ -14,6 +14,8 @@ export interface RunOptions {
   /** Serve /healthz, /readyz and /leadership on this port (0: any free port). */
   healthPort?: number;
   healthHost?: string;
+  /** Values of `{{name}}` placeholders in endpoint URIs (--properties). */
+  properties?: Record<string, string>;
 }
 
 /**
@@ -34,7 +36,7 @@ export async function runRoutes(options: RunOptions): Promise<number> {
   // One cluster service per process, shared by every master: route and by route files' own code.
   const clusterConfig = resolveClusterConfig({ flags: options.cluster, appKey: options.paths.map((p) => resolve(p)).join('\n') });
   const cluster = await createClusterService(clusterConfig, logger);
-  const context = new Context({ logger, shutdownTimeout: options.shutdownTimeout });
+  const context = new Context({ logger, shutdownTimeout: options.shutdownTimeout, properties: options.properties });
   context.addService(CLUSTER_SERVICE, cluster);
   const definitions = await loadRouteFiles(files, { context, cluster });
   if (definitions.length === 0) {

@@ -2,7 +2,7 @@ import { RouteBuildError } from '../errors.ts';
 import type { Exchange } from '../exchange/exchange.ts';
 import { parseDuration } from '../uri/duration.ts';
 import { maskUri } from '../uri/mask.ts';
-import { parseUri } from '../uri/parse.ts';
+import { checkUriSyntax } from '../uri/parse.ts';
 import { toTest, type Predicate, type Test } from './expression.ts';
 import type { StepDefinition } from './step.ts';
 
@@ -200,7 +200,7 @@ export function defaultErrorHandler(options: RedeliveryOptions = {}): ErrorHandl
 /** Sends the failed exchange to an endpoint, with the error's message and type in headers; the exchange is then handled. */
 export function deadLetterChannel(uri: string, options: DeadLetterOptions = {}): ErrorHandlerDefinition {
   if (typeof uri !== 'string' || uri === '') throw new RouteBuildError('deadLetterChannel(uri): give the URI of the dead-letter endpoint, e.g. amqp:queue:orders-dlq');
-  parseUri(uri);
+  checkUriSyntax(uri);
   const label = `deadLetterChannel(${maskUri(uri)})`;
   checkKeys(label, options, [...REDELIVERY_KEYS, 'useOriginalMessage']);
   const { useOriginalMessage, ...redelivery } = options;

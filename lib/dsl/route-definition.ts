@@ -2,7 +2,7 @@ import { DromedaryError, RouteBuildError } from '../errors.ts';
 import type { Exchange } from '../exchange/exchange.ts';
 import type { Processor } from '../spi/processor.ts';
 import { maskUri } from '../uri/mask.ts';
-import { parseUri } from '../uri/parse.ts';
+import { checkUriSyntax } from '../uri/parse.ts';
 import { userCallSite } from './callsite.ts';
 import type { Expression, Predicate } from './expression.ts';
 import type { StepDefinition } from './step.ts';
@@ -64,7 +64,7 @@ export class RouteDefinition {
     this.source = source ?? userCallSite();
     this.maskedFromUri = typeof fromUri === 'string' ? maskUri(fromUri) : String(fromUri);
     this.fromUri = fromUri;
-    this.#guard('from', () => parseUri(fromUri));
+    this.#guard('from', () => checkUriSyntax(fromUri));
   }
 
   get id(): string | undefined {

@@ -2,6 +2,7 @@ import { ServiceSupport } from '../spi/service.ts';
 import type { Component, Endpoint, Producer } from '../spi/component.ts';
 import { silentLogger, type Logger } from '../logging/logger.ts';
 import { parseUri } from '../uri/parse.ts';
+import { hideValuesInError, PropertyResolver, type Properties } from '../uri/placeholders.ts';
 import { ResolveEndpointError, RouteBuildError } from '../errors.ts';
 import { builtinComponents } from '../components/registry.ts';
 import { RouteBuilder, type RouteDefinition } from '../dsl/route-definition.ts';
@@ -29,6 +30,8 @@ export interface ContextOptions {
   components?: Record<string, Component>;
   /** How long stop() waits for exchanges in flight after the consumers stopped. Default 10 s. */
   shutdownTimeout?: number;
+  /** Values of the `{{name}}` placeholders in endpoint URIs (`{{env:NAME}}` reads the environment). */
+  properties?: Properties;
   /** Clock and timers for redelivery waits; tests pass a virtual clock. Default: the process's own. */
   scheduler?: Scheduler;
 }
@@ -48,6 +51,7 @@ export class Context extends ServiceSupport {
   readonly name: string;
   readonly logger: Logger;
   readonly shutdownTimeout: number;
+  readonly #properties: PropertyResolver;
   readonly scheduler: Scheduler;
   /** Error handling for every route: each route's own declarations come first. */
   readonly errorHandling = new ErrorHandlingScope();
@@ -66,6 +70,7 @@ export class Context extends ServiceSupport {
     this.name = options.name ?? 'dromedary';
     this.logger = options.logger ?? silentLogger();
     this.shutdownTimeout = options.shutdownTimeout ?? 10_000;
+    this.#properties = new PropertyResolver({ ...options.properties });
     this.scheduler = options.scheduler ?? realScheduler;
     for (const [scheme, component] of Object.entries(options.components ?? {})) this.addComponent(scheme, component);
   }
@@ -115,14 +120,21 @@ export class Context extends ServiceSupport {
     await component.start?.();
   }
 
-  /** The endpoint for a URI; the same URI always gives the same endpoint. */
+  /**
+   * The endpoint for a URI; the same URI always gives the same endpoint. Property placeholders are
+   * resolved here, once for every component; errors are rewritten so they show placeholders, not values.
+   */
   endpoint(uri: string): Promise<Endpoint> {
     let pending = this.#endpoints.get(uri);
     if (!pending) {
       pending = (async () => {
-        const parsed = parseUri(uri);
+        const parsed = parseUri(uri, this.#properties);
         const component = await this.component(parsed.scheme);
-        return component.createEndpoint(parsed, this);
+        try {
+          return await component.createEndpoint(parsed, this);
+        } catch (err) {
+          throw hideValuesInError(err, parsed.placeholders);
+        }
       })();
       this.#endpoints.set(uri, pending);
       pending.catch(() => this.#endpoints.delete(uri));

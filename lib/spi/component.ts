@@ -17,7 +17,7 @@ export interface Component {
 }
 
 export interface Endpoint {
-  /** The URI as given; use maskedUri anywhere it is printed. */
+  /** The URI as given, property placeholders unresolved; use maskedUri anywhere it is printed. */
   readonly uri: string;
   readonly maskedUri: string;
   readonly context: Context;

@@ -14,7 +14,7 @@ export abstract class EndpointSupport implements Endpoint {
   readonly context: Context;
 
   constructor(parsed: ParsedUri, context: Context) {
-    this.uri = parsed.raw;
+    this.uri = parsed.template;
     this.maskedUri = parsed.masked;
     this.scheme = parsed.scheme;
     this.context = context;

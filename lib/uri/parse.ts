@@ -1,12 +1,17 @@
 import { ResolveEndpointError } from '../errors.ts';
 import { maskUri } from './mask.ts';
+import { hasPlaceholders, hideValuesInError, type PropertyResolver, type ResolvedPlaceholder } from './placeholders.ts';
 
 /** A component URI split into its parts. Nothing here knows about any particular component. */
 export interface ParsedUri {
-  /** The URI exactly as given. */
+  /** The URI as written, property placeholders (`{{env:TOKEN}}`) intact. */
+  readonly template: string;
+  /** The URI with its placeholders resolved: what the component uses. Never print it; print `masked`. */
   readonly raw: string;
-  /** The URI with secrets masked, for messages and logs. */
+  /** The URI as written (placeholders, not their values) with secrets masked, for messages and logs. */
   readonly masked: string;
+  /** The placeholders resolved in `raw`; components that print text built from `raw` hide these values. */
+  readonly placeholders: readonly ResolvedPlaceholder[];
   /** Lower-cased scheme, e.g. `timer`. */
   readonly scheme: string;
   /** Everything after `scheme:` (and an optional `//`) up to the first `?`, percent-encoding intact. */
@@ -26,12 +31,26 @@ const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/;
  * the scheme is `master`, the path `lock1:timer:clock` and the query `period=500`.
  * Query values may be wrapped in `RAW(...)` to keep them verbatim (Camel's convention for secrets
  * with `&` or `+` in them); otherwise `+` means space and `%XX` is decoded.
+ * With a resolver, property placeholders are resolved first (as in Camel, before the URI is parsed);
+ * every error then names the URI as written and never a resolved value.
  */
-export function parseUri(uri: string): ParsedUri {
-  if (typeof uri !== 'string' || uri.trim() === '') {
-    throw new ResolveEndpointError(String(uri), 'the URI is empty. Expected scheme:path?options, e.g. timer:tick?period=1000');
+export function parseUri(template: string, resolver?: PropertyResolver): ParsedUri {
+  if (typeof template !== 'string' || template.trim() === '') {
+    throw new ResolveEndpointError(String(template), 'the URI is empty. Expected scheme:path?options, e.g. timer:tick?period=1000');
   }
-  const masked = maskUri(uri);
+  const masked = maskUri(template);
+  const { text: uri, placeholders } = resolver ? resolver.resolve(template) : { text: template, placeholders: [] };
+  try {
+    return parseResolved(template, uri, masked, placeholders);
+  } catch (err) {
+    throw hideValuesInError(err, placeholders);
+  }
+}
+
+function parseResolved(template: string, uri: string, masked: string, placeholders: readonly ResolvedPlaceholder[]): ParsedUri {
+  if (uri.trim() === '') {
+    throw new ResolveEndpointError(masked, 'the URI is empty once its placeholders are resolved. Expected scheme:path?options');
+  }
   if (uri !== uri.trim()) {
     throw new ResolveEndpointError(masked, 'the URI has leading or trailing whitespace');
   }
@@ -53,7 +72,16 @@ export function parseUri(uri: string): ParsedUri {
   }
   const path = decode(rawPath, masked, 'path');
   const params = parseQuery(rawQuery, masked);
-  return { raw: uri, masked, scheme: scheme.toLowerCase(), rawPath, path, rawQuery, params };
+  return { template, raw: uri, masked, placeholders, scheme: scheme.toLowerCase(), rawPath, path, rawQuery, params };
+}
+
+/**
+ * The early syntax check of the DSL (a typo fails where the route is defined). A URI with property
+ * placeholders is checked when the context resolves it, at startup: `{{env:TARGET}}` alone has no scheme yet.
+ */
+export function checkUriSyntax(uri: string): void {
+  if (typeof uri === 'string' && hasPlaceholders(uri)) return;
+  parseUri(uri);
 }
 
 export function parseQuery(rawQuery: string, maskedUri = rawQuery): Record<string, string> {

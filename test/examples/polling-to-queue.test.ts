@@ -13,6 +13,8 @@ import { deleteQueues } from '../components/amqp/helpers.ts';
 const EXAMPLE = fileURLToPath(new URL('../../examples/polling-to-queue/', import.meta.url));
 const RECEIVED = /received update (\d+) messageId=(\S+) redelivered=(\w+)/;
 const LEADS = /member (\S+) is now leader of updates \(this member\)/;
+/** The bot token of the example: a path segment every member resolves from {{env:BOT_TOKEN}} and never prints. */
+const BOT_TOKEN = '424242:AAE-example-bot-token';
 
 describe('example: polling to queue', function () {
   this.timeout(120_000);
@@ -32,7 +34,7 @@ describe('example: polling to queue', function () {
     queue = `updates-e2e-${randomUUID().slice(0, 8)}`;
 
     const api = new ProcessHandle(
-      spawn(process.execPath, [join(EXAMPLE, 'updates-api.mjs')], { env: { ...process.env, PORT: '0', UPDATE_EVERY_MS: '40' }, stdio: ['ignore', 'pipe', 'pipe'] }),
+      spawn(process.execPath, [join(EXAMPLE, 'updates-api.mjs')], { env: { ...process.env, PORT: '0', UPDATE_EVERY_MS: '40', BOT_TOKEN }, stdio: ['ignore', 'pipe', 'pipe'] }),
     );
     processes.push(api);
     const apiUrl = /listening on (http:\/\/\S+)/.exec(await api.waitForLine(/listening on http/))![1]!;
@@ -49,6 +51,7 @@ describe('example: polling to queue', function () {
           AMQP_URL: rmq().url,
           UPDATES_API_URL: apiUrl,
           UPDATES_QUEUE: queue,
+          BOT_TOKEN,
         },
       });
       members.set(id, member);
@@ -111,5 +114,9 @@ describe('example: polling to queue', function () {
         `${publishedTwice} published more than once, ${redeliveries} broker redeliveries; leaders ${first} (SIGKILL), ${second} (SIGTERM), ${third}`,
     );
     expect(byMessageId.size).to.equal(finalIds.size);
+
+    const output = all().flatMap((m) => m.lines);
+    expect(output.some((l) => l.includes('Consumer started: http-poll:') && l.includes('/bot{{env:BOT_TOKEN}}/getUpdates')), 'leaders log the token placeholder').to.equal(true);
+    expect(output.filter((l) => l.includes(BOT_TOKEN)), 'lines showing the bot token').to.deep.equal([]);
   });
 });

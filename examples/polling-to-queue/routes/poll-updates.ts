@@ -5,13 +5,11 @@
 // the same messageId.
 import { from } from 'dromedary';
 
-const api = process.env.UPDATES_API_URL ?? 'http://127.0.0.1:8081';
-const queue = process.env.UPDATES_QUEUE ?? 'updates';
-
-// timeout and limit are Telegram's own parameters and go to the server as written; the poller's
-// options are the dromedary.* ones.
+// The bot token is a path segment, as in Telegram: {{env:BOT_TOKEN}} is resolved when the endpoint is
+// created, and every log line and error shows the placeholder, never the token. timeout and limit are
+// Telegram's own parameters and go to the server as written; the poller's options are the dromedary.* ones.
 from(
-  `master:updates:http-poll:${api}/getUpdates?timeout=10&limit=100` +
+  'master:updates:http-poll:{{env:UPDATES_API_URL:http://127.0.0.1:8081}}/bot{{env:BOT_TOKEN}}/getUpdates?timeout=10&limit=100' +
     '&dromedary.splitPath=result&dromedary.cursorParam=offset&dromedary.cursorField=update_id' +
     '&dromedary.requestTimeout=15s&dromedary.delay=100ms&dromedary.backoffMax=10s',
 )
@@ -19,5 +17,5 @@ from(
   .process((exchange) => {
     exchange.message.messageId = `update-${(exchange.body as { update_id: number }).update_id}`;
   })
-  .to(`amqp:queue:${queue}`)
+  .to('amqp:queue:{{env:UPDATES_QUEUE:updates}}')
   .log('published update ${body.update_id}');

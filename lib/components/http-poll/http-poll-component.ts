@@ -5,7 +5,7 @@ import type { Context } from '../../engine/context.ts';
 import { EndpointSupport } from '../../spi/endpoint-support.ts';
 import type { Processor } from '../../spi/processor.ts';
 import { ResolveEndpointError } from '../../errors.ts';
-import { maskUri } from '../../uri/mask.ts';
+import { createHttpsAgent, tlsOptions } from '../http/tls.ts';
 import { HttpClient } from '../http/client.ts';
 import { HTTP_METHODS } from '../http/http-component.ts';
 import { OPTION_PREFIX, Redactor, resolveTarget, shadowedOptions, type HttpTarget } from '../http/target.ts';
@@ -28,6 +28,7 @@ export const httpPollOptions = {
   cursorInitial: { type: 'integer', description: 'the cursor of the first poll; default the value in the URL, or none' },
   conditional: { type: 'boolean', default: true, description: 'send If-None-Match/If-Modified-Since from the last ETag/Last-Modified; a 304 emits nothing' },
   followRedirects: { type: 'boolean', default: false, description: 'follow 3xx redirects (up to 5) instead of treating them as failures' },
+  ...tlsOptions,
 } as const;
 
 export type HttpPollOptions = OptionValues<typeof httpPollOptions>;
@@ -83,11 +84,12 @@ export class HttpPollComponent implements Component {
     if (cursorParam !== undefined && !split && splitPath === undefined) {
       throw new ResolveEndpointError(uri.masked, `a cursor is computed from items: add ${OPTION_PREFIX}split=true or ${OPTION_PREFIX}splitPath=<path of the array>`);
     }
+    const redactor = new Redactor(target.secrets, uri.placeholders);
     for (const name of shadowedOptions(target.query, httpPollOptions)) {
-      context.logger.warn(`${maskUri(uri.raw)}: the query parameter "${name}" is sent to the server; the component option is written ${OPTION_PREFIX}${name}`);
+      context.logger.warn(`${uri.masked}: the query parameter "${redactor.redact(name)}" is sent to the server; the component option is written ${OPTION_PREFIX}${name}`);
     }
-    const redactor = new Redactor(target.secrets);
-    const client = await HttpClient.create({ followRedirects: target.options.followRedirects, redactor });
+    const httpsAgent = await createHttpsAgent(uri, target.options, context.logger);
+    const client = await HttpClient.create({ followRedirects: target.options.followRedirects, redactor, httpsAgent });
     return new HttpPollEndpoint(uri, context, { target, client, redactor });
   }
 }

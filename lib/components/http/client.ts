@@ -1,7 +1,9 @@
 import type { AxiosInstance } from 'axios';
+import type { Agent } from 'node:https';
 import { formatDuration } from '../../uri/duration.ts';
 import { HttpAbortedError, HttpRequestError } from './errors.ts';
 import type { Redactor } from './target.ts';
+import { tlsHint } from './tls.ts';
 
 export interface HttpRequest {
   method: string;
@@ -33,13 +35,14 @@ export class HttpClient {
   }
 
   /** Loads axios on first use, so routes without http never pay for it. */
-  static async create(options: { followRedirects: boolean; redactor: Redactor }): Promise<HttpClient> {
+  static async create(options: { followRedirects: boolean; redactor: Redactor; httpsAgent?: Agent }): Promise<HttpClient> {
     const { default: axios } = await import('axios');
     const instance = axios.create({
       validateStatus: () => true,
       responseType: 'arraybuffer',
       transformResponse: [(data: unknown) => data],
       maxRedirects: options.followRedirects ? 5 : 0,
+      httpsAgent: options.httpsAgent,
     });
     return new HttpClient(instance, options.redactor);
   }
@@ -66,7 +69,7 @@ export class HttpClient {
       if (request.stop.aborted) throw new HttpAbortedError(maskedUrl);
       if (timeout.aborted) throw new HttpRequestError(maskedUrl, `no response within ${formatDuration(request.timeout)} (requestTimeout)`, true);
       const e = err as { code?: string; message?: string };
-      const reason = [e.code, e.message].filter(Boolean).join(': ') || String(err);
+      const reason = [e.code, e.message, tlsHint(e.code)].filter(Boolean).join(': ') || String(err);
       throw new HttpRequestError(maskedUrl, this.#redactor.redact(reason), false);
     }
   }

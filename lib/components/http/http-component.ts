@@ -4,9 +4,9 @@ import type { OptionValues } from '../../uri/options.ts';
 import type { Context } from '../../engine/context.ts';
 import type { Exchange } from '../../exchange/exchange.ts';
 import { EndpointSupport, ProducerSupport } from '../../spi/endpoint-support.ts';
-import { maskUri } from '../../uri/mask.ts';
 import { ResolveEndpointError } from '../../errors.ts';
 import { decodeResponseBody, encodeRequestBody } from './body.ts';
+import { createHttpsAgent, tlsOptions } from './tls.ts';
 import { HttpClient } from './client.ts';
 import { HttpOperationFailedError } from './errors.ts';
 import { HttpHeader, requestHeaders } from './headers.ts';
@@ -20,6 +20,7 @@ export const httpOptions = {
   throwExceptionOnFailure: { type: 'boolean', default: true, description: 'a status of 300 or more fails the exchange with HttpOperationFailedError' },
   requestTimeout: { type: 'duration', default: 30_000, min: 1, description: 'bound on the whole request, connecting included' },
   followRedirects: { type: 'boolean', default: false, description: 'follow 3xx redirects (up to 5) instead of treating them as failures' },
+  ...tlsOptions,
 } as const;
 
 export type HttpOptions = OptionValues<typeof httpOptions>;
@@ -73,7 +74,7 @@ export class HttpProducer extends ProducerSupport<HttpEndpoint> {
         maskedUri: maskedUrl,
         statusCode: response.status,
         statusText: response.statusText,
-        redirectLocation: response.status < 400 ? response.headers['location'] : undefined,
+        redirectLocation: response.status < 400 && response.headers['location'] ? redactor.redact(response.headers['location']) : undefined,
         responseBody,
         responseHeaders: response.headers,
       });
@@ -106,11 +107,12 @@ export class HttpComponent implements Component {
     const targetUrl = `${uri.scheme}://${uri.rawPath}${uri.rawQuery === '' ? '' : `?${uri.rawQuery}`}`;
     if (uri.rawPath === '') throw new ResolveEndpointError(uri.masked, `expected ${uri.scheme}://host[:port]/path`);
     const target = resolveTarget(uri, uri.scheme, targetUrl, httpOptions);
-    const redactor = new Redactor(target.secrets);
+    const redactor = new Redactor(target.secrets, uri.placeholders);
     for (const name of shadowedOptions(target.query, httpOptions)) {
-      context.logger.warn(`${maskUri(uri.raw)}: the query parameter "${name}" is sent to the server; the component option is written dromedary.${name}`);
+      context.logger.warn(`${uri.masked}: the query parameter "${redactor.redact(name)}" is sent to the server; the component option is written dromedary.${name}`);
     }
-    const client = await HttpClient.create({ followRedirects: target.options.followRedirects, redactor });
+    const httpsAgent = await createHttpsAgent(uri, target.options, context.logger);
+    const client = await HttpClient.create({ followRedirects: target.options.followRedirects, redactor, httpsAgent });
     return new HttpEndpoint(uri, context, { target, client, redactor });
   }
 }

@@ -2,6 +2,7 @@ import { ResolveEndpointError } from '../../errors.ts';
 import { MASK, maskSecrets } from '../../uri/mask.ts';
 import { resolveOptions, type OptionSchema, type OptionValues } from '../../uri/options.ts';
 import { parseQuery, splitQuery, type ParsedUri } from '../../uri/parse.ts';
+import type { ResolvedPlaceholder } from '../../uri/placeholders.ts';
 
 /**
  * Component options of `http:`, `https:` and `http-poll:` carry this prefix; every other query
@@ -104,20 +105,34 @@ export function buildUrl(base: string, query: readonly string[], set?: { name: s
   return pairs.length === 0 ? base : `${base}?${pairs.join('&')}`;
 }
 
-/** Masks URIs and known secret values in text that may end up in a log line or an error. */
+/**
+ * Masks URIs and known secret values in text that may end up in a log line or an error: values read
+ * from the environment become `xxxxxx`, resolved property placeholders become the placeholder as
+ * written (`{{env:TG_TOKEN}}`), so a URL built from the resolved URI prints like the URI as written.
+ */
 export class Redactor {
-  readonly #secrets: readonly string[];
+  readonly #pattern: RegExp | undefined;
+  readonly #replacements: ReadonlyMap<string, string>;
 
-  constructor(secrets: readonly string[]) {
-    // Longest first, so a secret containing another is replaced whole.
-    this.#secrets = [...secrets].filter((s) => s.length > 0).sort((a, b) => b.length - a.length);
+  constructor(secrets: readonly string[], placeholders: readonly ResolvedPlaceholder[] = []) {
+    const replacements = new Map<string, string>();
+    for (const p of placeholders) if (p.value.length > 0) replacements.set(p.value, p.text);
+    for (const s of secrets) if (s.length > 0) replacements.set(s, MASK);
+    this.#replacements = replacements;
+    // One pass, longest value first, so a value containing another is replaced whole and a
+    // replacement is never itself searched again.
+    const values = [...replacements.keys()].sort((a, b) => b.length - a.length);
+    this.#pattern = values.length === 0 ? undefined : new RegExp(values.map(escapeRegExp).join('|'), 'g');
   }
 
   redact(text: string): string {
-    let out = text;
-    for (const secret of this.#secrets) out = out.split(secret).join(MASK);
+    const out = this.#pattern ? text.replace(this.#pattern, (m) => this.#replacements.get(m) ?? MASK) : text;
     return maskSecrets(out);
   }
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 function safeDecode(s: string): string {

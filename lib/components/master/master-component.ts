@@ -6,6 +6,7 @@ import { EndpointSupport } from '../../spi/endpoint-support.ts';
 import type { Processor } from '../../spi/processor.ts';
 import type { ClusterService } from '../../cluster/cluster-service.ts';
 import { MasterConsumer } from './master-consumer.ts';
+import { indexOutsidePlaceholders } from '../../uri/placeholders.ts';
 
 /** The name under which the context holds its cluster service (see Context.addService). */
 export const CLUSTER_SERVICE = 'cluster';
@@ -69,9 +70,17 @@ export class MasterComponent implements Component {
           `or in code call context.addService('cluster', await createClusterService(...)).`,
       );
     }
-    const delegateUri = uri.rawQuery === '' ? delegatePath : `${delegatePath}?${uri.rawQuery}`;
     // Resolved now, on every member, so a bad delegate URI fails startup everywhere, not only on the leader.
-    const delegate = await context.endpoint(delegateUri);
+    // The delegate gets its URI as written, placeholders intact, so it prints them and not their values.
+    const delegate = await context.endpoint(delegateTemplate(uri) ?? (uri.rawQuery === '' ? delegatePath : `${delegatePath}?${uri.rawQuery}`));
     return new MasterEndpoint(uri, context, { lock, delegate, cluster, backOffDelay: this.backOffDelay, backOffMaxAttempts: this.backOffMaxAttempts });
   }
+}
+
+/** `master:<lock>:<delegate>` as written, minus `master:<lock>:`; a placeholder may hold colons (`{{env:LOCK:tg}}`). */
+function delegateTemplate(uri: ParsedUri): string | undefined {
+  // The whole URI may be one placeholder ({{env:ROUTE_URI}}): then only the resolved text has the parts.
+  if (!/^master:/i.test(uri.template)) return undefined;
+  const afterScheme = uri.template.slice(uri.template.indexOf(':') + 1).replace(/^\/\//, '');
+  return afterScheme.slice(indexOutsidePlaceholders(afterScheme, ':') + 1);
 }

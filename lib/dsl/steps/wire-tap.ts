@@ -1,5 +1,5 @@
 import { maskSecrets, maskUri } from '../../uri/mask.ts';
-import { parseUri } from '../../uri/parse.ts';
+import { checkUriSyntax } from '../../uri/parse.ts';
 import type { StepDefinition } from '../step.ts';
 import { PendingWork } from './pending-work.ts';
 
@@ -11,7 +11,7 @@ import { PendingWork } from './pending-work.ts';
  */
 export function wireTapStep(uri: string): StepDefinition {
   if (typeof uri !== 'string') throw new TypeError(`wireTap() takes an endpoint URI, got ${typeof uri}`);
-  parseUri(uri);
+  checkUriSyntax(uri);
   const masked = maskUri(uri);
   return {
     kind: 'wireTap',
