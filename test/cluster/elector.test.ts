@@ -130,6 +130,40 @@ describe('leader election core', () => {
     expect(a.isLeader).to.equal(false);
   });
 
+  it('a follower kept out by a holder still valid to the protocol polls every retryPeriod once the lease ran out, not without pause', async () => {
+    const store = new MemoryLockStore();
+    const link = new Partitionable(store);
+    const a = elector(link, 'a');
+    a.start();
+    await waitFor(() => a.isLeader);
+    // As a live pod in ConfigMap mode: the holder blocks b whatever the record's age.
+    const b = elector(store, 'b', 'lock1', { holderValid: () => true });
+    b.start();
+    await waitFor(() => b.leader === 'a');
+    link.cut();
+    await waitFor(() => b.leader === undefined, { timeout: 3000, message: "b's observed lease to run out" });
+    const reads = store.reads;
+    const since = performance.now();
+    await waitFor(() => store.reads >= reads + 5, { timeout: 3000, message: 'b to keep polling' });
+    // Five reads need at least four waits of retryPeriod between them.
+    expect(performance.now() - since).to.be.at.least(4 * fast.retryPeriod);
+    expect(b.isLeader).to.equal(false);
+  });
+
+  it('a holder whose leadership lapsed (paused past renewDeadline) waits acquireDelay again before leading', async () => {
+    const store = new MemoryLockStore();
+    let offset = 0;
+    const acquireDelay = 300;
+    const a = elector(store, 'a', 'lock1', { now: () => performance.now() + offset, acquireDelay });
+    a.start();
+    await waitFor(() => a.isLeader, { timeout: 3000 });
+    offset = fast.renewDeadline + 1; // as if the process had been stopped that long
+    const writes = store.writes;
+    await waitFor(() => store.writes > writes, { message: 'the next write of the record' });
+    expect(a.isLeader, 'leads again the moment its write succeeds').to.equal(false);
+    await waitFor(() => a.isLeader, { timeout: 3000, message: 'leads again after acquireDelay' });
+  });
+
   it('never lets two electors lead at once while many hammer one store', async () => {
     const store = new MemoryLockStore();
     const members = Array.from({ length: 8 }, (_, i) => elector(store, `m${i}`, 'race', { random: Math.random }));

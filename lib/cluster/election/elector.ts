@@ -305,7 +305,9 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
       this.#holding = true;
       return;
     }
-    if (!this.#holding) {
+    // A holder whose validity lapsed (paused or cut off past renewDeadline) has stopped the guarded
+    // work; writing the record again is a fresh acquisition, with the protocol's wait before leading.
+    if (!this.#holding || started >= this.#validUntil) {
       this.#holding = true;
       this.#leadingSince = started + this.#acquireDelay;
       if (this.#acquireDelay > 0) {
@@ -358,13 +360,16 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     } else {
       wait = retryPeriod * (1 + this.#random() * (jitter - 1));
       const record = this.#observed?.record;
-      if (record && record.holderIdentity !== '' && record.holderIdentity !== this.memberId) {
+      const remaining = record && record.holderIdentity !== '' && record.holderIdentity !== this.memberId ? this.#observedAt + record.leaseDurationMs - this.#now() : 0;
+      if (remaining > 0) {
         // Take over at the moment the observed lease runs out, not one poll later. A store whose
         // notifications carry records keeps this member's observation current, so it need not poll
         // before then: reading at expiry either finds a renewal it missed or takes the lock.
-        const expiresIn = Math.max(0, this.#observedAt + record.leaseDurationMs - this.#now()) + 1;
-        wait = this.#watchCarriesRecords ? expiresIn : Math.min(wait, expiresIn);
+        wait = this.#watchCarriesRecords ? remaining + 1 : Math.min(wait, remaining + 1);
       }
+      // Once the observed lease has run out and the lock is still not taken (the holder is still
+      // valid to the protocol, as a live pod in ConfigMap mode, or the store failed), poll every
+      // retryPeriod like any follower: waiting "until expiry" would mean polling without pause.
     }
     this.#nextTimer = setTimeout(() => {
       this.#nextTimer = undefined;
