@@ -290,11 +290,17 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     };
   }
 
+  /**
+   * Keeps the newest version (for the next compare-and-swap), but restarts the lease clock only when
+   * the record itself changed, as client-go compares the raw record: a store whose version also
+   * moves for other reasons (the one ConfigMap holding every lock) must not make a silent holder
+   * look alive.
+   */
   #observe(observed: VersionedRecord, at: number): void {
-    if (this.#observed?.version !== observed.version) {
-      this.#observed = observed;
-      this.#observedAt = at;
-    }
+    const previous = this.#observed;
+    if (previous?.version === observed.version) return;
+    this.#observed = observed;
+    if (!previous || !sameRecord(previous.record, observed.record)) this.#observedAt = at;
   }
 
   /** A write that made this member holder succeeded; the attempt began at `started`. */
@@ -429,4 +435,14 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     for (const t of [this.#nextTimer, this.#stepDownTimer, this.#leadTimer]) if (t) clearTimeout(t);
     this.#nextTimer = this.#stepDownTimer = this.#leadTimer = undefined;
   }
+}
+
+function sameRecord(a: LockRecord, b: LockRecord): boolean {
+  return (
+    a.holderIdentity === b.holderIdentity &&
+    a.leaseDurationMs === b.leaseDurationMs &&
+    a.acquireTime === b.acquireTime &&
+    a.renewTime === b.renewTime &&
+    a.leaseTransitions === b.leaseTransitions
+  );
 }

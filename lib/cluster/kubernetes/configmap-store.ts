@@ -122,7 +122,10 @@ export class ConfigMapLockStore implements LockStore {
     const offMap = this.#watch.subscribe('configmap', (version, object, type) =>
       onChange(version, object && type !== 'DELETED' ? this.#record(object as ConfigMap, lock).record : undefined),
     );
-    const offPods = this.#options.members.watch.subscribe('pods', () => onChange(undefined));
+    // A pod change carries no lock version; naming it by the pod's resourceVersion (never equal to
+    // a ConfigMap version) makes an elector that is busy with an attempt check again afterwards
+    // instead of dropping the notice, so a holder's pod going away is never noticed one lease late.
+    const offPods = this.#options.members.watch.subscribe('pods', (version) => onChange(version === undefined ? undefined : `pod@${version}`));
     return () => {
       offMap();
       offPods();
