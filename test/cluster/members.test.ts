@@ -84,13 +84,17 @@ class ApiJanitor {
     this.namespace = namespace;
   }
 
-  async removeRun(labelSelector: string, configMap: string): Promise<void> {
+  /** Lease mode: the run's Leases. ConfigMap mode: its locks ConfigMap and member pods. Nothing else, so no other RBAC is needed. */
+  async removeRun(lock: 'lease' | 'configmap', labelSelector: string, configMap: string): Promise<void> {
     const namespace = this.namespace;
     const gone = (err: unknown) => {
       if (statusOf(err) !== 404) throw err;
     };
-    const leases = await this.#coordination.listNamespacedLease({ namespace, labelSelector });
-    for (const lease of leases.items) await this.#coordination.deleteNamespacedLease({ name: lease.metadata!.name!, namespace }).catch(gone);
+    if (lock === 'lease') {
+      const leases = await this.#coordination.listNamespacedLease({ namespace, labelSelector });
+      for (const lease of leases.items) await this.#coordination.deleteNamespacedLease({ name: lease.metadata!.name!, namespace }).catch(gone);
+      return;
+    }
     await this.#core.deleteNamespacedConfigMap({ name: configMap, namespace }).catch(gone);
     const pods = await this.#core.listNamespacedPod({ namespace, labelSelector });
     for (const pod of pods.items) await this.#core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace }).catch(gone);
@@ -157,7 +161,7 @@ for (const target of TARGETS) describe(`clustered singleton routes across proces
   afterEach(async () => {
     for (const p of members.values()) await p.stop();
     server?.clearFaults();
-    await janitor?.removeRun(`dromedary-chaos=${run}`, `${run}-leaders`);
+    if (janitor) await janitor.removeRun(target.lock!, `dromedary-chaos=${run}`, `${run}-leaders`);
     await rm(dir, { recursive: true, force: true });
   });
 
