@@ -15,6 +15,8 @@ export interface ConfigMapStoreOptions {
   /** Reported as the record's lease; the ConfigMap itself stores none. */
   leaseDurationMs: number;
   members: PodMembers;
+  /** How long the ConfigMap watch may stay silent before it counts as dead (see ResourceWatchOptions.idleMs). */
+  watchIdleMs: number;
   logger: Logger;
 }
 
@@ -42,6 +44,7 @@ export class ConfigMapLockStore implements LockStore {
       path: `/api/v1/namespaces/${encodeURIComponent(options.namespace)}/configmaps`,
       query: { fieldSelector: `metadata.name=${options.name}` },
       keysOf: () => ['configmap'],
+      idleMs: options.watchIdleMs,
       logger: options.logger,
     });
   }
