@@ -252,6 +252,12 @@ for (const target of TARGETS) describe(`clustered singleton routes across proces
     }
   }
 
+  /** When lock1 first ran after `from`, once someone runs it steadily. */
+  async function firstRunAfter(from: bigint): Promise<bigint> {
+    await currentRunner('lock1', from);
+    return (await entries()).find((e) => e.what === 'lock1' && e.at > from)!.at;
+  }
+
   const now = () => process.hrtime.bigint();
   const msSince = (from: bigint, to: bigint) => Number((to - from) / MS);
 
@@ -438,7 +444,11 @@ for (const target of TARGETS) describe(`clustered singleton routes across proces
       });
     }
 
-    it('keeps one runner through 5xx bursts, slow responses and an API server restart', async () => {
+    // If the faults made the leader step down, a follower takes over once its lease runs out (Lease
+    // mode), or the leader takes its own lock back and waits acquireDelay (ConfigMap mode), after at
+    // most one retry wait.
+    const recoveryBound = Math.ceil(LEASE + ACQUIRE_DELAY + RETRIES + MARGIN);
+    it(`keeps one runner through 5xx bursts, slow responses and an API server restart, with a runner within ${recoveryBound} ms after each`, async () => {
       const ids = ['m1', 'm2', 'm3'].map(start);
       await settledRunner();
       const failed = () => server!.requests().filter((r) => r.fault === 'fail').length;
@@ -446,9 +456,11 @@ for (const target of TARGETS) describe(`clustered singleton routes across proces
       for (const id of ids) server!.faults(tokens.get(id)).failRate(0.3, 503).latency(100);
       await waitFor(() => failed() >= before + 10, { timeout: 20_000, message: 'ten failed API requests' });
       for (const id of ids) server!.faults(tokens.get(id)).clear();
+      const clearedAt = now();
+      expect(msSince(clearedAt, await firstRunAfter(clearedAt))).to.be.below(recoveryBound);
       const restartedAt = now();
       await server!.restart();
-      await currentRunner('lock1', restartedAt);
+      expect(msSince(restartedAt, await firstRunAfter(restartedAt))).to.be.below(recoveryBound);
       assertNeverTwoAtOnce(await entries(), 'lock1');
     });
   }
