@@ -180,8 +180,13 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
       // A follower sees another member's renewal in the notification itself: observe it without a
       // read, and wait for the new expiry. (Should the notification be stale, observing it later
       // than it happened only delays a takeover: the safe direction.)
+      const observedAt = this.#observedAt;
       this.#observe({ record, version }, this.#now());
       this.#report();
+      // Only a changed record moves the expiry. A new version of the same record (another lock's
+      // write to a shared ConfigMap) must not push the next poll back, or frequent writes would
+      // starve it.
+      if (this.#observedAt === observedAt && this.#nextTimer) return;
       if (this.#nextTimer) clearTimeout(this.#nextTimer);
       this.#nextTimer = undefined;
       this.#scheduleNext();
