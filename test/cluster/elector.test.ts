@@ -130,6 +130,62 @@ describe('leader election core', () => {
     expect(a.isLeader).to.equal(false);
   });
 
+  it('a follower kept out by a holder still valid to the protocol polls every retryPeriod once the lease ran out, not without pause', async () => {
+    const store = new MemoryLockStore();
+    const link = new Partitionable(store);
+    const a = elector(link, 'a');
+    a.start();
+    await waitFor(() => a.isLeader);
+    // As a live pod in ConfigMap mode: the holder blocks b whatever the record's age.
+    const b = elector(store, 'b', 'lock1', { holderValid: () => true });
+    b.start();
+    await waitFor(() => b.leader === 'a');
+    link.cut();
+    await waitFor(() => b.leader === undefined, { timeout: 3000, message: "b's observed lease to run out" });
+    const reads = store.reads;
+    const since = performance.now();
+    await waitFor(() => store.reads >= reads + 5, { timeout: 3000, message: 'b to keep polling' });
+    // Five reads need at least four waits of retryPeriod between them.
+    expect(performance.now() - since).to.be.at.least(4 * fast.retryPeriod);
+    expect(b.isLeader).to.equal(false);
+  });
+
+  it('keeps polling on schedule while new versions of an unchanged record keep arriving (other locks in a shared ConfigMap)', async () => {
+    const store = new MemoryLockStore();
+    const link = new Partitionable(store);
+    const a = elector(link, 'a');
+    a.start();
+    await waitFor(() => a.isLeader);
+    const chatty = new Echoing(store);
+    const b = elector(chatty, 'b', 'lock1', { holderValid: () => true });
+    b.start();
+    await waitFor(() => b.leader === 'a');
+    link.cut();
+    // New versions of the same record, more often than b polls.
+    const echoes = setInterval(() => chatty.echo('lock1'), fast.retryPeriod / 3);
+    try {
+      await waitFor(() => b.leader === undefined, { timeout: 3000, message: "b's observed lease to run out despite the echoes" });
+      const reads = store.reads;
+      await waitFor(() => store.reads >= reads + 3, { timeout: 3000, message: 'b to keep polling through the echoes' });
+    } finally {
+      clearInterval(echoes);
+    }
+  });
+
+  it('a holder whose leadership lapsed (paused past renewDeadline) waits acquireDelay again before leading', async () => {
+    const store = new MemoryLockStore();
+    let offset = 0;
+    const acquireDelay = 300;
+    const a = elector(store, 'a', 'lock1', { now: () => performance.now() + offset, acquireDelay });
+    a.start();
+    await waitFor(() => a.isLeader, { timeout: 3000 });
+    offset = fast.renewDeadline + 1; // as if the process had been stopped that long
+    const writes = store.writes;
+    await waitFor(() => store.writes > writes, { message: 'the next write of the record' });
+    expect(a.isLeader, 'leads again the moment its write succeeds').to.equal(false);
+    await waitFor(() => a.isLeader, { timeout: 3000, message: 'leads again after acquireDelay' });
+  });
+
   it('never lets two electors lead at once while many hammer one store', async () => {
     const store = new MemoryLockStore();
     const members = Array.from({ length: 8 }, (_, i) => elector(store, `m${i}`, 'race', { random: Math.random }));
@@ -250,5 +306,38 @@ class Partitionable implements LockStore {
   }
   update(lock: string, record: LockRecord, version: string, signal: AbortSignal) {
     return this.#gate(signal, () => this.#inner.update(lock, record, version, signal));
+  }
+}
+
+/** A store whose watch also announces new versions of an unchanged record, as a shared ConfigMap does. */
+class Echoing implements LockStore {
+  readonly #inner: MemoryLockStore;
+  readonly #subscribers = new Set<(version?: string, record?: LockRecord) => void>();
+  #echoes = 0;
+  constructor(inner: MemoryLockStore) {
+    this.#inner = inner;
+  }
+  echo(lock: string): void {
+    const current = this.#inner.peek(lock);
+    if (!current) return;
+    this.#echoes += 1;
+    for (const notify of this.#subscribers) notify(`${current.version}/echo-${this.#echoes}`, current.record);
+  }
+  get(lock: string, signal: AbortSignal) {
+    return this.#inner.get(lock, signal);
+  }
+  create(lock: string, record: LockRecord, signal: AbortSignal) {
+    return this.#inner.create(lock, record, signal);
+  }
+  update(lock: string, record: LockRecord, version: string, signal: AbortSignal) {
+    return this.#inner.update(lock, record, version, signal);
+  }
+  watch(lock: string, onChange: (version?: string, record?: LockRecord) => void): () => void {
+    this.#subscribers.add(onChange);
+    const off = this.#inner.watch(lock, onChange);
+    return () => {
+      this.#subscribers.delete(onChange);
+      off();
+    };
   }
 }

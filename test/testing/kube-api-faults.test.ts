@@ -164,6 +164,23 @@ describe('kube-api test server: fault injection per client', () => {
     watchB.stop();
   });
 
+  it('stallWatches() silences a client’s open watch for good, not even ending it at timeoutSeconds, while its new watches work', async () => {
+    const a = clients(server, 'a');
+    const b = clients(server, 'b');
+    const stalled = await startWatch(a.kc, LEASES, { timeoutSeconds: 1 });
+    const control = await startWatch(b.kc, LEASES, { timeoutSeconds: 1 });
+    server.faults('a').stallWatches();
+    await b.coord.createNamespacedLease({ namespace: NS, body: lease('after-stall') });
+    const fresh = await startWatch(a.kc, LEASES);
+    await waitFor(() => fresh.events.some((e) => e.object.metadata?.name === 'after-stall'), { message: 'a new watch of the stalled client to work' });
+    await waitFor(() => control.ended, { message: 'the unaffected watch to end at its timeoutSeconds' });
+    expect(control.events.map((e) => e.type)).to.include('ADDED');
+    expect(stalled.events).to.deep.equal([]);
+    expect(stalled.ended, 'the stalled watch ended').to.equal(false);
+    stalled.stop();
+    fresh.stop();
+  });
+
   it('faults() without a token applies to every client', async () => {
     server.faults().fail(1, 500);
     const err = await apiError(clients(server, 'z').coord.listNamespacedLease({ namespace: NS }));

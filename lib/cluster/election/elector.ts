@@ -180,8 +180,13 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
       // A follower sees another member's renewal in the notification itself: observe it without a
       // read, and wait for the new expiry. (Should the notification be stale, observing it later
       // than it happened only delays a takeover: the safe direction.)
+      const observedAt = this.#observedAt;
       this.#observe({ record, version }, this.#now());
       this.#report();
+      // Only a changed record moves the expiry. A new version of the same record (another lock's
+      // write to a shared ConfigMap) must not push the next poll back, or frequent writes would
+      // starve it.
+      if (this.#observedAt === observedAt && this.#nextTimer) return;
       if (this.#nextTimer) clearTimeout(this.#nextTimer);
       this.#nextTimer = undefined;
       this.#scheduleNext();
@@ -290,11 +295,17 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     };
   }
 
+  /**
+   * Keeps the newest version (for the next compare-and-swap), but restarts the lease clock only when
+   * the record itself changed, as client-go compares the raw record: a store whose version also
+   * moves for other reasons (the one ConfigMap holding every lock) must not make a silent holder
+   * look alive.
+   */
   #observe(observed: VersionedRecord, at: number): void {
-    if (this.#observed?.version !== observed.version) {
-      this.#observed = observed;
-      this.#observedAt = at;
-    }
+    const previous = this.#observed;
+    if (previous?.version === observed.version) return;
+    this.#observed = observed;
+    if (!previous || !sameRecord(previous.record, observed.record)) this.#observedAt = at;
   }
 
   /** A write that made this member holder succeeded; the attempt began at `started`. */
@@ -305,7 +316,9 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
       this.#holding = true;
       return;
     }
-    if (!this.#holding) {
+    // A holder whose validity lapsed (paused or cut off past renewDeadline) has stopped the guarded
+    // work; writing the record again is a fresh acquisition, with the protocol's wait before leading.
+    if (!this.#holding || started >= this.#validUntil) {
       this.#holding = true;
       this.#leadingSince = started + this.#acquireDelay;
       if (this.#acquireDelay > 0) {
@@ -358,13 +371,16 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     } else {
       wait = retryPeriod * (1 + this.#random() * (jitter - 1));
       const record = this.#observed?.record;
-      if (record && record.holderIdentity !== '' && record.holderIdentity !== this.memberId) {
+      const remaining = record && record.holderIdentity !== '' && record.holderIdentity !== this.memberId ? this.#observedAt + record.leaseDurationMs - this.#now() : 0;
+      if (remaining > 0) {
         // Take over at the moment the observed lease runs out, not one poll later. A store whose
         // notifications carry records keeps this member's observation current, so it need not poll
         // before then: reading at expiry either finds a renewal it missed or takes the lock.
-        const expiresIn = Math.max(0, this.#observedAt + record.leaseDurationMs - this.#now()) + 1;
-        wait = this.#watchCarriesRecords ? expiresIn : Math.min(wait, expiresIn);
+        wait = this.#watchCarriesRecords ? remaining + 1 : Math.min(wait, remaining + 1);
       }
+      // Once the observed lease has run out and the lock is still not taken (the holder is still
+      // valid to the protocol, as a live pod in ConfigMap mode, or the store failed), poll every
+      // retryPeriod like any follower: waiting "until expiry" would mean polling without pause.
     }
     this.#nextTimer = setTimeout(() => {
       this.#nextTimer = undefined;
@@ -424,4 +440,14 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     for (const t of [this.#nextTimer, this.#stepDownTimer, this.#leadTimer]) if (t) clearTimeout(t);
     this.#nextTimer = this.#stepDownTimer = this.#leadTimer = undefined;
   }
+}
+
+function sameRecord(a: LockRecord, b: LockRecord): boolean {
+  return (
+    a.holderIdentity === b.holderIdentity &&
+    a.leaseDurationMs === b.leaseDurationMs &&
+    a.acquireTime === b.acquireTime &&
+    a.renewTime === b.renewTime &&
+    a.leaseTransitions === b.leaseTransitions
+  );
 }

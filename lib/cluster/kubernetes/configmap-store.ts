@@ -15,6 +15,8 @@ export interface ConfigMapStoreOptions {
   /** Reported as the record's lease; the ConfigMap itself stores none. */
   leaseDurationMs: number;
   members: PodMembers;
+  /** How long the ConfigMap watch may stay silent before it counts as dead (see ResourceWatchOptions.idleMs). */
+  watchIdleMs: number;
   logger: Logger;
 }
 
@@ -42,6 +44,7 @@ export class ConfigMapLockStore implements LockStore {
       path: `/api/v1/namespaces/${encodeURIComponent(options.namespace)}/configmaps`,
       query: { fieldSelector: `metadata.name=${options.name}` },
       keysOf: () => ['configmap'],
+      idleMs: options.watchIdleMs,
       logger: options.logger,
     });
   }
@@ -122,7 +125,10 @@ export class ConfigMapLockStore implements LockStore {
     const offMap = this.#watch.subscribe('configmap', (version, object, type) =>
       onChange(version, object && type !== 'DELETED' ? this.#record(object as ConfigMap, lock).record : undefined),
     );
-    const offPods = this.#options.members.watch.subscribe('pods', () => onChange(undefined));
+    // A pod change carries no lock version; naming it by the pod's resourceVersion (never equal to
+    // a ConfigMap version) makes an elector that is busy with an attempt check again afterwards
+    // instead of dropping the notice, so a holder's pod going away is never noticed one lease late.
+    const offPods = this.#options.members.watch.subscribe('pods', (version) => onChange(version === undefined ? undefined : `pod@${version}`));
     return () => {
       offMap();
       offPods();

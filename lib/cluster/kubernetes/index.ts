@@ -1,4 +1,5 @@
 import { ConfigurationError } from '../../errors.ts';
+import { parseDuration } from '../../uri/duration.ts';
 import type { Logger } from '../../logging/logger.ts';
 import type { ClusterConfig } from '../config.ts';
 import type { ClusterService } from '../cluster-service.ts';
@@ -37,7 +38,9 @@ export async function createKubernetesClusterService(config: ClusterConfig, logg
   const kc = loadKubeConfig(k8s, env);
   const namespace = resolveNamespace(kc, env);
   const clusterLabels = parseClusterLabels(env.DROMEDARY_CLUSTER_LABELS);
-  const { store, elector } = mode === 'configmap' ? configMapMode(k8s, kc, namespace, clusterLabels, config, logger) : leaseMode(k8s, kc, namespace, clusterLabels, env, logger);
+  const watchIdleMs = watchIdle(config);
+  const { store, elector } =
+    mode === 'configmap' ? configMapMode(k8s, kc, namespace, clusterLabels, watchIdleMs, config, logger) : leaseMode(k8s, kc, namespace, clusterLabels, watchIdleMs, env, logger);
   return new ElectorClusterService({
     kind: 'kubernetes',
     memberId: config.memberId,
@@ -51,18 +54,18 @@ export async function createKubernetesClusterService(config: ClusterConfig, logg
 type KubeConfig = InstanceType<K8s['KubeConfig']>;
 type Mode = { store: LockStore; elector?: ElectorClusterServiceOptions['elector'] };
 
-function leaseMode(k8s: K8s, kc: KubeConfig, namespace: string, clusterLabels: Record<string, string>, env: ClusterConfig['env'], logger: Logger): Mode {
+function leaseMode(k8s: K8s, kc: KubeConfig, namespace: string, clusterLabels: Record<string, string>, watchIdleMs: number, env: ClusterConfig['env'], logger: Logger): Mode {
   const labels = { provider: 'dromedary', ...clusterLabels };
   logger.info(`Kubernetes cluster service: Leases in namespace ${namespace}, labels ${JSON.stringify(labels)}`);
-  return { store: new LeaseLockStore(k8s, kc, { namespace, prefix: env.DROMEDARY_K8S_LEASE_PREFIX || 'dromedary', labels, logger }) };
+  return { store: new LeaseLockStore(k8s, kc, { namespace, prefix: env.DROMEDARY_K8S_LEASE_PREFIX || 'dromedary', labels, watchIdleMs, logger }) };
 }
 
-function configMapMode(k8s: K8s, kc: KubeConfig, namespace: string, clusterLabels: Record<string, string>, config: ClusterConfig, logger: Logger): Mode {
-  const members = new PodMembers(k8s, kc, namespace, clusterLabels, logger);
+function configMapMode(k8s: K8s, kc: KubeConfig, namespace: string, clusterLabels: Record<string, string>, watchIdleMs: number, config: ClusterConfig, logger: Logger): Mode {
+  const members = new PodMembers(k8s, kc, namespace, clusterLabels, watchIdleMs, logger);
   const name = config.env.DROMEDARY_K8S_CONFIGMAP || 'leaders';
   logger.info(`Kubernetes cluster service: ConfigMap ${name} in namespace ${namespace}, members are live pods matching ${JSON.stringify(clusterLabels)}`);
   return {
-    store: new ConfigMapLockStore(k8s, kc, { namespace, name, labels: { provider: 'dromedary' }, leaseDurationMs: config.timings.leaseDuration, members, logger }),
+    store: new ConfigMapLockStore(k8s, kc, { namespace, name, labels: { provider: 'dromedary' }, leaseDurationMs: config.timings.leaseDuration, members, watchIdleMs, logger }),
     elector: {
       // A holder stays valid while its pod is a live member; a pod that is not a member itself never takes over.
       holderValid: async ({ record }) => {
@@ -81,4 +84,20 @@ function configMapMode(k8s: K8s, kc: KubeConfig, namespace: string, clusterLabel
  */
 function renewInterval(config: ClusterConfig): number {
   return Math.max(config.timings.retryPeriod, Math.floor(config.timings.renewDeadline / 3));
+}
+
+/**
+ * DROMEDARY_K8S_WATCH_IDLE, else twice leaseDuration (at least 10 s): a silent watch costs a follower
+ * at most one leaseDuration of reaction time (it still reads when its observed lease runs out), so
+ * noticing within a couple of leases is proportionate, and the API server is then asked to end
+ * each stream every leaseDuration (at least 5 s, so a real one sends its pre-timeout bookmark).
+ */
+function watchIdle(config: ClusterConfig): number {
+  const text = config.env.DROMEDARY_K8S_WATCH_IDLE;
+  if (text === undefined || text === '') return Math.max(10_000, 2 * config.timings.leaseDuration);
+  const ms = parseDuration(text);
+  if (ms === undefined || ms < 2000) {
+    throw new ConfigurationError(`DROMEDARY_K8S_WATCH_IDLE="${text}" is not a duration of at least 2s: use e.g. 30s (the API server ends each watch within half of it)`);
+  }
+  return ms;
 }

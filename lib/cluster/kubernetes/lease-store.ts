@@ -13,6 +13,8 @@ export interface LeaseStoreOptions {
   prefix: string;
   /** Labels put on every Lease and used to select them in the shared watch. */
   labels: Record<string, string>;
+  /** How long the shared watch may stay silent before it counts as dead (see ResourceWatchOptions.idleMs). */
+  watchIdleMs: number;
   logger: Logger;
 }
 
@@ -47,6 +49,7 @@ export class LeaseLockStore implements LockStore {
       path: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(options.namespace)}/leases`,
       query: selector ? { labelSelector: selector } : {},
       keysOf: (object) => (object.metadata?.name ? [object.metadata.name] : []),
+      idleMs: options.watchIdleMs,
       logger: options.logger,
     });
   }

@@ -20,7 +20,7 @@ export class PodMembers {
   readonly #selector: string;
   readonly watch: ResourceWatch;
 
-  constructor(k8s: K8s, kc: KubeConfig, namespace: string, labels: Record<string, string>, logger: Logger) {
+  constructor(k8s: K8s, kc: KubeConfig, namespace: string, labels: Record<string, string>, watchIdleMs: number, logger: Logger) {
     this.#api = kc.makeApiClient(k8s.CoreV1Api);
     this.#namespace = namespace;
     this.#selector = ResourceWatch.selector(labels);
@@ -28,6 +28,7 @@ export class PodMembers {
       path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`,
       query: this.#selector ? { labelSelector: this.#selector } : {},
       keysOf: () => ['pods'],
+      idleMs: watchIdleMs,
       logger,
     });
   }

@@ -12,12 +12,27 @@ export interface WatchedObject {
   code?: number;
 }
 
+export interface ResourceWatchOptions {
+  /** The collection's path, e.g. `/apis/coordination.k8s.io/v1/namespaces/ns/leases`. */
+  path: string;
+  query: Record<string, string>;
+  keysOf: (object: WatchedObject) => Iterable<string>;
+  /**
+   * A stream with no event, bookmark or end for this long is dead (a connection that died without
+   * a FIN or RST looks exactly like a quiet one): it is abandoned and reopened. The API server is
+   * asked to end each stream within half of it (`timeoutSeconds`), and sends a bookmark just before
+   * it does, so a healthy stream is never silent that long.
+   */
+  idleMs: number;
+  logger: Logger;
+}
+
 /**
  * One watch stream on a collection (the app's Leases, or the one locks ConfigMap), shared by every
  * lock: each change is passed, with its resourceVersion, to the subscribers of the keys `keysOf`
  * names for it. The watch only makes followers react sooner; correctness never depends on it
- * (electors still read and write through the API), so a broken stream is simply reopened with
- * backoff, from scratch after 410 Expired.
+ * (electors still read and write through the API), so a broken or silent stream is simply reopened
+ * with backoff, resuming from the last version seen, from scratch after 410 Expired.
  */
 export class ResourceWatch {
   readonly #k8s: K8s;
@@ -26,25 +41,26 @@ export class ResourceWatch {
   readonly #query: Record<string, string>;
   readonly #keysOf: (object: WatchedObject) => Iterable<string>;
   readonly #logger: Logger;
+  readonly #idleMs: number;
   readonly #subscribers = new Map<string, Set<Subscriber>>();
   #controller: AbortController | undefined;
+  /** Numbers each stream, so that a stream given up on cannot act when it finally answers. */
+  #generation = 0;
+  #idle: NodeJS.Timeout | undefined;
   #resourceVersion: string | undefined;
   #retry: NodeJS.Timeout | undefined;
   #backoff = 250;
   #running = false;
   #closed = false;
 
-  constructor(
-    k8s: K8s,
-    kc: KubeConfig,
-    options: { path: string; query: Record<string, string>; keysOf: (object: WatchedObject) => Iterable<string>; logger: Logger },
-  ) {
+  constructor(k8s: K8s, kc: KubeConfig, options: ResourceWatchOptions) {
     this.#k8s = k8s;
     this.#kc = kc;
     this.#path = options.path;
     this.#query = options.query;
     this.#keysOf = options.keysOf;
     this.#logger = options.logger;
+    this.#idleMs = options.idleMs;
   }
 
   /** The label selector `k=v,k2=v2` for a label map. */
@@ -73,22 +89,48 @@ export class ResourceWatch {
 
   #stop(): void {
     this.#running = false;
+    this.#generation += 1;
     if (this.#retry) clearTimeout(this.#retry);
     this.#retry = undefined;
+    if (this.#idle) clearTimeout(this.#idle);
+    this.#idle = undefined;
     this.#controller?.abort();
     this.#controller = undefined;
+  }
+
+  /** (Re)starts the countdown after which stream `generation` counts as dead. */
+  #armIdle(generation: number): void {
+    if (this.#idle) clearTimeout(this.#idle);
+    this.#idle = setTimeout(() => {
+      this.#idle = undefined;
+      if (generation !== this.#generation || !this.#running) return;
+      this.#logger.info(`Watch on ${this.#path} was silent for ${this.#idleMs}ms (no event, bookmark or end): reopening it`);
+      const stalled = this.#controller;
+      this.#generation += 1;
+      stalled?.abort();
+      this.#reopen(undefined);
+    }, this.#idleMs);
   }
 
   async #open(): Promise<void> {
     if (this.#closed || this.#subscribers.size === 0) return;
     this.#running = true;
-    const query: Record<string, string | boolean> = { allowWatchBookmarks: true, ...this.#query };
+    const generation = ++this.#generation;
+    const query: Record<string, string | number | boolean> = {
+      allowWatchBookmarks: true,
+      timeoutSeconds: Math.max(1, Math.floor(this.#idleMs / 2000)),
+      ...this.#query,
+    };
     if (this.#resourceVersion) query.resourceVersion = this.#resourceVersion;
+    // Armed before connecting: a request that never gets its response headers is dead too.
+    this.#armIdle(generation);
     try {
       const controller = await new this.#k8s.Watch(this.#kc).watch(
         this.#path,
         query,
         (type, object: WatchedObject) => {
+          if (generation !== this.#generation) return;
+          this.#armIdle(generation);
           if (type === 'ERROR') {
             // 410 Expired: the version is too old to resume from; start over with a fresh stream.
             if (object.code === 410) this.#resourceVersion = undefined;
@@ -101,21 +143,25 @@ export class ResourceWatch {
           if (type === 'BOOKMARK') return;
           for (const key of this.#keysOf(object)) for (const notify of this.#subscribers.get(key) ?? []) notify(version, object, type);
         },
-        (err: unknown) => this.#reopen(err),
+        (err: unknown) => {
+          if (generation === this.#generation) this.#reopen(err);
+        },
       );
-      if (!this.#running) controller.abort();
+      if (!this.#running || generation !== this.#generation) controller.abort();
       else this.#controller = controller;
     } catch (err) {
-      this.#reopen(err);
+      if (generation === this.#generation) this.#reopen(err);
     }
   }
 
   #reopen(err: unknown): void {
     this.#controller = undefined;
+    if (this.#idle) clearTimeout(this.#idle);
+    this.#idle = undefined;
     if (!this.#running || this.#closed) return;
     if ((err as { statusCode?: number })?.statusCode === 410) this.#resourceVersion = undefined;
     if (err && (err as Error).name !== 'AbortError') {
-      this.#logger.debug(`Lease watch ended (${(err as Error).message ?? String(err)}); reopening in ${this.#backoff}ms`);
+      this.#logger.debug(`Watch on ${this.#path} ended (${(err as Error).message ?? String(err)}); reopening in ${this.#backoff}ms`);
     }
     const wait = this.#backoff;
     this.#backoff = Math.min(this.#backoff * 2, 30_000);

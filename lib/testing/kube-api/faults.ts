@@ -4,6 +4,8 @@
  * added before whatever answer follows.
  */
 
+export type FaultEvent = 'clear' | 'blackhole' | 'disconnect' | 'stall-watches';
+
 export type FaultAction =
   | { kind: 'pass'; delayMs: number }
   | { kind: 'fail'; delayMs: number; status: number }
@@ -17,10 +19,10 @@ export class FaultControl {
   private failStatus = 500;
   private dropRemaining = 0;
   private holes = false;
-  private readonly onChange: (control: FaultControl, event: 'clear' | 'blackhole' | 'disconnect') => void;
+  private readonly onChange: (control: FaultControl, event: FaultEvent) => void;
 
   /** @internal the server creates controls; users get them from `server.faults(token)`. */
-  constructor(onChange: (control: FaultControl, event: 'clear' | 'blackhole' | 'disconnect') => void) {
+  constructor(onChange: (control: FaultControl, event: FaultEvent) => void) {
     this.onChange = onChange;
   }
 
@@ -58,6 +60,16 @@ export class FaultControl {
   blackhole(): this {
     this.holes = true;
     this.onChange(this, 'blackhole');
+    return this;
+  }
+
+  /**
+   * Silences this client's open watches for good without closing them, as a connection that died
+   * without a FIN or RST would: no event, bookmark or end of stream arrives on them, not even at
+   * their timeoutSeconds. Later requests, new watches included, are served normally.
+   */
+  stallWatches(): this {
+    this.onChange(this, 'stall-watches');
     return this;
   }
 

@@ -11,7 +11,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { ConfigurationError } from '../../errors.ts';
 import type { Logger } from '../../logging/logger.ts';
 import { apiGroupDocument, apiGroupList, apiResourceList, apiVersions, SERVER_VERSION } from './discovery.ts';
-import { type FaultAction, FaultControl, combine } from './faults.ts';
+import { type FaultAction, type FaultEvent, FaultControl, combine } from './faults.ts';
 import { type KubeconfigOptions, kubeconfigYaml } from './kubeconfig.ts';
 import { PatchApplyError, PatchDecodeError, applyJsonPatch, applyMergePatch, applyStrategicMergePatch } from './patch.ts';
 import { type Rule, rulesAllow } from './rbac.ts';
@@ -82,6 +82,8 @@ export interface RequestRecord {
   token: string | undefined;
   method: string;
   path: string;
+  /** The query string as sent, with its leading `?` ('' when none). */
+  query: string;
   verb: Verb;
   resource?: string;
   subresource?: string;
@@ -127,6 +129,8 @@ interface WatchState {
   token: string | undefined;
   res: ServerResponse;
   close(): void;
+  /** Writes nothing more and never ends the stream (see FaultControl.stallWatches). */
+  stall(): void;
 }
 
 /** Waits out injected latency, but stops early when the client goes away so no timer outlives the server. */
@@ -278,9 +282,13 @@ export class KubeApiServer extends EventEmitter {
     for (const c of this.faultControls.values()) c.clear();
   }
 
-  private onFaultChange(key: string | typeof ALL_CLIENTS, event: 'clear' | 'blackhole' | 'disconnect'): void {
+  private onFaultChange(key: string | typeof ALL_CLIENTS, event: FaultEvent): void {
     const affects = (token: string | undefined): boolean => key === ALL_CLIENTS || token === key;
     if (event === 'blackhole') return;
+    if (event === 'stall-watches') {
+      for (const w of this.watches) if (affects(w.token)) w.stall();
+      return;
+    }
     if (event === 'clear') {
       for (const h of [...this.held]) {
         if (affects(h.token)) {
@@ -398,7 +406,7 @@ export class KubeApiServer extends EventEmitter {
     const auth = req.headers.authorization;
     const token = auth && /^bearer\s+/i.test(auth) ? auth.replace(/^bearer\s+/i, '').trim() : undefined;
     this.socketTokens.set(req.socket, token);
-    const record: RequestRecord = { time: Date.now(), token, method: req.method ?? 'GET', path: url.pathname, verb: 'discovery', status: 0 };
+    const record: RequestRecord = { time: Date.now(), token, method: req.method ?? 'GET', path: url.pathname, query: url.search, verb: 'discovery', status: 0 };
     let route: Route | undefined;
     try {
       route = this.route(url.pathname);
@@ -708,8 +716,9 @@ export class KubeApiServer extends EventEmitter {
 
     res.writeHead(200, { ...JSON_HEADERS, 'Audit-Id': randomUUID(), 'Transfer-Encoding': 'chunked' });
     res.flushHeaders();
+    let stalled = false;
     const write = (type_: string, object: unknown): void => {
-      if (res.destroyed || res.writableEnded || this.blackholed(token)) return;
+      if (stalled || res.destroyed || res.writableEnded || this.blackholed(token)) return;
       res.write(`${JSON.stringify({ type: type_, object })}\n`);
     };
 
@@ -752,7 +761,12 @@ export class KubeApiServer extends EventEmitter {
         this.store.off('event', deliver);
         for (const t of timers) clearTimeout(t);
         this.watches.delete(state);
-        if (!res.writableEnded && !res.destroyed) res.end();
+        if (!stalled && !res.writableEnded && !res.destroyed) res.end();
+      },
+      stall: () => {
+        stalled = true;
+        state.close();
+        // Still destroyed when the server stops, as every socket is.
       },
     };
     this.watches.add(state);

@@ -29,11 +29,11 @@ describe('kubernetes backend: ConfigMap mode, the seed protocol (real client-nod
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function member(id: string): Promise<{ service: ClusterService; view: ClusterView; started: number }> {
+  async function member(id: string, leaseDuration = LEASE): Promise<{ service: ClusterService; view: ClusterView; started: number }> {
     const kubeconfig = join(dir, `${id}.yaml`);
     await writeFile(kubeconfig, server.kubeconfig({ token: id, namespace: 'cm' }));
     const config = resolveClusterConfig({
-      flags: { cluster: 'kubernetes', memberId: id, timings: { leaseDuration: LEASE, renewDeadline: 700, retryPeriod: 100 } },
+      flags: { cluster: 'kubernetes', memberId: id, timings: { leaseDuration, renewDeadline: 700, retryPeriod: 100 } },
       env: { KUBECONFIG: kubeconfig, DROMEDARY_K8S_LOCK: 'configmap', DROMEDARY_CLUSTER_LABELS: 'app=cm-app' },
       appKey: 'test',
     });
@@ -83,6 +83,25 @@ describe('kubernetes backend: ConfigMap mode, the seed protocol (real client-nod
     await waitFor(() => b.view.isLeader, { timeout: 8000 });
     expect(a.view.isLeader).to.equal(false);
     expect(data()['leader.pod.lock1']).to.equal('p2');
+    server.faults('p1').clear();
+  });
+
+  it("judges a holder's silence by its own lock's keys: another lock's renewals in the same ConfigMap do not make it look alive", async () => {
+    // The timestamps have whole seconds (and a byte-identical write is no change at all), so the
+    // ConfigMap changes about once a second while anyone renews: a lease of several seconds tells
+    // "silent holder" from "quiet second" apart.
+    const lease = 3000;
+    const a = await member('p1', lease);
+    await waitFor(() => a.view.isLeader, { timeout: 2 * lease });
+    const b = await member('p2', lease);
+    const other = b.service.view('lock2');
+    await waitFor(() => other.isLeader && b.view.leader === 'p1', { timeout: 2 * lease });
+    // p1 is cut off but its pod stays Ready: it keeps lock1, while p2 renews lock2 in the same ConfigMap.
+    server.faults('p1').blackhole();
+    await waitFor(() => b.view.leader === undefined, { timeout: 3 * lease, message: "p2's view of p1's lease to run out" });
+    expect(other.isLeader).to.equal(true);
+    expect(b.view.isLeader, 'took a lock from a live pod').to.equal(false);
+    expect(data()['leader.pod.lock1']).to.equal('p1');
     server.faults('p1').clear();
   });
 

@@ -54,7 +54,7 @@ describe('kubernetes backend: Lease lock store (real client-node against the API
     const k8s = await loadClientNode();
     const kc = loadKubeConfig(k8s, { KUBECONFIG: await kubeconfigFor(token) });
     const capture = captureLogger();
-    return { store: new LeaseLockStore(k8s, kc, { namespace: 'apps', prefix: 'orders', labels: { provider: 'dromedary', app: 'orders' }, logger: capture.logger }), ...capture };
+    return { store: new LeaseLockStore(k8s, kc, { namespace: 'apps', prefix: 'orders', labels: { provider: 'dromedary', app: 'orders' }, watchIdleMs: 30_000, logger: capture.logger }), ...capture };
   }
 
   it('makes lock names valid DNS-1123 Lease names', () => {
@@ -66,6 +66,15 @@ describe('kubernetes backend: Lease lock store (real client-node against the API
   it('parses cluster labels and refuses malformed ones', () => {
     expect(parseClusterLabels('app=x, group=y')).to.deep.equal({ app: 'x', group: 'y' });
     expect(() => parseClusterLabels('app')).to.throw(/not key=value/);
+  });
+
+  it('refuses a DROMEDARY_K8S_WATCH_IDLE that is not a duration of at least 2s, saying what to set', async () => {
+    for (const value of ['soon', '1s']) {
+      const config = resolveClusterConfig({ flags: { cluster: 'kubernetes', memberId: 'x' }, env: { KUBECONFIG: await kubeconfigFor('alpha'), DROMEDARY_K8S_WATCH_IDLE: value }, appKey: 'test' });
+      let error: unknown;
+      await createKubernetesClusterService(config, captureLogger().logger).catch((err: unknown) => (error = err));
+      expect(String(error)).to.match(new RegExp(`DROMEDARY_K8S_WATCH_IDLE="${value}" is not a duration of at least 2s: use e\\.g\\. 30s`));
+    }
   });
 
   it('creates, reads and replaces a Lease with client-go semantics', async () => {
