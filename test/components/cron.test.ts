@@ -4,6 +4,7 @@ import type { Exchange } from '../../lib/exchange/index.ts';
 import { quartzToNodeCron } from '../../lib/components/cron/quartz.ts';
 import { startContext } from '../support/context.ts';
 import { waitFor } from '../support/wait.ts';
+import type { CapturedLine } from '../support/capture-logger.ts';
 
 describe('cron component', function () {
   this.timeout(20_000);
@@ -25,7 +26,8 @@ describe('cron component', function () {
   it('fires on schedule, one exchange at a time, with the fire time and name in headers', async () => {
     const seen: Exchange[] = [];
     const spans: Array<[number, number]> = [];
-    ({ context } = await startContext((r) =>
+    let lines: CapturedLine[];
+    ({ context, lines } = await startContext((r) =>
       r.from('cron:tick?schedule=* * * * * ?').process(async (ex) => {
         const start = performance.now();
         seen.push(ex);
@@ -39,6 +41,8 @@ describe('cron component', function () {
     expect(seen[0]!.headers.get('CamelCronFiredTime')).to.be.instanceOf(Date);
     expect(seen.map((e) => e.getProperty('CamelTimerCounter')).slice(0, 2)).to.deep.equal([1, 2]);
     expect(spans[1]![0]).to.be.at.least(spans[0]![1]);
+    // The skipped fire is reported through the context's logger (node-cron prints nothing itself).
+    expect(lines.some((l) => l.level === 'debug' && /cron:tick skipped the fire due at .*the previous exchange is still running/.test(l.message))).to.equal(true);
   });
 
   for (const [uri, why] of [

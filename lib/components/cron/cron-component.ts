@@ -40,20 +40,33 @@ export class CronEndpoint extends EndpointSupport {
 class CronConsumer extends ConsumerSupport<CronEndpoint> {
   #task: ReturnType<CronModule['createTask']> | undefined;
   #counter = 0;
+  #running = false;
 
   protected doStart(): void {
     const { cron, expression, cronName, options } = this.endpoint;
+    const logger = this.endpoint.context.logger;
+    // The overlap check is ours rather than node-cron's noOverlap, which reports skips with
+    // console output of its own; library code logs only through the injected logger.
     this.#task = cron.createTask(
       expression,
       async (ctx) => {
-        this.#counter += 1;
-        const exchange = new Exchange({ fromEndpoint: this.endpoint.maskedUri });
-        exchange.headers.set('CamelCronFiredTime', ctx.date);
-        exchange.headers.set('CamelCronName', cronName);
-        exchange.properties.set('CamelTimerCounter', this.#counter);
-        await this.processor(exchange);
+        if (this.#running) {
+          logger.debug(`cron:${cronName} skipped the fire due at ${ctx.date.toISOString()}: the previous exchange is still running`);
+          return;
+        }
+        this.#running = true;
+        try {
+          this.#counter += 1;
+          const exchange = new Exchange({ fromEndpoint: this.endpoint.maskedUri });
+          exchange.headers.set('CamelCronFiredTime', ctx.date);
+          exchange.headers.set('CamelCronName', cronName);
+          exchange.properties.set('CamelTimerCounter', this.#counter);
+          await this.processor(exchange);
+        } finally {
+          this.#running = false;
+        }
       },
-      { name: `dromedary:${cronName}`, noOverlap: true, timezone: options.timezone, suppressMissedWarning: true },
+      { name: `dromedary:${cronName}`, timezone: options.timezone, suppressMissedWarning: true },
     );
     void this.#task.start();
   }
