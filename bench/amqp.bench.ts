@@ -5,9 +5,11 @@ import { Context } from '../lib/engine/context.ts';
 import { startRabbitMq, type RabbitMqHandle } from '../test/support/rabbitmq.ts';
 import { fmt, median, printTable } from './measure.ts';
 
-/** Messages per trial; at about 10k msgs/s (persistent, confirmed) a trial takes about a second. */
+/** Messages per trial; at 20–40k msgs/s (persistent, confirmed) a trial takes well under a second. */
 const COUNT = Number(process.env.AMQP_BENCH_COUNT ?? 10_000);
-const TRIALS = Number(process.env.AMQP_BENCH_TRIALS ?? 5);
+const TRIALS = Number(process.env.AMQP_BENCH_TRIALS ?? 8);
+/** AMQP_BENCH_VERBOSE=1 prints every trial, to see the spread behind the medians. */
+const VERBOSE = process.env.AMQP_BENCH_VERBOSE === '1';
 /** Sends in flight at once, on both sides. */
 const WINDOW = 100;
 const PREFETCH = 100;
@@ -19,18 +21,37 @@ const CONSUME_QUEUE = `bench-consume-${randomUUID().slice(0, 8)}`;
 /** The queue as both sides declare it: durable classic, no arguments. */
 const QUEUE_OPTIONS: Options.AssertQueue = { durable: true, exclusive: false, autoDelete: false, arguments: {} };
 
-/** Runs `send` COUNT times with at most `window` in flight; returns msgs/s. */
-async function windowed(window: number, send: () => Promise<void>): Promise<number> {
-  let started = 0;
-  const worker = async () => {
-    while (started < COUNT) {
-      started += 1;
-      await send();
-    }
-  };
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: window }, worker));
-  return COUNT / ((performance.now() - t0) / 1000);
+/**
+ * One trial's figures: throughput, and this process's CPU time per message (user + system), which
+ * shows the client's own cost apart from the broker's, whose noise dominates wall-clock figures here.
+ */
+interface Trial {
+  rate: number;
+  cpuMicros: number;
+}
+
+/** Times `work` (which handles COUNT messages and reports when the timed part started and ended). */
+async function timed(work: () => Promise<{ t0: number; t1: number; cpu0: NodeJS.CpuUsage }>): Promise<Trial> {
+  const { t0, t1, cpu0 } = await work();
+  const cpu = process.cpuUsage(cpu0);
+  return { rate: COUNT / ((t1 - t0) / 1000), cpuMicros: (cpu.user + cpu.system) / COUNT };
+}
+
+/** Runs `send` COUNT times with at most WINDOW in flight. */
+function windowed(send: () => Promise<void>): Promise<Trial> {
+  return timed(async () => {
+    let started = 0;
+    const worker = async () => {
+      while (started < COUNT) {
+        started += 1;
+        await send();
+      }
+    };
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: WINDOW }, worker));
+    return { t0, t1: performance.now(), cpu0 };
+  });
 }
 
 /**
@@ -78,41 +99,41 @@ async function expectDepth(conn: ChannelModel, queue: string, expected: number, 
   if (depth !== expected) throw new Error(`${what}: queue '${queue}' holds ${depth} message(s), expected ${expected}`);
 }
 
-/** dromedary side of the publish measure: direct:in → to(amqp:queue:…), sent through a ProducerTemplate. */
-async function dromedaryPublisher(url: string) {
-  const context = new Context({ components: { amqp: new AmqpComponent({ url }) } });
-  await context.addRoutes((r) => r.from('direct:in').to(`amqp:queue:${PUBLISH_QUEUE}`));
-  await context.start();
-  const template = context.createProducerTemplate();
-  return { send: () => template.sendBody('direct:in', PAYLOAD), stop: () => context.stop() };
-}
-
-/** One consume trial on dromedary: a fresh context whose route counts; timed from the first delivery to the COUNT-th. */
-async function dromedaryConsume(url: string): Promise<number> {
+/** A counter for consume trials: the clock starts at the first message and stops at the COUNT-th. */
+function counter() {
   let count = 0;
   let t0 = 0;
-  let finish!: (t: number) => void;
+  let cpu0: NodeJS.CpuUsage = process.cpuUsage();
+  let finish!: (t1: number) => void;
   const done = new Promise<number>((r) => (finish = r));
-  const context = new Context({ components: { amqp: new AmqpComponent({ url }) } });
-  await context.addRoutes((r) =>
-    r.from(`amqp:queue:${CONSUME_QUEUE}?prefetch=${PREFETCH}`).process(() => {
-      if (count === 0) t0 = performance.now();
+  return {
+    done,
+    times: async () => ({ t0, t1: await done, cpu0 }),
+    tick() {
+      if (count === 0) {
+        cpu0 = process.cpuUsage();
+        t0 = performance.now();
+      }
       count += 1;
       if (count === COUNT) finish(performance.now());
-    }),
-  );
+    },
+  };
+}
+
+/** dromedary's consume trial: a fresh context whose route counts. */
+async function dromedaryConsume(url: string): Promise<Trial> {
+  const c = counter();
+  const context = new Context({ components: { amqp: new AmqpComponent({ url }) } });
+  await context.addRoutes((r) => r.from(`amqp:queue:${CONSUME_QUEUE}?prefetch=${PREFETCH}`).process(() => c.tick()));
   await context.start();
-  const t1 = await done;
+  const trial = await timed(c.times);
   await context.stop();
-  return COUNT / ((t1 - t0) / 1000);
+  return trial;
 }
 
 /** The hand-written reference consumer: its own channel, the same prefetch, one manual ack per message. */
-async function rawConsume(conn: ChannelModel): Promise<number> {
-  let count = 0;
-  let t0 = 0;
-  let finish!: (t: number) => void;
-  const done = new Promise<number>((r) => (finish = r));
+async function rawConsume(conn: ChannelModel): Promise<Trial> {
+  const c = counter();
   const ch: Channel = await conn.createChannel();
   await ch.assertQueue(CONSUME_QUEUE, QUEUE_OPTIONS);
   await ch.prefetch(PREFETCH);
@@ -120,87 +141,95 @@ async function rawConsume(conn: ChannelModel): Promise<number> {
     CONSUME_QUEUE,
     (msg: ConsumeMessage | null) => {
       if (!msg) return;
-      if (count === 0) t0 = performance.now();
-      count += 1;
       ch.ack(msg);
-      if (count === COUNT) finish(performance.now());
+      c.tick();
     },
     { noAck: false },
   );
-  const t1 = await done;
+  const trial = await timed(c.times);
   await ch.cancel(consumerTag);
   await ch.close();
-  return COUNT / ((t1 - t0) / 1000);
+  return trial;
 }
 
-/** Fills the consume queue with COUNT messages like those dromedary's producer sends. */
-async function fill(publisher: RawPublisher): Promise<void> {
-  let sent = 0;
-  const worker = async () => {
-    while (sent < COUNT) {
-      sent += 1;
-      await publisher.send(CONSUME_QUEUE, PAYLOAD);
+type Side = 'dromedary' | 'amqplib';
+
+/**
+ * Trial 0 of each side is a warm-up. Pairs alternate their order (AB, BA, AB…) so neither side
+ * always runs just after the other, e.g. while the broker still deletes the previous trial's messages.
+ */
+async function interleave(what: string, trial: (side: Side) => Promise<Trial>): Promise<Record<Side, Trial[]>> {
+  const out: Record<Side, Trial[]> = { dromedary: [], amqplib: [] };
+  for (let i = 0; i <= TRIALS; i += 1) {
+    const order: Side[] = i % 2 === 0 ? ['dromedary', 'amqplib'] : ['amqplib', 'dromedary'];
+    const got: Partial<Record<Side, Trial>> = {};
+    for (const side of order) got[side] = await trial(side);
+    if (VERBOSE) {
+      const show = (s: Side) => `${s} ${fmt(got[s]!.rate)} msgs/s ${fmt(got[s]!.cpuMicros, 1)} µs CPU/msg`;
+      console.log(`${what} trial ${i}: ${show('dromedary')}; ${show('amqplib')}`);
     }
-  };
-  await Promise.all(Array.from({ length: WINDOW }, worker));
+    if (i === 0) continue;
+    out.dromedary.push(got.dromedary!);
+    out.amqplib.push(got.amqplib!);
+  }
+  return out;
 }
 
 export async function run(): Promise<void> {
-  const t0 = performance.now();
+  const started = performance.now();
   const broker: RabbitMqHandle = await startRabbitMq();
   const amqp = await import('amqplib');
   const conn = await amqp.connect(broker.url);
+  let context: Context | undefined;
   try {
-    const setup = await conn.createChannel();
-    await setup.assertQueue(PUBLISH_QUEUE, QUEUE_OPTIONS);
-    await setup.assertQueue(CONSUME_QUEUE, QUEUE_OPTIONS);
+    const admin = await conn.createChannel();
+    await admin.assertQueue(PUBLISH_QUEUE, QUEUE_OPTIONS);
+    await admin.assertQueue(CONSUME_QUEUE, QUEUE_OPTIONS);
     const raw = new RawPublisher(await conn.createConfirmChannel());
 
-    // Publish: A, B, A, B… after one warm-up pair; the queue is emptied after every trial.
-    const dromedary = await dromedaryPublisher(broker.url);
-    const pub = { dromedary: [] as number[], raw: [] as number[] };
-    for (let i = 0; i <= TRIALS; i += 1) {
-      const d = await windowed(WINDOW, dromedary.send);
-      await expectDepth(conn, PUBLISH_QUEUE, COUNT, 'dromedary publish');
-      await setup.purgeQueue(PUBLISH_QUEUE);
-      const r = await windowed(WINDOW, () => raw.send(PUBLISH_QUEUE, PAYLOAD));
-      await expectDepth(conn, PUBLISH_QUEUE, COUNT, 'amqplib publish');
-      await setup.purgeQueue(PUBLISH_QUEUE);
-      if (i === 0) continue;
-      pub.dromedary.push(d);
-      pub.raw.push(r);
-    }
-    await dromedary.stop();
-
-    // Consume: the queue is filled before each trial; after it, every message must have been acked.
-    const con = { dromedary: [] as number[], raw: [] as number[] };
-    for (let i = 0; i <= TRIALS; i += 1) {
-      await fill(raw);
-      const d = await dromedaryConsume(broker.url);
-      await expectDepth(conn, CONSUME_QUEUE, 0, 'dromedary consume');
-      await fill(raw);
-      const r = await rawConsume(conn);
-      await expectDepth(conn, CONSUME_QUEUE, 0, 'amqplib consume');
-      if (i === 0) continue;
-      con.dromedary.push(d);
-      con.raw.push(r);
-    }
-
-    await setup.deleteQueue(PUBLISH_QUEUE);
-    await setup.deleteQueue(CONSUME_QUEUE);
-    const row = (name: string, d: number[], r: number[], baseline: string, how: string) => ({
-      name,
-      value: fmt(median(d)),
-      baseline: `${fmt(median(r))} (${baseline})`,
-      ratio: (median(d) / median(r)).toFixed(2),
-      note: `median of ${TRIALS} interleaved trials × ${fmt(COUNT)} msgs; ${how}; aim ≥ 0.9`,
+    // Publish: every trial must leave exactly COUNT messages in the queue, which is then emptied.
+    context = new Context({ components: { amqp: new AmqpComponent({ url: broker.url }) } });
+    await context.addRoutes((r) => r.from('direct:in').to(`amqp:queue:${PUBLISH_QUEUE}`));
+    await context.start();
+    const template = context.createProducerTemplate();
+    const publish = await interleave('publish', async (side) => {
+      const trial = await windowed(side === 'dromedary' ? () => template.sendBody('direct:in', PAYLOAD) : () => raw.send(PUBLISH_QUEUE, PAYLOAD));
+      await expectDepth(conn, PUBLISH_QUEUE, COUNT, `${side} publish`);
+      await admin.purgeQueue(PUBLISH_QUEUE);
+      return trial;
     });
+    await context.stop();
+    context = undefined;
+
+    // Consume: the queue is filled before every trial and must be empty (all acked) after it.
+    const consume = await interleave('consume', async (side) => {
+      await windowed(() => raw.send(CONSUME_QUEUE, PAYLOAD));
+      const trial = side === 'dromedary' ? await dromedaryConsume(broker.url) : await rawConsume(conn);
+      await expectDepth(conn, CONSUME_QUEUE, 0, `${side} consume`);
+      return trial;
+    });
+
+    await admin.deleteQueue(PUBLISH_QUEUE);
+    await admin.deleteQueue(CONSUME_QUEUE);
+    const row = (name: string, t: Record<Side, Trial[]>, baseline: string, how: string) => {
+      const d = median(t.dromedary.map((x) => x.rate));
+      const b = median(t.amqplib.map((x) => x.rate));
+      const cpu = (s: Side) => fmt(median(t[s].map((x) => x.cpuMicros)), 1);
+      return {
+        name,
+        value: fmt(d),
+        baseline: `${fmt(b)} (${baseline})`,
+        ratio: (d / b).toFixed(2),
+        note: `median of ${TRIALS} interleaved trials × ${fmt(COUNT)} msgs; ${how}; client CPU ${cpu('dromedary')} vs ${cpu('amqplib')} µs/msg; aim ≥ 0.9`,
+      };
+    };
     printTable(`RabbitMQ throughput, persistent ${PAYLOAD.length}-byte messages on a durable classic queue (${broker.owned ? 'local broker' : 'AMQP_URL'})`, [
-      row('publish msgs/s: `direct → to(amqp:queue)`', pub.dromedary, pub.raw, 'amqplib ConfirmChannel, each send awaits its confirm', `${WINDOW} sends in flight`),
-      row('consume msgs/s: `from(amqp:queue) → process`', con.dromedary, con.raw, 'amqplib consumer, manual ack per message', `prefetch ${PREFETCH}`),
+      row('publish msgs/s: `direct → to(amqp:queue)`', publish, 'amqplib ConfirmChannel, each send awaits its confirm', `${WINDOW} sends in flight`),
+      row('consume msgs/s: `from(amqp:queue) → process`', consume, 'amqplib consumer, manual ack per message', `prefetch ${PREFETCH}`),
     ]);
-    console.log(`\n(amqp bench took ${fmt((performance.now() - t0) / 1000, 1)} s)`);
+    console.log(`\n(amqp bench: ${fmt((performance.now() - started) / 1000, 1)} s including the broker's start)`);
   } finally {
+    await context?.stop().catch(() => undefined);
     await conn.close().catch(() => undefined);
     await broker.stop();
   }
