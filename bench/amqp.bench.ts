@@ -10,6 +10,9 @@ const COUNT = Number(process.env.AMQP_BENCH_COUNT ?? 10_000);
 const TRIALS = Number(process.env.AMQP_BENCH_TRIALS ?? 8);
 /** AMQP_BENCH_VERBOSE=1 prints every trial, to see the spread behind the medians. */
 const VERBOSE = process.env.AMQP_BENCH_VERBOSE === '1';
+/** AMQP_BENCH_ONLY=publish,relay runs some of the measures (publish, consume, relay). */
+const ONLY = process.env.AMQP_BENCH_ONLY?.split(',');
+const wanted = (measure: string) => !ONLY || ONLY.includes(measure);
 /** Sends in flight at once, on both sides. */
 const WINDOW = 100;
 const PREFETCH = 100;
@@ -18,6 +21,12 @@ const PAYLOAD = Buffer.alloc(100, 'x');
 const CONTENT_TYPE = 'application/octet-stream';
 const PUBLISH_QUEUE = `bench-publish-${randomUUID().slice(0, 8)}`;
 const CONSUME_QUEUE = `bench-consume-${randomUUID().slice(0, 8)}`;
+const RELAY_OUT = `bench-relay-out-${randomUUID().slice(0, 8)}`;
+/**
+ * Socket options of the hand-written side: dromedary turns Nagle's algorithm off (see broker.ts),
+ * so the baseline does too, and the ratios measure the component rather than a socket setting.
+ */
+const RAW_SOCKET: { noDelay: boolean } = { noDelay: true };
 /** The queue as both sides declare it: durable classic, no arguments. */
 const QUEUE_OPTIONS: Options.AssertQueue = { durable: true, exclusive: false, autoDelete: false, arguments: {} };
 
@@ -67,13 +76,13 @@ class RawPublisher {
     this.#ch = ch;
   }
 
-  async send(queue: string, content: Buffer): Promise<void> {
+  async send(queue: string, content: Buffer, messageId: string = randomUUID()): Promise<void> {
     while (this.#drain) await this.#drain;
     await new Promise<void>((resolve, reject) => {
       const ok = this.#ch.sendToQueue(
         queue,
         content,
-        { persistent: true, mandatory: true, messageId: randomUUID(), contentType: CONTENT_TYPE, headers: {} },
+        { persistent: true, mandatory: true, messageId, contentType: CONTENT_TYPE, headers: {} },
         (err: unknown) => (err ? reject(err) : resolve()),
       );
       if (!ok && !this.#drain) {
@@ -108,7 +117,11 @@ function counter() {
   const done = new Promise<number>((r) => (finish = r));
   return {
     done,
-    times: async () => ({ t0, t1: await done, cpu0 }),
+    // t0 and cpu0 are read after the last message: they are set by the first one.
+    times: async () => {
+      const t1 = await done;
+      return { t0, t1, cpu0 };
+    },
     tick() {
       if (count === 0) {
         cpu0 = process.cpuUsage();
@@ -152,7 +165,53 @@ async function rawConsume(conn: ChannelModel): Promise<Trial> {
   return trial;
 }
 
+/** dromedary's relay trial: a route from the filled queue to another one; counted once the send is confirmed. */
+async function dromedaryRelay(url: string): Promise<Trial> {
+  const c = counter();
+  const context = new Context({ components: { amqp: new AmqpComponent({ url }) } });
+  await context.addRoutes((r) =>
+    r
+      .from(`amqp:queue:${CONSUME_QUEUE}?prefetch=${PREFETCH}`)
+      .to(`amqp:queue:${RELAY_OUT}`)
+      .process(() => c.tick()),
+  );
+  await context.start();
+  const trial = await timed(c.times);
+  await context.stop();
+  return trial;
+}
+
+/**
+ * The hand-written relay on one connection, as a small service would write it: each delivery is
+ * published with its messageId and contentType on the confirm channel, and acked once confirmed.
+ */
+async function rawRelay(conn: ChannelModel, publisher: RawPublisher): Promise<Trial> {
+  const c = counter();
+  const ch: Channel = await conn.createChannel();
+  await ch.assertQueue(CONSUME_QUEUE, QUEUE_OPTIONS);
+  await ch.prefetch(PREFETCH);
+  const { consumerTag } = await ch.consume(
+    CONSUME_QUEUE,
+    (msg: ConsumeMessage | null) => {
+      if (!msg) return;
+      publisher.send(RELAY_OUT, msg.content, msg.properties.messageId).then(
+        () => {
+          ch.ack(msg);
+          c.tick();
+        },
+        () => ch.nack(msg, false, true),
+      );
+    },
+    { noAck: false },
+  );
+  const trial = await timed(c.times);
+  await ch.cancel(consumerTag);
+  await ch.close();
+  return trial;
+}
+
 type Side = 'dromedary' | 'amqplib';
+const skipped: Trial = { rate: NaN, cpuMicros: NaN };
 
 /**
  * Trial 0 of each side is a warm-up. Pairs alternate their order (AB, BA, AB…) so neither side
@@ -179,12 +238,13 @@ export async function run(): Promise<void> {
   const started = performance.now();
   const broker: RabbitMqHandle = await startRabbitMq();
   const amqp = await import('amqplib');
-  const conn = await amqp.connect(broker.url);
+  const conn = await amqp.connect(broker.url, RAW_SOCKET);
   let context: Context | undefined;
   try {
     const admin = await conn.createChannel();
     await admin.assertQueue(PUBLISH_QUEUE, QUEUE_OPTIONS);
     await admin.assertQueue(CONSUME_QUEUE, QUEUE_OPTIONS);
+    await admin.assertQueue(RELAY_OUT, QUEUE_OPTIONS);
     const raw = new RawPublisher(await conn.createConfirmChannel());
 
     // Publish: every trial must leave exactly COUNT messages in the queue, which is then emptied.
@@ -193,6 +253,7 @@ export async function run(): Promise<void> {
     await context.start();
     const template = context.createProducerTemplate();
     const publish = await interleave('publish', async (side) => {
+      if (!wanted('publish')) return skipped;
       const trial = await windowed(side === 'dromedary' ? () => template.sendBody('direct:in', PAYLOAD) : () => raw.send(PUBLISH_QUEUE, PAYLOAD));
       await expectDepth(conn, PUBLISH_QUEUE, COUNT, `${side} publish`);
       await admin.purgeQueue(PUBLISH_QUEUE);
@@ -203,14 +264,25 @@ export async function run(): Promise<void> {
 
     // Consume: the queue is filled before every trial and must be empty (all acked) after it.
     const consume = await interleave('consume', async (side) => {
+      if (!wanted('consume')) return skipped;
       await windowed(() => raw.send(CONSUME_QUEUE, PAYLOAD));
       const trial = side === 'dromedary' ? await dromedaryConsume(broker.url) : await rawConsume(conn);
       await expectDepth(conn, CONSUME_QUEUE, 0, `${side} consume`);
       return trial;
     });
 
-    await admin.deleteQueue(PUBLISH_QUEUE);
-    await admin.deleteQueue(CONSUME_QUEUE);
+    // Relay: consume and publish on one connection, each message acked after its copy is confirmed.
+    const relay = await interleave('relay', async (side) => {
+      if (!wanted('relay')) return skipped;
+      await windowed(() => raw.send(CONSUME_QUEUE, PAYLOAD));
+      const trial = side === 'dromedary' ? await dromedaryRelay(broker.url) : await rawRelay(conn, raw);
+      await expectDepth(conn, CONSUME_QUEUE, 0, `${side} relay (input)`);
+      await expectDepth(conn, RELAY_OUT, COUNT, `${side} relay (output)`);
+      await admin.purgeQueue(RELAY_OUT);
+      return trial;
+    });
+
+    for (const q of [PUBLISH_QUEUE, CONSUME_QUEUE, RELAY_OUT]) await admin.deleteQueue(q);
     const row = (name: string, t: Record<Side, Trial[]>, baseline: string, how: string) => {
       const d = median(t.dromedary.map((x) => x.rate));
       const b = median(t.amqplib.map((x) => x.rate));
@@ -224,8 +296,9 @@ export async function run(): Promise<void> {
       };
     };
     printTable(`RabbitMQ throughput, persistent ${PAYLOAD.length}-byte messages on a durable classic queue (${broker.owned ? 'local broker' : 'AMQP_URL'})`, [
-      row('publish msgs/s: `direct → to(amqp:queue)`', publish, 'amqplib ConfirmChannel, each send awaits its confirm', `${WINDOW} sends in flight`),
-      row('consume msgs/s: `from(amqp:queue) → process`', consume, 'amqplib consumer, manual ack per message', `prefetch ${PREFETCH}`),
+      ...(wanted('publish') ? [row('publish msgs/s: `direct → to(amqp:queue)`', publish, 'amqplib ConfirmChannel, each send awaits its confirm', `${WINDOW} sends in flight`)] : []),
+      ...(wanted('consume') ? [row('consume msgs/s: `from(amqp:queue) → process`', consume, 'amqplib consumer, manual ack per message', `prefetch ${PREFETCH}`)] : []),
+      ...(wanted('relay') ? [row('relay msgs/s: `from(amqp:queue:a) → to(amqp:queue:b)`', relay, 'amqplib consumer re-publishing on a confirm channel, ack after the confirm', `prefetch ${PREFETCH}, one connection`)] : []),
     ]);
     console.log(`\n(amqp bench: ${fmt((performance.now() - started) / 1000, 1)} s including the broker's start)`);
   } finally {
