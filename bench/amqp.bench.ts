@@ -7,10 +7,10 @@ import { fmt, median, printTable } from './measure.ts';
 
 /** Messages per trial; at 20–40k msgs/s (persistent, confirmed) a trial takes well under a second. */
 const COUNT = Number(process.env.AMQP_BENCH_COUNT ?? 10_000);
-const TRIALS = Number(process.env.AMQP_BENCH_TRIALS ?? 8);
+const TRIALS = Number(process.env.AMQP_BENCH_TRIALS ?? 6);
 /** AMQP_BENCH_VERBOSE=1 prints every trial, to see the spread behind the medians. */
 const VERBOSE = process.env.AMQP_BENCH_VERBOSE === '1';
-/** AMQP_BENCH_ONLY=publish,relay runs some of the measures (publish, consume, relay). */
+/** AMQP_BENCH_ONLY=publish,relay runs some of the measures (publish, consume, relay, roundtrip). */
 const ONLY = process.env.AMQP_BENCH_ONLY?.split(',');
 const wanted = (measure: string) => !ONLY || ONLY.includes(measure);
 /** Sends in flight at once, on both sides. */
@@ -210,6 +210,53 @@ async function rawRelay(conn: ChannelModel, publisher: RawPublisher): Promise<Tr
   return trial;
 }
 
+/**
+ * dromedary's round trip: one context sends through `direct:in → to(amqp:queue:…)` while a route of
+ * the same context consumes that queue, so both share the context's one connection. Timed from the
+ * first send to the COUNT-th message consumed.
+ */
+async function dromedaryRoundTrip(url: string): Promise<Trial> {
+  const c = counter();
+  const context = new Context({ components: { amqp: new AmqpComponent({ url }) } });
+  await context.addRoutes((r) => {
+    r.from('direct:in').to(`amqp:queue:${CONSUME_QUEUE}`);
+    r.from(`amqp:queue:${CONSUME_QUEUE}?prefetch=${PREFETCH}`).process(() => c.tick());
+  });
+  await context.start();
+  const template = context.createProducerTemplate();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await windowed(() => template.sendBody('direct:in', PAYLOAD));
+  const t1 = await c.done;
+  const trial = await timed(async () => ({ t0, t1, cpu0 }));
+  await context.stop();
+  return trial;
+}
+
+/** The hand-written round trip: the confirm-channel publisher and a consumer on one connection. */
+async function rawRoundTrip(conn: ChannelModel, publisher: RawPublisher): Promise<Trial> {
+  const c = counter();
+  const ch: Channel = await conn.createChannel();
+  await ch.prefetch(PREFETCH);
+  const { consumerTag } = await ch.consume(
+    CONSUME_QUEUE,
+    (msg: ConsumeMessage | null) => {
+      if (!msg) return;
+      ch.ack(msg);
+      c.tick();
+    },
+    { noAck: false },
+  );
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await windowed(() => publisher.send(CONSUME_QUEUE, PAYLOAD));
+  const t1 = await c.done;
+  const trial = await timed(async () => ({ t0, t1, cpu0 }));
+  await ch.cancel(consumerTag);
+  await ch.close();
+  return trial;
+}
+
 type Side = 'dromedary' | 'amqplib';
 const skipped: Trial = { rate: NaN, cpuMicros: NaN };
 
@@ -282,6 +329,14 @@ export async function run(): Promise<void> {
       return trial;
     });
 
+    // Round trip: publishing and consuming the same queue at once, on one connection.
+    const roundTrip = await interleave('round trip', async (side) => {
+      if (!wanted('roundtrip')) return skipped;
+      const trial = side === 'dromedary' ? await dromedaryRoundTrip(broker.url) : await rawRoundTrip(conn, raw);
+      await expectDepth(conn, CONSUME_QUEUE, 0, `${side} round trip`);
+      return trial;
+    });
+
     for (const q of [PUBLISH_QUEUE, CONSUME_QUEUE, RELAY_OUT]) await admin.deleteQueue(q);
     const row = (name: string, t: Record<Side, Trial[]>, baseline: string, how: string) => {
       const d = median(t.dromedary.map((x) => x.rate));
@@ -299,6 +354,9 @@ export async function run(): Promise<void> {
       ...(wanted('publish') ? [row('publish msgs/s: `direct → to(amqp:queue)`', publish, 'amqplib ConfirmChannel, each send awaits its confirm', `${WINDOW} sends in flight`)] : []),
       ...(wanted('consume') ? [row('consume msgs/s: `from(amqp:queue) → process`', consume, 'amqplib consumer, manual ack per message', `prefetch ${PREFETCH}`)] : []),
       ...(wanted('relay') ? [row('relay msgs/s: `from(amqp:queue:a) → to(amqp:queue:b)`', relay, 'amqplib consumer re-publishing on a confirm channel, ack after the confirm', `prefetch ${PREFETCH}, one connection`)] : []),
+      ...(wanted('roundtrip')
+        ? [row('round trip msgs/s: `direct → to(amqp:queue:a)` and `from(amqp:queue:a)` in one context', roundTrip, 'amqplib confirm publisher and consumer on one connection', `${WINDOW} sends in flight, prefetch ${PREFETCH}; timed from the first send to the last delivery`)]
+        : []),
     ]);
     console.log(`\n(amqp bench: ${fmt((performance.now() - started) / 1000, 1)} s including the broker's start)`);
   } finally {
