@@ -8,6 +8,7 @@ import { fmt, median, printTable } from './measure.ts';
 /** Messages per trial; at 20–40k msgs/s (persistent, confirmed) a trial takes well under a second. */
 const COUNT = Number(process.env.AMQP_BENCH_COUNT ?? 10_000);
 const TRIALS = Number(process.env.AMQP_BENCH_TRIALS ?? 6);
+const TRIAL_TIMEOUT = 120_000;
 /** AMQP_BENCH_VERBOSE=1 prints every trial, to see the spread behind the medians. */
 const VERBOSE = process.env.AMQP_BENCH_VERBOSE === '1';
 /** AMQP_BENCH_ONLY=publish,relay runs some of the measures (publish, consume, relay, roundtrip). */
@@ -41,24 +42,34 @@ interface Trial {
 
 /** Times `work` (which handles COUNT messages and reports when the timed part started and ended). */
 async function timed(work: () => Promise<{ t0: number; t1: number; cpu0: NodeJS.CpuUsage }>): Promise<Trial> {
-  const { t0, t1, cpu0 } = await work();
+  // A lost message would otherwise leave the bench waiting for ever.
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`a trial of ${COUNT} messages did not finish within ${TRIAL_TIMEOUT / 1000} s`)), TRIAL_TIMEOUT);
+  });
+  const { t0, t1, cpu0 } = await Promise.race([work(), stuck]).finally(() => clearTimeout(timer));
   const cpu = process.cpuUsage(cpu0);
   return { rate: COUNT / ((t1 - t0) / 1000), cpuMicros: (cpu.user + cpu.system) / COUNT };
 }
 
 /** Runs `send` COUNT times with at most WINDOW in flight. */
+async function sendAll(send: () => Promise<void>): Promise<void> {
+  let started = 0;
+  const worker = async () => {
+    while (started < COUNT) {
+      started += 1;
+      await send();
+    }
+  };
+  await Promise.all(Array.from({ length: WINDOW }, worker));
+}
+
+/** sendAll, timed. */
 function windowed(send: () => Promise<void>): Promise<Trial> {
   return timed(async () => {
-    let started = 0;
-    const worker = async () => {
-      while (started < COUNT) {
-        started += 1;
-        await send();
-      }
-    };
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
-    await Promise.all(Array.from({ length: WINDOW }, worker));
+    await sendAll(send);
     return { t0, t1: performance.now(), cpu0 };
   });
 }
@@ -224,11 +235,12 @@ async function dromedaryRoundTrip(url: string): Promise<Trial> {
   });
   await context.start();
   const template = context.createProducerTemplate();
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  await windowed(() => template.sendBody('direct:in', PAYLOAD));
-  const t1 = await c.done;
-  const trial = await timed(async () => ({ t0, t1, cpu0 }));
+  const trial = await timed(async () => {
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await sendAll(() => template.sendBody('direct:in', PAYLOAD));
+    return { t0, t1: await c.done, cpu0 };
+  });
   await context.stop();
   return trial;
 }
@@ -247,11 +259,12 @@ async function rawRoundTrip(conn: ChannelModel, publisher: RawPublisher): Promis
     },
     { noAck: false },
   );
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  await windowed(() => publisher.send(CONSUME_QUEUE, PAYLOAD));
-  const t1 = await c.done;
-  const trial = await timed(async () => ({ t0, t1, cpu0 }));
+  const trial = await timed(async () => {
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await sendAll(() => publisher.send(CONSUME_QUEUE, PAYLOAD));
+    return { t0, t1: await c.done, cpu0 };
+  });
   await ch.cancel(consumerTag);
   await ch.close();
   return trial;
@@ -312,7 +325,7 @@ export async function run(): Promise<void> {
     // Consume: the queue is filled before every trial and must be empty (all acked) after it.
     const consume = await interleave('consume', async (side) => {
       if (!wanted('consume')) return skipped;
-      await windowed(() => raw.send(CONSUME_QUEUE, PAYLOAD));
+      await sendAll(() => raw.send(CONSUME_QUEUE, PAYLOAD));
       const trial = side === 'dromedary' ? await dromedaryConsume(broker.url) : await rawConsume(conn);
       await expectDepth(conn, CONSUME_QUEUE, 0, `${side} consume`);
       return trial;
@@ -321,7 +334,7 @@ export async function run(): Promise<void> {
     // Relay: consume and publish on one connection, each message acked after its copy is confirmed.
     const relay = await interleave('relay', async (side) => {
       if (!wanted('relay')) return skipped;
-      await windowed(() => raw.send(CONSUME_QUEUE, PAYLOAD));
+      await sendAll(() => raw.send(CONSUME_QUEUE, PAYLOAD));
       const trial = side === 'dromedary' ? await dromedaryRelay(broker.url) : await rawRelay(conn, raw);
       await expectDepth(conn, CONSUME_QUEUE, 0, `${side} relay (input)`);
       await expectDepth(conn, RELAY_OUT, COUNT, `${side} relay (output)`);
