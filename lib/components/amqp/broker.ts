@@ -290,7 +290,7 @@ export class BrokerConnection extends EventEmitter {
 
 /**
  * amqplib's multiplexer writes every frame it has queued (each publish, each ack) to the socket
- * one `write()` at a time, one system call each; that was half the client's CPU time in
+ * one `write()` at a time, one system call each: about half of the client's CPU profile in
  * `npm run bench -- amqp`. Corking the socket around one pass of the multiplexer sends the same
  * bytes, in the same order, in one `writev`. The multiplexer is amqplib's internal object: when it
  * does not look as expected (another amqplib version), writes simply stay unbatched.
