@@ -77,6 +77,15 @@ export class Publisher {
   }
 
   #attempt(send: Send): void {
+    try {
+      this.#tryToSend(send);
+    } catch (err) {
+      // Nothing here is expected to throw; if something does, the send fails rather than hangs.
+      send.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  #tryToSend(send: Send): void {
     if (this.#closed || this.#conn.state === 'closed') {
       send.reject(new AmqpSendError(`Cannot send message ${send.props.messageId} to ${where(send)}: the connection to ${this.#conn.maskedUrl} is closed`));
       return;
