@@ -7,6 +7,7 @@ const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   failover: () => import('./failover.bench.ts'),
   kubernetes: () => import('./kubernetes.bench.ts'),
   eips: () => import('./eips.bench.ts'),
+  amqp: () => import('./amqp.bench.ts'),
 };
 
 const wanted = process.argv.slice(2);

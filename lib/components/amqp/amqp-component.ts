@@ -5,7 +5,7 @@ import { ResolveEndpointError } from '../../errors.ts';
 import type { Context } from '../../engine/context.ts';
 import { Exchange } from '../../exchange/exchange.ts';
 import { ConsumerSupport, EndpointSupport, ProducerSupport } from '../../spi/endpoint-support.ts';
-import type { Processor } from '../../spi/processor.ts';
+import { isPromise, type Processor } from '../../spi/processor.ts';
 import { BrokerRegistry, resolveBrokerUrl, type BrokerConnection, type BrokerOptions } from './broker.ts';
 import { AmqpHeader, amqpHeaders, decodeBody, encodeBody, incomingHeaders, messageIdOf } from './convert.ts';
 import { Subscriber, type Delivery } from './subscriber.ts';
@@ -167,7 +167,11 @@ export class AmqpConsumer extends ConsumerSupport<AmqpEndpoint> {
     }
   }
 
-  async #handle(delivery: Delivery): Promise<void> {
+  /**
+   * Returns nothing when the route completed synchronously, so the subscriber acks at once, as a
+   * hand-written consumer would; otherwise a promise that settles when the route has finished.
+   */
+  #handle(delivery: Delivery): void | Promise<void> {
     const { properties, fields } = delivery;
     const exchange = new Exchange({ fromEndpoint: this.endpoint.maskedUri, body: decodeBody(delivery.content, properties.contentType), headers: incomingHeaders(properties) });
     exchange.message.messageId = properties.messageId;
@@ -179,9 +183,9 @@ export class AmqpConsumer extends ConsumerSupport<AmqpEndpoint> {
     h.set(AmqpHeader.DeliveryTag, fields.deliveryTag);
     h.set(AmqpHeader.Redelivered, fields.redelivered);
     h.set(AmqpHeader.DeliveryCount, delivery.deliveryCount);
-    await this.processor(exchange);
-    // The engine records a failure on the exchange; rethrowing makes the subscriber nack it.
-    if (exchange.exception) throw exchange.exception;
+    const result = this.processor(exchange);
+    if (isPromise(result)) return result.then(() => rethrow(exchange));
+    rethrow(exchange);
   }
 
   protected async doStop(): Promise<void> {
@@ -190,6 +194,11 @@ export class AmqpConsumer extends ConsumerSupport<AmqpEndpoint> {
     if (this.#connection) await this.endpoint.registry.release(this.#connection);
     this.#connection = undefined;
   }
+}
+
+/** The engine records a failure on the exchange; throwing it makes the subscriber nack the message. */
+function rethrow(exchange: Exchange): void {
+  if (exchange.exception) throw exchange.exception;
 }
 
 /** Sends on the connection's confirm channel; process() resolves when the broker has confirmed the message. */

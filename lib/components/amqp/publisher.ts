@@ -26,12 +26,29 @@ interface ChannelState {
   readonly returned: Set<string>;
 }
 
+/** One send in progress, kept in one object so the common case allocates little. */
+interface Send {
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly content: Buffer;
+  readonly props: Options.Publish & { messageId: string };
+  readonly timeout: number;
+  readonly deadline: number;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+  failures: number;
+  lastError: unknown;
+}
+
 /**
  * Publishes on one confirm channel per connection. `publish()` resolves only on the broker's ack.
  * Persistent by default. When the socket buffer is full (`publish()` returned false) later sends
  * wait for 'drain'. A send whose channel dies with the connection is published again after the
  * reconnection (at-least-once: a duplicate is possible, a loss is not); if no connection comes back
  * within the timeout, or the broker nacks, returns or rejects it, the send fails with AmqpSendError.
+ *
+ * The common case (channel open, no drain pending) costs one promise and one timer per send: this
+ * is the hot path of every `to(amqp:...)`.
  */
 export class Publisher {
   readonly #conn: BrokerConnection;
@@ -45,82 +62,128 @@ export class Publisher {
     this.#conn = conn;
   }
 
-  async publish(exchange: string, routingKey: string, content: Buffer, options: PublishOptions = {}): Promise<void> {
-    const { timeout: t, mandatory, ...rest } = options;
-    const timeout = t ?? this.#conn.sendTimeout;
-    const props: Options.Publish = { persistent: true, ...rest, mandatory: mandatory ?? true };
-    props.messageId ??= randomUUID();
-    const deadline = performance.now() + timeout;
-    const where = exchange === '' ? `queue '${routingKey}'` : `exchange '${exchange}' (routing key '${routingKey}')`;
-    let failures = 0;
-    let lastError: unknown;
-    for (;;) {
-      if (this.#closed || this.#conn.state === 'closed') {
-        throw new AmqpSendError(`Cannot send message ${props.messageId} to ${where}: the connection to ${this.#conn.maskedUrl} is closed`);
-      }
-      const left = deadline - performance.now();
-      if (left <= 0) {
-        throw new AmqpSendError(
-          `Message ${props.messageId} to ${where} was not confirmed by RabbitMQ at ${this.#conn.maskedUrl} within ${formatDuration(timeout)}` +
-            (lastError ? ` (last error: ${describe(lastError)})` : '') +
-            '; it may or may not have been stored, so the route should retry it',
-          { cause: lastError },
-        );
-      }
-      try {
-        const state = this.#state && !this.#state.closed ? this.#state : await this.#open(left);
-        await withDeadline(this.#publishOnce(state, exchange, routingKey, content, props), left);
-        return;
-      } catch (err) {
-        if (err instanceof AmqpSendError) throw err;
-        lastError = err;
-        failures++;
-        this.stats.resends++;
-        if (failures === 1) this.#conn.logger.debug(`Re-sending message ${props.messageId} to ${where} after: ${describe(err)}`);
-        // The connection may not have noticed yet that its socket is gone: back off a little.
-        if (failures > 1) await new Promise((r) => setTimeout(r, Math.min(500, 10 * 2 ** failures)));
-      }
+  publish(exchange: string, routingKey: string, content: Buffer, options: PublishOptions = {}): Promise<void> {
+    const timeout = options.timeout ?? this.#conn.sendTimeout;
+    // amqplib reads only the fields it knows, so `timeout` can travel along.
+    const props = {
+      ...options,
+      persistent: options.persistent ?? true,
+      mandatory: options.mandatory ?? true,
+      messageId: options.messageId ?? randomUUID(),
+    };
+    return new Promise<void>((resolve, reject) => {
+      this.#attempt({ exchange, routingKey, content, props, timeout, deadline: performance.now() + timeout, resolve, reject, failures: 0, lastError: undefined });
+    });
+  }
+
+  #attempt(send: Send): void {
+    try {
+      this.#tryToSend(send);
+    } catch (err) {
+      // Nothing here is expected to throw; if something does, the send fails rather than hangs.
+      send.reject(err instanceof Error ? err : new Error(String(err)));
     }
   }
 
-  #publishOnce(state: ChannelState, exchange: string, routingKey: string, content: Buffer, props: Options.Publish): Promise<void> {
-    if (state.drain) return state.drain.then(() => this.#publishOnce(state, exchange, routingKey, content, props));
-    return new Promise<void>((resolve, reject) => {
-      const messageId = props.messageId!;
-      let ok: boolean;
-      try {
-        ok = state.ch.publish(exchange, routingKey, content, props, (err: unknown) => {
-          if (err) return reject(this.#classify(state, err, messageId, exchange, routingKey));
-          if (state.returned.delete(messageId)) {
-            const where = exchange === '' ? `no queue named '${routingKey}'` : `exchange '${exchange}' has no queue bound for routing key '${routingKey}'`;
-            return reject(new AmqpSendError(`Message ${messageId} is unroutable: ${where}; declare and bind a queue, or set mandatory=false to allow dropping`));
-          }
-          resolve();
-        });
-      } catch (err) {
-        // amqplib throws synchronously once the channel is closed.
-        reject(new Retryable(describe(err)));
-        return;
-      }
-      if (!ok && !state.drain) {
-        this.stats.drainWaits++;
-        state.drain = new Promise<void>((res, rej) => {
-          const onDrain = () => {
-            state.ch.off('close', onClose);
-            state.drain = undefined;
-            res();
-          };
-          const onClose = () => {
-            state.ch.off('drain', onDrain);
-            state.drain = undefined;
-            rej(new Retryable('channel closed while waiting for drain'));
-          };
-          state.ch.once('drain', onDrain);
-          state.ch.once('close', onClose);
-        });
-        state.drain.catch(() => undefined);
-      }
-    });
+  #tryToSend(send: Send): void {
+    if (this.#closed || this.#conn.state === 'closed') {
+      send.reject(new AmqpSendError(`Cannot send message ${send.props.messageId} to ${where(send)}: the connection to ${this.#conn.maskedUrl} is closed`));
+      return;
+    }
+    const left = send.deadline - performance.now();
+    if (left <= 0) {
+      send.reject(
+        new AmqpSendError(
+          `Message ${send.props.messageId} to ${where(send)} was not confirmed by RabbitMQ at ${this.#conn.maskedUrl} within ${formatDuration(send.timeout)}` +
+            (send.lastError ? ` (last error: ${describe(send.lastError)})` : '') +
+            '; it may or may not have been stored, so the route should retry it',
+          { cause: send.lastError },
+        ),
+      );
+      return;
+    }
+    const state = this.#state;
+    if (state && !state.closed) {
+      if (state.drain) state.drain.then(() => this.#attempt(send), (err: unknown) => this.#retry(send, err));
+      else this.#publishOnce(state, send, left);
+      return;
+    }
+    this.#open(left).then(
+      (opened) => {
+        if (opened.closed) this.#retry(send, new Retryable('the new publishing channel closed at once'));
+        else this.#attempt(send);
+      },
+      (err: unknown) => this.#retry(send, err),
+    );
+  }
+
+  /** A failed attempt: fails the send for good (AmqpSendError), or tries again, backing off after the first. */
+  #retry(send: Send, err: unknown): void {
+    if (err instanceof AmqpSendError) {
+      send.reject(err);
+      return;
+    }
+    send.lastError = err;
+    send.failures++;
+    this.stats.resends++;
+    if (send.failures === 1) {
+      this.#conn.logger.debug(`Re-sending message ${send.props.messageId} to ${where(send)} after: ${describe(err)}`);
+      // Not synchronously: a confirm callback failing with 'channel closed' runs before the
+      // channel's 'close' listeners that mark it closed.
+      queueMicrotask(() => this.#attempt(send));
+    } else {
+      // The connection may not have noticed yet that its socket is gone: back off a little.
+      setTimeout(() => this.#attempt(send), Math.min(500, 10 * 2 ** send.failures));
+    }
+  }
+
+  #publishOnce(state: ChannelState, send: Send, left: number): void {
+    const messageId = send.props.messageId;
+    let settled = false;
+    const timer = setTimeout(() => {
+      settled = true;
+      this.#retry(send, new Retryable(`no confirm within ${formatDuration(Math.round(left))}`));
+    }, left);
+    let ok: boolean;
+    try {
+      ok = state.ch.publish(send.exchange, send.routingKey, send.content, send.props, (err: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err) {
+          this.#retry(send, this.#classify(state, err, messageId, send.exchange, send.routingKey));
+        } else if (state.returned.delete(messageId)) {
+          const what = send.exchange === '' ? `no queue named '${send.routingKey}'` : `exchange '${send.exchange}' has no queue bound for routing key '${send.routingKey}'`;
+          send.reject(new AmqpSendError(`Message ${messageId} is unroutable: ${what}; declare and bind a queue, or set mandatory=false to allow dropping`));
+        } else {
+          send.resolve();
+        }
+      });
+    } catch (err) {
+      // amqplib throws synchronously once the channel is closed.
+      settled = true;
+      clearTimeout(timer);
+      this.#retry(send, new Retryable(describe(err)));
+      return;
+    }
+    if (!ok && !state.drain) {
+      this.stats.drainWaits++;
+      state.drain = new Promise<void>((res, rej) => {
+        const onDrain = () => {
+          state.ch.off('close', onClose);
+          state.drain = undefined;
+          res();
+        };
+        const onClose = () => {
+          state.ch.off('drain', onDrain);
+          state.drain = undefined;
+          rej(new Retryable('channel closed while waiting for drain'));
+        };
+        state.ch.once('drain', onDrain);
+        state.ch.once('close', onClose);
+      });
+      state.drain.catch(() => undefined);
+    }
   }
 
   #classify(state: ChannelState, err: unknown, messageId: string, exchange: string, routingKey: string): Error {
@@ -173,12 +236,6 @@ export class Publisher {
   }
 }
 
-function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Retryable(`no confirm within ${formatDuration(Math.round(ms))}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
+function where(send: Send): string {
+  return send.exchange === '' ? `queue '${send.routingKey}'` : `exchange '${send.exchange}' (routing key '${send.routingKey}')`;
 }

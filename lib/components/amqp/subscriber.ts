@@ -191,13 +191,14 @@ export class Subscriber extends EventEmitter {
   }
 
   #settle(outcome: Outcome | Promise<Outcome>, delivery: Delivery, err?: unknown): void {
-    const done = (o: Outcome) => {
-      this.#inflight--;
-      if (this.#inflight === 0) this.#idle?.();
-      this.emit('settled', o, delivery, err);
-    };
-    if (typeof outcome === 'string') done(outcome);
-    else outcome.then(done, () => done('channel-lost'));
+    if (typeof outcome === 'string') this.#settled(outcome, delivery, err);
+    else outcome.then((o) => this.#settled(o, delivery, err), () => this.#settled('channel-lost', delivery, err));
+  }
+
+  #settled(outcome: Outcome, delivery: Delivery, err: unknown): void {
+    this.#inflight--;
+    if (this.#inflight === 0) this.#idle?.();
+    this.emit('settled', outcome, delivery, err);
   }
 
   #ack(state: ConsumeState, msg: ConsumeMessage): Outcome {

@@ -232,6 +232,40 @@ describe('amqp broker connection layer', function () {
     expect(await messageCount(raw, q)).to.equal(n);
   });
 
+  it('batches the frames of a burst of sends into few socket writes, keeping their order', async () => {
+    const q = queue('batched');
+    await conn.declare(queueDeclarations({ name: q, durable: false }));
+    // The socket under amqplib: its write calls are what batching saves (one system call each).
+    const socket = (await conn.connection()).connection as unknown as { stream: { _write: Function; _writev?: Function } };
+    const stream = socket.stream;
+    const { _write: write, _writev: writev } = stream;
+    let writes = 0;
+    stream._write = function (this: unknown, ...args: unknown[]) {
+      writes++;
+      return write.apply(this, args);
+    };
+    if (writev) {
+      stream._writev = function (this: unknown, ...args: unknown[]) {
+        writes++;
+        return writev.apply(this, args);
+      };
+    }
+    const n = 200;
+    try {
+      await Promise.all(Array.from({ length: n }, (_, i) => conn.publisher().publish('', q, Buffer.from(String(i)), { persistent: false })));
+    } finally {
+      stream._write = write;
+      if (writev) stream._writev = writev;
+    }
+    expect(writes).to.be.greaterThan(0).and.lessThan(n / 4);
+    const ch = await raw.createChannel();
+    const got: string[] = [];
+    await ch.consume(q, (m) => m && got.push(m.content.toString()), { noAck: true });
+    await waitFor(() => got.length === n, { message: () => `${got.length} of ${n} messages consumed` });
+    await ch.close();
+    expect(got).to.deep.equal(Array.from({ length: n }, (_, i) => String(i)));
+  });
+
   it('explains a queue that exists with other arguments', async () => {
     const q = queue('mismatch');
     await conn.declare(queueDeclarations({ name: q }));

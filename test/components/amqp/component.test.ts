@@ -91,6 +91,36 @@ describe('amqp component', function () {
     expect(got.content.toString()).to.equal('bad order');
   });
 
+  it('settles an asynchronous route when it finishes: acked on success, dead-lettered on a failure after an await', async () => {
+    const q = queue('async');
+    const dlq = queue('async-dlq');
+    const entered: string[] = [];
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const ctx = await start((r) => {
+      r.from(`amqp:queue:${q}?deadLetterQueue=${dlq}&prefetch=5`)
+        .process(async (ex) => {
+          entered.push(ex.body as string);
+          await gate;
+          if (ex.body === 'bad') throw new Error('failed after an await');
+        })
+        .setHeader('done', () => true);
+      r.from('direct:in').to(`amqp:queue:${q}`);
+    });
+    const template = ctx.createProducerTemplate();
+    await template.sendBody('direct:in', 'good');
+    await template.sendBody('direct:in', 'bad');
+    await waitFor(() => entered.length === 2, { message: 'both messages in the route' });
+    expect(await messageCount(raw, dlq)).to.equal(0);
+    open();
+    await waitFor(async () => (await messageCount(raw, dlq)) === 1, { message: 'the failed one dead-lettered' });
+    await ctx.stop();
+    context = undefined;
+    // Stopped consumers hand unacked messages back: an empty queue means 'good' was acked.
+    expect(await messageCount(raw, q)).to.equal(0);
+    expect(entered).to.deep.equal(['good', 'bad']);
+  });
+
   it('retries a failing route maxRedeliveries times before dead-lettering', async () => {
     const q = queue('flaky');
     const dlq = queue('flaky-dlq');
