@@ -64,13 +64,16 @@ async function sendAll(send: () => Promise<void>): Promise<void> {
   await Promise.all(Array.from({ length: WINDOW }, worker));
 }
 
-/** sendAll, timed. */
-function windowed(send: () => Promise<void>): Promise<Trial> {
+/**
+ * sendAll, timed from the first send until the last send completes or, when given, until `done`
+ * (the COUNT-th message consumed).
+ */
+function windowed(send: () => Promise<void>, done?: Promise<number>): Promise<Trial> {
   return timed(async () => {
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await sendAll(send);
-    return { t0, t1: performance.now(), cpu0 };
+    return { t0, t1: done ? await done : performance.now(), cpu0 };
   });
 }
 
@@ -144,52 +147,74 @@ function counter() {
   };
 }
 
-/** dromedary's consume trial: a fresh context whose route counts. */
-async function dromedaryConsume(url: string): Promise<Trial> {
-  const c = counter();
-  const context = new Context({ components: { amqp: new AmqpComponent({ url }) } });
-  await context.addRoutes((r) => r.from(`amqp:queue:${CONSUME_QUEUE}?prefetch=${PREFETCH}`).process(() => c.tick()));
+/** A context with its own amqp component: each trial starts one, so none reuses a warmed-up connection. */
+function benchContext(url: string): Context {
+  return new Context({ components: { amqp: new AmqpComponent({ url }) } });
+}
+
+/** Starts a fresh context with `routes`, runs the trial `work` and stops the context. */
+async function withContext(url: string, routes: Parameters<Context['addRoutes']>[0], work: (context: Context) => Promise<Trial>): Promise<Trial> {
+  const context = benchContext(url);
+  await context.addRoutes(routes);
   await context.start();
-  const trial = await timed(c.times);
+  const trial = await work(context);
   await context.stop();
   return trial;
 }
 
-/** The hand-written reference consumer: its own channel, the same prefetch, one manual ack per message. */
-async function rawConsume(conn: ChannelModel): Promise<Trial> {
-  const c = counter();
+/**
+ * Runs the trial `work` while a hand-written consumer on its own channel, with the same prefetch and
+ * manual acks, hands each delivery from CONSUME_QUEUE to `handle`.
+ */
+async function withRawConsumer(conn: ChannelModel, handle: (ch: Channel, msg: ConsumeMessage) => void, work: () => Promise<Trial>): Promise<Trial> {
   const ch: Channel = await conn.createChannel();
   await ch.assertQueue(CONSUME_QUEUE, QUEUE_OPTIONS);
   await ch.prefetch(PREFETCH);
   const { consumerTag } = await ch.consume(
     CONSUME_QUEUE,
     (msg: ConsumeMessage | null) => {
-      if (!msg) return;
-      ch.ack(msg);
-      c.tick();
+      if (msg) handle(ch, msg);
     },
     { noAck: false },
   );
-  const trial = await timed(c.times);
+  const trial = await work();
   await ch.cancel(consumerTag);
   await ch.close();
   return trial;
 }
 
+/** The plain consumer's handling: ack, then count. */
+function ackAndCount(c: ReturnType<typeof counter>): (ch: Channel, msg: ConsumeMessage) => void {
+  return (ch, msg) => {
+    ch.ack(msg);
+    c.tick();
+  };
+}
+
+/** dromedary's consume trial: a fresh context whose route counts. */
+async function dromedaryConsume(url: string): Promise<Trial> {
+  const c = counter();
+  return withContext(url, (r) => r.from(`amqp:queue:${CONSUME_QUEUE}?prefetch=${PREFETCH}`).process(() => c.tick()), () => timed(c.times));
+}
+
+/** The hand-written reference consumer: one manual ack per message. */
+async function rawConsume(conn: ChannelModel): Promise<Trial> {
+  const c = counter();
+  return withRawConsumer(conn, ackAndCount(c), () => timed(c.times));
+}
+
 /** dromedary's relay trial: a route from the filled queue to another one; counted once the send is confirmed. */
 async function dromedaryRelay(url: string): Promise<Trial> {
   const c = counter();
-  const context = new Context({ components: { amqp: new AmqpComponent({ url }) } });
-  await context.addRoutes((r) =>
-    r
-      .from(`amqp:queue:${CONSUME_QUEUE}?prefetch=${PREFETCH}`)
-      .to(`amqp:queue:${RELAY_OUT}`)
-      .process(() => c.tick()),
+  return withContext(
+    url,
+    (r) =>
+      r
+        .from(`amqp:queue:${CONSUME_QUEUE}?prefetch=${PREFETCH}`)
+        .to(`amqp:queue:${RELAY_OUT}`)
+        .process(() => c.tick()),
+    () => timed(c.times),
   );
-  await context.start();
-  const trial = await timed(c.times);
-  await context.stop();
-  return trial;
 }
 
 /**
@@ -198,27 +223,18 @@ async function dromedaryRelay(url: string): Promise<Trial> {
  */
 async function rawRelay(conn: ChannelModel, publisher: RawPublisher): Promise<Trial> {
   const c = counter();
-  const ch: Channel = await conn.createChannel();
-  await ch.assertQueue(CONSUME_QUEUE, QUEUE_OPTIONS);
-  await ch.prefetch(PREFETCH);
-  const { consumerTag } = await ch.consume(
-    CONSUME_QUEUE,
-    (msg: ConsumeMessage | null) => {
-      if (!msg) return;
-      publisher.send(RELAY_OUT, msg.content, msg.properties.messageId).then(
+  return withRawConsumer(
+    conn,
+    (ch, msg) =>
+      void publisher.send(RELAY_OUT, msg.content, msg.properties.messageId).then(
         () => {
           ch.ack(msg);
           c.tick();
         },
         () => ch.nack(msg, false, true),
-      );
-    },
-    { noAck: false },
+      ),
+    () => timed(c.times),
   );
-  const trial = await timed(c.times);
-  await ch.cancel(consumerTag);
-  await ch.close();
-  return trial;
 }
 
 /**
@@ -228,46 +244,23 @@ async function rawRelay(conn: ChannelModel, publisher: RawPublisher): Promise<Tr
  */
 async function dromedaryRoundTrip(url: string): Promise<Trial> {
   const c = counter();
-  const context = new Context({ components: { amqp: new AmqpComponent({ url }) } });
-  await context.addRoutes((r) => {
-    r.from('direct:in').to(`amqp:queue:${CONSUME_QUEUE}`);
-    r.from(`amqp:queue:${CONSUME_QUEUE}?prefetch=${PREFETCH}`).process(() => c.tick());
-  });
-  await context.start();
-  const template = context.createProducerTemplate();
-  const trial = await timed(async () => {
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    await sendAll(() => template.sendBody('direct:in', PAYLOAD));
-    return { t0, t1: await c.done, cpu0 };
-  });
-  await context.stop();
-  return trial;
+  return withContext(
+    url,
+    (r) => {
+      r.from('direct:in').to(`amqp:queue:${CONSUME_QUEUE}`);
+      r.from(`amqp:queue:${CONSUME_QUEUE}?prefetch=${PREFETCH}`).process(() => c.tick());
+    },
+    (context) => {
+      const template = context.createProducerTemplate();
+      return windowed(() => template.sendBody('direct:in', PAYLOAD), c.done);
+    },
+  );
 }
 
 /** The hand-written round trip: the confirm-channel publisher and a consumer on one connection. */
 async function rawRoundTrip(conn: ChannelModel, publisher: RawPublisher): Promise<Trial> {
   const c = counter();
-  const ch: Channel = await conn.createChannel();
-  await ch.prefetch(PREFETCH);
-  const { consumerTag } = await ch.consume(
-    CONSUME_QUEUE,
-    (msg: ConsumeMessage | null) => {
-      if (!msg) return;
-      ch.ack(msg);
-      c.tick();
-    },
-    { noAck: false },
-  );
-  const trial = await timed(async () => {
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    await sendAll(() => publisher.send(CONSUME_QUEUE, PAYLOAD));
-    return { t0, t1: await c.done, cpu0 };
-  });
-  await ch.cancel(consumerTag);
-  await ch.close();
-  return trial;
+  return withRawConsumer(conn, ackAndCount(c), () => windowed(() => publisher.send(CONSUME_QUEUE, PAYLOAD), c.done));
 }
 
 type Side = 'dromedary' | 'amqplib';
@@ -308,7 +301,7 @@ export async function run(): Promise<void> {
     const raw = new RawPublisher(await conn.createConfirmChannel());
 
     // Publish: every trial must leave exactly COUNT messages in the queue, which is then emptied.
-    context = new Context({ components: { amqp: new AmqpComponent({ url: broker.url }) } });
+    context = benchContext(broker.url);
     await context.addRoutes((r) => r.from('direct:in').to(`amqp:queue:${PUBLISH_QUEUE}`));
     await context.start();
     const template = context.createProducerTemplate();

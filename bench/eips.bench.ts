@@ -1,21 +1,8 @@
 import { Context } from '../lib/engine/context.ts';
 import { Exchange } from '../lib/exchange/index.ts';
-import { EndpointSupport, ProducerSupport } from '../lib/spi/endpoint-support.ts';
-import type { Component } from '../lib/spi/component.ts';
 import type { AggregationStrategy } from '../lib/dsl/steps/split.ts';
 import { fmt, median, opsPerSecond, printTable } from './measure.ts';
-
-/** A producer that does nothing, so the figures are the steps' own cost. */
-const sink: Component = {
-  createEndpoint: (uri, context) =>
-    new (class extends EndpointSupport {
-      override createProducer() {
-        return new (class extends ProducerSupport {
-          process() {}
-        })(this);
-      }
-    })(uri, context),
-};
+import { noopSinkComponent } from './noop-sink.ts';
 
 const COUNT = 100_000;
 const RUNS = 5;
@@ -37,7 +24,7 @@ const groupBodies: AggregationStrategy = (aggregated, next) => {
  * same route without it. Alternated in one process, medians of several runs.
  */
 export async function run(): Promise<void> {
-  const context = new Context({ components: { sink } });
+  const context = new Context({ components: { sink: noopSinkComponent } });
   await context.addRoutes((r) => {
     r.from('direct:aggregate').aggregate('${header.k}', groupBodies, { completionSize: BATCH }).to('sink:out').end();
     r.from('direct:throttled').throttle(1_000_000_000, { period: '1s' }).setHeader('seen', true).to('sink:out');

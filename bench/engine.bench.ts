@@ -1,20 +1,8 @@
 import { Context } from '../lib/engine/context.ts';
 import { Exchange } from '../lib/exchange/index.ts';
-import { EndpointSupport, ProducerSupport } from '../lib/spi/endpoint-support.ts';
-import type { Component } from '../lib/spi/component.ts';
+import type { RouteDefinition } from '../lib/dsl/route-definition.ts';
 import { fmt, median, opsPerSecond, printTable } from './measure.ts';
-
-/** A producer that does nothing, so the figure is the engine's own cost. */
-const sink: Component = {
-  createEndpoint: (uri, context) =>
-    new (class extends EndpointSupport {
-      override createProducer() {
-        return new (class extends ProducerSupport {
-          process() {}
-        })(this);
-      }
-    })(uri, context),
-};
+import { noopSinkComponent } from './noop-sink.ts';
 
 const COUNT = 200_000;
 const RUNS = 5;
@@ -24,27 +12,20 @@ const RUNS = 5;
  * same work written as a chain of async functions, measured alternately in the same process.
  */
 export async function run(): Promise<void> {
-  const context = new Context({ components: { sink } });
+  const context = new Context({ components: { sink: noopSinkComponent } });
   await context.addRoutes((r) => {
-    r.from('direct:bench')
-      .process((ex) => {
-        ex.body = (ex.body as number) + 1;
-      })
-      .filter((ex) => (ex.body as number) % 2 === 0)
-      .setHeader('even', (ex: Exchange) => ex.body)
-      .to('sink:out')
-      .end();
+    const steps = (route: RouteDefinition) =>
+      route
+        .process((ex) => {
+          ex.body = (ex.body as number) + 1;
+        })
+        .filter((ex) => (ex.body as number) % 2 === 0)
+        .setHeader('even', (ex: Exchange) => ex.body)
+        .to('sink:out')
+        .end();
+    steps(r.from('direct:bench'));
     // The same steps with an onException clause: every step then runs inside a redelivery channel.
-    r.from('direct:guarded')
-      .onException(RangeError, { handled: true })
-      .end()
-      .process((ex) => {
-        ex.body = (ex.body as number) + 1;
-      })
-      .filter((ex) => (ex.body as number) % 2 === 0)
-      .setHeader('even', (ex: Exchange) => ex.body)
-      .to('sink:out')
-      .end();
+    steps(r.from('direct:guarded').onException(RangeError, { handled: true }).end());
   });
   await context.start();
   const template = context.createProducerTemplate();

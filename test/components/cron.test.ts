@@ -2,17 +2,12 @@ import { expect } from 'chai';
 import { Context } from '../../lib/engine/context.ts';
 import type { Exchange } from '../../lib/exchange/index.ts';
 import { quartzToNodeCron } from '../../lib/components/cron/quartz.ts';
-import { startContext } from '../support/context.ts';
+import { startContextStoppedAfterEach } from '../support/context.ts';
 import { waitFor } from '../support/wait.ts';
-import type { CapturedLine } from '../support/capture-logger.ts';
 
 describe('cron component', function () {
   this.timeout(20_000);
-  let context: Context | undefined;
-  afterEach(async () => {
-    await context?.stop();
-    context = undefined;
-  });
+  const start = startContextStoppedAfterEach();
 
   it('translates Quartz syntax to node-cron', () => {
     expect(quartzToNodeCron('0/5 * * * * ?')).to.deep.equal({ expression: '0-59/5 * * * * *' });
@@ -26,8 +21,7 @@ describe('cron component', function () {
   it('fires on schedule, one exchange at a time, with the fire time and name in headers', async () => {
     const seen: Exchange[] = [];
     const spans: Array<[number, number]> = [];
-    let lines: CapturedLine[];
-    ({ context, lines } = await startContext((r) =>
+    const { lines } = await start((r) =>
       r.from('cron:tick?schedule=* * * * * ?').process(async (ex) => {
         const start = performance.now();
         seen.push(ex);
@@ -35,7 +29,7 @@ describe('cron component', function () {
         await new Promise((resolve) => setTimeout(resolve, 1200));
         spans.push([start, performance.now()]);
       }),
-    ));
+    );
     await waitFor(() => spans.length >= 2, { timeout: 15_000 });
     expect(seen[0]!.headers.get('CamelCronName')).to.equal('tick');
     expect(seen[0]!.headers.get('CamelCronFiredTime')).to.be.instanceOf(Date);

@@ -1,21 +1,15 @@
 import { expect } from 'chai';
-import type { Context } from '../../lib/engine/context.ts';
 import { DirectConsumerNotAvailableError } from '../../lib/components/direct/direct-component.ts';
-import { startContext } from '../support/context.ts';
+import { startContextStoppedAfterEach } from '../support/context.ts';
 
 describe('direct component', () => {
-  let context: Context | undefined;
-  afterEach(async () => {
-    await context?.stop();
-    context = undefined;
-  });
+  const start = startContextStoppedAfterEach();
 
   it('calls the consuming route synchronously with the same exchange and returns its result', async () => {
-    const started = await startContext((r) => {
+    const started = await start((r) => {
       r.from('direct:a').setHeader('a', true).to('direct:b').setHeader('after-b', '${body}');
       r.from('direct:b').setBody('from b');
     });
-    context = started.context;
     const ex = await started.template.send('direct:a', 'x');
     expect(ex.body).to.equal('from b');
     expect(ex.headers.get('a')).to.equal(true);
@@ -23,13 +17,12 @@ describe('direct component', () => {
   });
 
   it('hands the callee\'s failure back to the caller and logs it once, in the route that received it', async () => {
-    const started = await startContext((r) => {
+    const started = await start((r) => {
       r.from('direct:a').routeId('caller').to('direct:b').setBody('not reached');
       r.from('direct:b').routeId('callee').process(() => {
         throw new Error('callee failed');
       });
     });
-    context = started.context;
     const ex = await started.template.send('direct:a', 'x');
     expect(ex.exception?.message).to.equal('callee failed');
     expect(ex.body).to.equal('x');
@@ -39,30 +32,27 @@ describe('direct component', () => {
   });
 
   it('fails with a clear error when no consumer is attached and block=false', async () => {
-    const started = await startContext((r) => r.from('direct:in').to('direct:nobody?block=false'));
-    context = started.context;
+    const started = await start((r) => r.from('direct:in').to('direct:nobody?block=false'));
     const ex = await started.template.send('direct:in', 1);
     expect(ex.exception).to.be.instanceOf(DirectConsumerNotAvailableError);
     expect(ex.exception!.message).to.contain('No consumers available on endpoint: direct:nobody').and.to.contain("from('direct:nobody");
   });
 
   it('waits up to timeout for a consumer when blocking, then fails', async () => {
-    const started = await startContext((r) => r.from('direct:in').to('direct:later?timeout=50'));
-    context = started.context;
+    const started = await start((r) => r.from('direct:in').to('direct:later?timeout=50'));
     const ex = await started.template.send('direct:in', 1);
     expect(ex.exception?.message).to.contain('waited 50ms');
   });
 
   it('delivers to a consumer that starts while the producer is waiting', async () => {
-    const started = await startContext((r) => r.from('direct:in').to('direct:later?timeout=5000'));
-    context = started.context;
+    const started = await start((r) => r.from('direct:in').to('direct:later?timeout=5000'));
     const pending = started.template.requestBody('direct:in', 1);
     await started.context.addRoutes((r) => r.from('direct:later').setBody('late consumer'));
     expect(await pending).to.equal('late consumer');
   });
 
   it('refuses two consumers on one name', async () => {
-    const err = await startContext((r) => {
+    const err = await start((r) => {
       r.from('direct:same');
       r.from('direct:same');
     }).then(

@@ -1,17 +1,11 @@
 import { expect } from 'chai';
-import type { Context } from '../../lib/engine/context.ts';
-import { startContext } from '../support/context.ts';
+import { startContextStoppedAfterEach } from '../support/context.ts';
 
 describe('log component', () => {
-  let context: Context | undefined;
-  afterEach(async () => {
-    await context?.stop();
-    context = undefined;
-  });
+  const start = startContextStoppedAfterEach();
 
   it('logs Camel\'s exchange summary under its log name, at its level', async () => {
-    const started = await startContext((r) => r.from('direct:in').to('log:orders?level=warn&showHeaders=true'));
-    context = started.context;
+    const started = await start((r) => r.from('direct:in').to('log:orders?level=warn&showHeaders=true'));
     await started.template.sendBody('direct:in', 'hello', { kind: 'order' });
     const line = started.lines.find((l) => l.meta.logger === 'orders');
     expect(line?.level).to.equal('warn');
@@ -19,8 +13,7 @@ describe('log component', () => {
   });
 
   it('shows everything with showAll, clips long bodies, and masks secrets', async () => {
-    const started = await startContext((r) => r.from('direct:in').to('log:all?showAll=true&maxChars=20'));
-    context = started.context;
+    const started = await start((r) => r.from('direct:in').to('log:all?showAll=true&maxChars=20'));
     await started.template.sendBody('direct:in', 'amqp://user:hunter2@host/very/long/path/here');
     const message = started.lines.find((l) => l.meta.logger === 'all')!.message;
     expect(message).to.contain('Id: ').and.to.contain('Properties: {}').and.to.contain('Body clipped after 20 chars');
@@ -28,11 +21,10 @@ describe('log component', () => {
   });
 
   it('logs nothing at level off, and refuses unknown levels', async () => {
-    const started = await startContext((r) => r.from('direct:in').to('log:quiet?level=off'));
-    context = started.context;
+    const started = await start((r) => r.from('direct:in').to('log:quiet?level=off'));
     await started.template.sendBody('direct:in', 'x');
     expect(started.lines.some((l) => l.meta.logger === 'quiet')).to.equal(false);
-    const bad = await startContext((r) => r.from('direct:x').to('log:x?level=loud')).then(
+    const bad = await start((r) => r.from('direct:x').to('log:x?level=loud')).then(
       (s) => s.context.stop(),
       (e: Error) => e,
     );

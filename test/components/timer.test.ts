@@ -1,20 +1,15 @@
 import { expect } from 'chai';
-import type { Context } from '../../lib/engine/context.ts';
 import { ExchangeProperty, type Exchange } from '../../lib/exchange/index.ts';
 import type { TimerConsumer } from '../../lib/components/timer/timer-consumer.ts';
-import { startContext } from '../support/context.ts';
+import { startContextStoppedAfterEach } from '../support/context.ts';
 import { waitFor } from '../support/wait.ts';
 
 describe('timer component', () => {
-  let context: Context | undefined;
-  afterEach(async () => {
-    await context?.stop();
-    context = undefined;
-  });
+  const start = startContextStoppedAfterEach();
 
   it('fires repeatCount times with an empty body and a counter, then stops scheduling', async () => {
     const seen: Exchange[] = [];
-    ({ context } = await startContext((r) => r.from('timer:t?period=5&delay=0&repeatCount=3').process((ex) => void seen.push(ex))));
+    const { context } = await start((r) => r.from('timer:t?period=5&delay=0&repeatCount=3').process((ex) => void seen.push(ex)));
     const consumer = context.routes[0]!.consumer as TimerConsumer;
     await waitFor(() => seen.length === 3 && !consumer.scheduled);
     expect(seen.map((e) => e.getProperty(ExchangeProperty.TimerCounter))).to.deep.equal([1, 2, 3]);
@@ -24,7 +19,7 @@ describe('timer component', () => {
 
   it('sets Camel\'s metadata properties and header with includeMetadata', async () => {
     const seen: Exchange[] = [];
-    ({ context } = await startContext((r) => r.from('timer:meta?period=5&delay=0&repeatCount=1&includeMetadata=true').process((ex) => void seen.push(ex))));
+    const { context } = await start((r) => r.from('timer:meta?period=5&delay=0&repeatCount=1&includeMetadata=true').process((ex) => void seen.push(ex)));
     await waitFor(() => seen.length === 1);
     const ex = seen[0]!;
     expect(ex.getProperty(ExchangeProperty.TimerName)).to.equal('meta');
@@ -36,14 +31,14 @@ describe('timer component', () => {
   it('waits for the delay before the first fire', async () => {
     const seen: number[] = [];
     const t0 = performance.now();
-    ({ context } = await startContext((r) => r.from('timer:d?delay=60ms&period=1s').process(() => void seen.push(performance.now()))));
+    const { context } = await start((r) => r.from('timer:d?delay=60ms&period=1s').process(() => void seen.push(performance.now())));
     await waitFor(() => seen.length === 1);
     expect(seen[0]! - t0).to.be.at.least(55);
   });
 
   it('never overlaps exchanges: a slow exchange delays the next fire', async () => {
     const spans: Array<[number, number]> = [];
-    ({ context } = await startContext((r) =>
+    await start((r) =>
       r
         .from('timer:slow?period=2&delay=0&repeatCount=4')
         .process(async () => {
@@ -51,21 +46,21 @@ describe('timer component', () => {
           await new Promise((resolve) => setTimeout(resolve, 15));
           spans.push([start, performance.now()]);
         }),
-    ));
+    );
     await waitFor(() => spans.length === 4, { timeout: 5000 });
     for (let i = 1; i < spans.length; i += 1) expect(spans[i]![0]).to.be.at.least(spans[i - 1]![1]);
   });
 
   it('fixedRate keeps to the schedule from the start, firing late ones back to back', async () => {
     const fired: number[] = [];
-    ({ context } = await startContext((r) =>
+    await start((r) =>
       r
         .from('timer:rate?period=20&delay=0&repeatCount=4&fixedRate=true')
         .process(async () => {
           fired.push(performance.now());
           if (fired.length === 1) await new Promise((resolve) => setTimeout(resolve, 70));
         }),
-    ));
+    );
     await waitFor(() => fired.length === 4, { timeout: 5000 });
     // Fires 2, 3 and 4 were due at 20, 40 and 60 ms but the first ran until ~70 ms: they catch up at once.
     expect(fired[3]! - fired[1]!).to.be.below(20);

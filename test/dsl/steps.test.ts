@@ -2,18 +2,13 @@ import { expect } from 'chai';
 import { Context } from '../../lib/engine/context.ts';
 import { RouteBuildError } from '../../lib/errors.ts';
 import { Exchange, ExchangeProperty } from '../../lib/exchange/index.ts';
-import { startContext } from '../support/context.ts';
+import { startContextStoppedAfterEach } from '../support/context.ts';
 
 describe('DSL steps', () => {
-  let context: Context | undefined;
-  afterEach(async () => {
-    await context?.stop();
-    context = undefined;
-  });
+  const start = startContextStoppedAfterEach();
 
-  async function run(define: Parameters<typeof startContext>[0], body?: unknown, headers?: Record<string, unknown>) {
-    const started = await startContext(define);
-    context = started.context;
+  async function run(define: Parameters<typeof start>[0], body?: unknown, headers?: Record<string, unknown>) {
+    const started = await start(define);
     const exchange = await started.template.send('direct:in', new Exchange({ body, headers }));
     return { exchange, ...started };
   }
@@ -70,15 +65,14 @@ describe('DSL steps', () => {
 
   it('filter runs its block only for matching exchanges, and the route continues after end()', async () => {
     const seen: string[] = [];
-    const define = (r: Parameters<Parameters<typeof startContext>[0]>[0]) =>
+    const define = (r: Parameters<Parameters<typeof start>[0]>[0]) =>
       r
         .from('direct:in')
         .filter("${header.type} == 'order'")
         .process((ex) => void seen.push(`order:${String(ex.body)}`))
         .end()
         .process((ex) => void seen.push(`after:${String(ex.body)}`));
-    const started = await startContext(define);
-    context = started.context;
+    const started = await start(define);
     const a = await started.template.send('direct:in', new Exchange({ body: 'a', headers: { type: 'order' } }));
     await started.template.send('direct:in', new Exchange({ body: 'b', headers: { type: 'other' } }));
     expect(seen).to.deep.equal(['order:a', 'after:a', 'after:b']);
@@ -86,7 +80,7 @@ describe('DSL steps', () => {
   });
 
   it('choice routes to the first matching when, else otherwise, then continues after end()', async () => {
-    const started = await startContext((r) =>
+    const started = await start((r) =>
       r
         .from('direct:in')
         .choice()
@@ -99,7 +93,6 @@ describe('DSL steps', () => {
         .end()
         .setHeader('done', true),
     );
-    context = started.context;
     const sizes = [];
     for (const n of [500, 50, 5]) {
       const ex = await started.template.send('direct:in', new Exchange({ body: n }));
@@ -224,12 +217,11 @@ describe('DSL steps', () => {
   });
 
   it('toD sends to a URI computed per exchange', async () => {
-    const started = await startContext((r) => {
+    const started = await start((r) => {
       r.from('direct:in').toD('direct:${header.target}');
       r.from('direct:a').setBody('went to a');
       r.from('direct:b').setBody('went to b');
     });
-    context = started.context;
     expect(await started.template.requestBody('direct:in', null, { target: 'a' })).to.equal('went to a');
     expect(await started.template.requestBody('direct:in', null, { target: 'b' })).to.equal('went to b');
   });
@@ -281,10 +273,9 @@ describe('DSL steps', () => {
     });
 
     it('endChoice() returns to the choice from inside a nested block', async () => {
-      const started = await startContext((r) =>
+      const started = await start((r) =>
         r.from('direct:in').choice().when('${body} == 1').split('${body}').setHeader('inner', true).endChoice().otherwise().setHeader('other', true).end(),
       );
-      context = started.context;
       const ex = await started.template.send('direct:in', new Exchange({ body: 2 }));
       expect(ex.headers.get('other')).to.equal(true);
     });

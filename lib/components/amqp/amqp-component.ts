@@ -4,10 +4,12 @@ import { resolveOptions, type OptionValues } from '../../uri/options.ts';
 import { ResolveEndpointError } from '../../errors.ts';
 import type { Context } from '../../engine/context.ts';
 import { Exchange } from '../../exchange/exchange.ts';
+// Incoming bodies follow the same content-type rules as http responses: XML and form-urlencoded ones arrive as strings.
+import { decodeBody } from '../../exchange/body-encoding.ts';
 import { ConsumerSupport, EndpointSupport, ProducerSupport } from '../../spi/endpoint-support.ts';
 import { isPromise, type Processor } from '../../spi/processor.ts';
 import { BrokerRegistry, resolveBrokerUrl, type BrokerConnection, type BrokerOptions } from './broker.ts';
-import { AmqpHeader, amqpHeaders, decodeBody, encodeBody, incomingHeaders, messageIdOf } from './convert.ts';
+import { AmqpHeader, amqpHeaders, encodeMessageBody, incomingHeaders, messageIdOf } from './convert.ts';
 import { Subscriber, type Delivery } from './subscriber.ts';
 import { ensureQueueDeclarations, exchangeDeclaration, type QueueSpec } from './topology.ts';
 
@@ -225,7 +227,7 @@ export class AmqpProducer extends ProducerSupport<AmqpEndpoint> {
     const connection = this.#connection;
     if (!connection) return Promise.reject(new ResolveEndpointError(this.endpoint.maskedUri, 'the producer is not started'));
     const { kind, name, options } = this.endpoint;
-    const { content, contentType } = encodeBody(exchange.body, options.contentType);
+    const { content, contentType } = encodeMessageBody(exchange.body, options.contentType);
     const keyHeader = exchange.headers.get(AmqpHeader.RoutingKey);
     const routingKey = kind === 'queue' ? name : keyHeader !== undefined ? String(keyHeader) : options.routingKey;
     return connection.publisher().publish(kind === 'queue' ? '' : name, routingKey, content, {

@@ -1,4 +1,5 @@
 import type { MessageProperties } from 'amqplib';
+import { encodeBody } from '../../exchange/body-encoding.ts';
 import type { Exchange } from '../../exchange/exchange.ts';
 
 /** Exchange headers the amqp component reads and sets (Camel's spring-rabbitmq names). */
@@ -14,28 +15,13 @@ export const AmqpHeader = {
 
 const OWN = new Set(Object.values(AmqpHeader).map((h) => h.toLowerCase()));
 
-/** The message body as bytes, and the content type that says how to read them back. */
-export function encodeBody(body: unknown, contentType: string | undefined): { content: Buffer; contentType: string } {
-  if (Buffer.isBuffer(body)) return { content: body, contentType: contentType ?? 'application/octet-stream' };
-  if (body instanceof Uint8Array) return { content: Buffer.from(body.buffer, body.byteOffset, body.byteLength), contentType: contentType ?? 'application/octet-stream' };
-  if (typeof body === 'string') return { content: Buffer.from(body, 'utf8'), contentType: contentType ?? 'text/plain; charset=utf-8' };
-  if (body === undefined || body === null) return { content: Buffer.alloc(0), contentType: contentType ?? 'application/octet-stream' };
-  return { content: Buffer.from(JSON.stringify(body), 'utf8'), contentType: contentType ?? 'application/json' };
-}
-
-/** JSON back to a value and text to a string; anything else stays a Buffer. Bad JSON stays text. */
-export function decodeBody(content: Buffer, contentType: string | undefined): unknown {
-  const type = (contentType ?? '').toLowerCase();
-  if (/^application\/([\w.+-]+\+)?json\b/.test(type)) {
-    const text = content.toString('utf8');
-    try {
-      return JSON.parse(text);
-    } catch {
-      return text;
-    }
-  }
-  if (type.startsWith('text/')) return content.toString('utf8');
-  return content;
+/**
+ * The message body as bytes, and the content type that says how to read them back (the endpoint's
+ * `contentType` option wins). A message always has content: no body is zero bytes.
+ */
+export function encodeMessageBody(body: unknown, contentType: string | undefined): { content: Buffer; contentType: string } {
+  const encoded = encodeBody(body);
+  return { content: encoded?.data ?? Buffer.alloc(0), contentType: contentType ?? encoded?.contentType ?? 'application/octet-stream' };
 }
 
 /** Exchange headers that travel as AMQP headers: primitives and dates, never the engine's own Camel* ones. */

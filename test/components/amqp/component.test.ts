@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import type { ChannelModel } from 'amqplib';
 import { AmqpComponent } from '../../../lib/components/amqp/amqp-component.ts';
 import { AmqpHeader } from '../../../lib/components/amqp/convert.ts';
 import { AmqpAuthError } from '../../../lib/components/amqp/errors.ts';
@@ -9,40 +8,11 @@ import { ResolveEndpointError } from '../../../lib/errors.ts';
 import { silentLogger } from '../../../lib/logging/logger.ts';
 import { useRabbitMq } from '../../support/rabbitmq.ts';
 import { waitFor } from '../../support/wait.ts';
-import { deleteQueues, messageCount, rawConnection, uniqueName } from './helpers.ts';
+import { amqpRoutesOnBroker, messageCount, uniqueName } from './helpers.ts';
 
 describe('amqp component', function () {
   const rmq = useRabbitMq();
-  let context: Context | undefined;
-  let raw: ChannelModel;
-  const queues: string[] = [];
-
-  function queue(prefix: string): string {
-    const q = uniqueName(prefix);
-    queues.push(q);
-    return q;
-  }
-
-  async function start(routes: Parameters<Context['addRoutes']>[0], component = new AmqpComponent({ url: rmq().url })): Promise<Context> {
-    context = new Context({ logger: silentLogger(), components: { amqp: component } });
-    await context.addRoutes(routes);
-    await context.start();
-    return context;
-  }
-
-  before(async () => {
-    raw = await rawConnection(rmq().url);
-  });
-
-  afterEach(async () => {
-    await context?.stop();
-    context = undefined;
-  });
-
-  after(async () => {
-    await raw?.close().catch(() => undefined);
-    if (queues.length) await deleteQueues(rmq().url, queues);
-  });
+  const { raw, queue, start } = amqpRoutesOnBroker(() => rmq().url);
 
   it('sends to a queue and consumes from it, with body types, headers and messageId carried over', async () => {
     const q = queue('roundtrip');
@@ -65,7 +35,7 @@ describe('amqp component', function () {
     expect(json.headers.get(AmqpHeader.DeliveryCount)).to.equal(1);
     expect(text.body).to.equal('plain text');
     expect(text.message.messageId).to.be.a('string').and.not.equal('order-1');
-    await waitFor(async () => (await messageCount(raw, q)) === 0, { message: 'both acked' });
+    await waitFor(async () => (await messageCount(raw(), q)) === 0, { message: 'both acked' });
   });
 
   it('nacks a message whose route fails into the dead-letter queue', async () => {
@@ -81,9 +51,9 @@ describe('amqp component', function () {
       r.from('direct:in').to(`amqp:queue:${q}`);
     });
     await ctx.createProducerTemplate().sendBody('direct:in', 'bad order', { [AmqpHeader.MessageId]: 'o-9' });
-    await waitFor(async () => (await messageCount(raw, dlq)) === 1, { message: 'message in the dead-letter queue' });
+    await waitFor(async () => (await messageCount(raw(), dlq)) === 1, { message: 'message in the dead-letter queue' });
     expect(calls).to.equal(1);
-    const ch = await raw.createChannel();
+    const ch = await raw().createChannel();
     const got = await ch.get(dlq, { noAck: true });
     await ch.close();
     if (got === false) throw new Error('dead-letter queue empty');
@@ -111,13 +81,12 @@ describe('amqp component', function () {
     await template.sendBody('direct:in', 'good');
     await template.sendBody('direct:in', 'bad');
     await waitFor(() => entered.length === 2, { message: 'both messages in the route' });
-    expect(await messageCount(raw, dlq)).to.equal(0);
+    expect(await messageCount(raw(), dlq)).to.equal(0);
     open();
-    await waitFor(async () => (await messageCount(raw, dlq)) === 1, { message: 'the failed one dead-lettered' });
+    await waitFor(async () => (await messageCount(raw(), dlq)) === 1, { message: 'the failed one dead-lettered' });
     await ctx.stop();
-    context = undefined;
     // Stopped consumers hand unacked messages back: an empty queue means 'good' was acked.
-    expect(await messageCount(raw, q)).to.equal(0);
+    expect(await messageCount(raw(), q)).to.equal(0);
     expect(entered).to.deep.equal(['good', 'bad']);
   });
 
@@ -133,14 +102,14 @@ describe('amqp component', function () {
       r.from('direct:in').to(`amqp:queue:${q}`);
     });
     await ctx.createProducerTemplate().sendBody('direct:in', 'x');
-    await waitFor(async () => (await messageCount(raw, dlq)) === 1, { message: 'dead-lettered after the retries' });
+    await waitFor(async () => (await messageCount(raw(), dlq)) === 1, { message: 'dead-lettered after the retries' });
     expect(counts).to.deep.equal([1, 2, 3]);
   });
 
   it('publishes to an exchange with a routing key, declaring it with its type', async () => {
     const ex = uniqueName('events');
     const q = queue('events-bound');
-    const ch = await raw.createChannel();
+    const ch = await raw().createChannel();
     await ch.assertExchange(ex, 'topic', { durable: false, autoDelete: false });
     await ch.assertQueue(q, { durable: false });
     await ch.bindQueue(q, ex, 'order.*');
@@ -149,7 +118,7 @@ describe('amqp component', function () {
         r.from('direct:in').to(`amqp:exchange:${ex}?exchangeType=topic&durable=false&routingKey=order.created`);
       });
       await ctx.createProducerTemplate().sendBody('direct:in', 'created');
-      expect(await messageCount(raw, q)).to.equal(1);
+      expect(await messageCount(raw(), q)).to.equal(1);
       // An unbound routing key fails the exchange (mandatory) instead of vanishing.
       const failed = await ctx.createProducerTemplate().send('direct:in', 'lost', { [AmqpHeader.RoutingKey]: 'invoice.paid' });
       expect(failed.exception?.message).to.match(/unroutable: exchange '.*' has no queue bound for routing key 'invoice\.paid'/);
@@ -169,7 +138,6 @@ describe('amqp component', function () {
     }, component);
     expect(component.registry(ctx).size).to.equal(1);
     await ctx.stop();
-    context = undefined;
     expect(component.registry(ctx).size).to.equal(0);
   });
 

@@ -1,12 +1,8 @@
 import { expect } from 'chai';
-import type { ChannelModel } from 'amqplib';
-import { AmqpComponent } from '../../../lib/components/amqp/amqp-component.ts';
-import { Context } from '../../../lib/engine/context.ts';
 import { deadLetterChannel } from '../../../lib/dsl/error-handling.ts';
-import { silentLogger } from '../../../lib/logging/logger.ts';
 import { useRabbitMq } from '../../support/rabbitmq.ts';
 import { waitFor } from '../../support/wait.ts';
-import { deleteQueues, messageCount, rawConnection, uniqueName } from './helpers.ts';
+import { amqpRoutesOnBroker, messageCount } from './helpers.ts';
 
 class InvalidOrderError extends Error {
   override name = 'InvalidOrderError';
@@ -15,43 +11,14 @@ class InvalidOrderError extends Error {
 describe('error handling over amqp (real broker)', function () {
   this.timeout(30_000);
   const rmq = useRabbitMq();
-  let context: Context | undefined;
-  let raw: ChannelModel;
-  const queues: string[] = [];
-
-  function queue(prefix: string): string {
-    const q = uniqueName(prefix);
-    queues.push(q);
-    return q;
-  }
-
-  async function start(routes: Parameters<Context['addRoutes']>[0]): Promise<Context> {
-    context = new Context({ logger: silentLogger(), components: { amqp: new AmqpComponent({ url: rmq().url }) } });
-    await context.addRoutes(routes);
-    await context.start();
-    return context;
-  }
+  const { raw, queue, start } = amqpRoutesOnBroker(() => rmq().url);
 
   async function publish(q: string, body: string, headers: Record<string, unknown> = {}): Promise<void> {
-    const ch = await raw.createConfirmChannel();
+    const ch = await raw().createConfirmChannel();
     ch.sendToQueue(q, Buffer.from(body), { contentType: 'text/plain', headers });
     await ch.waitForConfirms();
     await ch.close();
   }
-
-  before(async () => {
-    raw = await rawConnection(rmq().url);
-  });
-
-  afterEach(async () => {
-    await context?.stop();
-    context = undefined;
-  });
-
-  after(async () => {
-    await raw?.close().catch(() => undefined);
-    if (queues.length) await deleteQueues(rmq().url, queues);
-  });
 
   it('deadLetterChannel moves the original message, with the error message and type in headers, and acks the source', async () => {
     const q = queue('orders');
@@ -69,8 +36,8 @@ describe('error handling over amqp (real broker)', function () {
         }),
     );
     await publish(q, 'order 17', { tenant: 'acme' });
-    await waitFor(async () => (await messageCount(raw, dlq)) === 1, { message: 'the message reached the dead-letter queue' });
-    const ch = await raw.createChannel();
+    await waitFor(async () => (await messageCount(raw(), dlq)) === 1, { message: 'the message reached the dead-letter queue' });
+    const ch = await raw().createChannel();
     const got = await ch.get(dlq, { noAck: true });
     await ch.close();
     if (got === false) throw new Error('dead-letter queue empty');
@@ -80,7 +47,7 @@ describe('error handling over amqp (real broker)', function () {
     expect(got.properties.headers?.tenant).to.equal('acme');
     expect(got.properties.headers?.stage).to.equal(undefined);
     expect(attempts).to.equal(3);
-    await waitFor(async () => (await messageCount(raw, q)) === 0, { message: 'the source message was acked' });
+    await waitFor(async () => (await messageCount(raw(), q)) === 0, { message: 'the source message was acked' });
   });
 
   it('a failing dead-letter endpoint leaves the exchange failed, so the consumer nacks into the broker dead-letter queue', async () => {
@@ -99,7 +66,7 @@ describe('error handling over amqp (real broker)', function () {
       });
     });
     await publish(q, 'payment 3');
-    await waitFor(async () => (await messageCount(raw, brokerDlq)) === 1, { message: 'the nacked message reached the broker dead-letter queue' });
+    await waitFor(async () => (await messageCount(raw(), brokerDlq)) === 1, { message: 'the nacked message reached the broker dead-letter queue' });
     expect(deadLetterCalls).to.equal(1);
   });
 
@@ -120,10 +87,10 @@ describe('error handling over amqp (real broker)', function () {
     );
     await publish(q, 'invalid');
     await publish(q, 'crash');
-    await waitFor(async () => (await messageCount(raw, brokerDlq)) === 1, { message: 'the unhandled one was nacked into the broker dead-letter queue' });
-    await waitFor(async () => (await messageCount(raw, q)) === 0, { message: 'the handled one was acked' });
+    await waitFor(async () => (await messageCount(raw(), brokerDlq)) === 1, { message: 'the unhandled one was nacked into the broker dead-letter queue' });
+    await waitFor(async () => (await messageCount(raw(), q)) === 0, { message: 'the handled one was acked' });
     expect(handledBodies).to.deep.equal(['invalid']);
-    const ch = await raw.createChannel();
+    const ch = await raw().createChannel();
     const got = await ch.get(brokerDlq, { noAck: true });
     await ch.close();
     expect(got && got.content.toString()).to.equal('crash');

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ChannelModel } from 'amqplib';
+import { AmqpComponent } from '../../../lib/components/amqp/amqp-component.ts';
+import { Context } from '../../../lib/engine/context.ts';
 import { silentLogger, type Logger } from '../../../lib/logging/logger.ts';
 
 /** A queue name no other test (or earlier run against a shared AMQP_URL broker) uses. */
@@ -13,6 +15,42 @@ export async function rawConnection(url: string): Promise<ChannelModel> {
   const conn = await amqp.connect(url);
   conn.on('error', () => undefined);
   return conn;
+}
+
+/**
+ * Call inside a describe that uses the broker at `url()`: a raw connection for inspecting it, `queue(prefix)`
+ * for unique queue names deleted after the block, and `start(routes)` for a context with an amqp component
+ * (its own unless one is given) that is stopped after each test; a test may stop it first.
+ */
+export function amqpRoutesOnBroker(url: () => string) {
+  let raw: ChannelModel | undefined;
+  let context: Context | undefined;
+  const queues: string[] = [];
+  before(async () => {
+    raw = await rawConnection(url());
+  });
+  afterEach(async () => {
+    await context?.stop();
+    context = undefined;
+  });
+  after(async () => {
+    await raw?.close().catch(() => undefined);
+    if (queues.length) await deleteQueues(url(), queues);
+  });
+  return {
+    raw: (): ChannelModel => raw!,
+    queue(prefix: string): string {
+      const q = uniqueName(prefix);
+      queues.push(q);
+      return q;
+    },
+    async start(routes: Parameters<Context['addRoutes']>[0], component = new AmqpComponent({ url: url() })): Promise<Context> {
+      context = new Context({ logger: silentLogger(), components: { amqp: component } });
+      await context.addRoutes(routes);
+      await context.start();
+      return context;
+    },
+  };
 }
 
 export async function messageCount(conn: ChannelModel, queue: string): Promise<number> {

@@ -4,10 +4,8 @@ import { RouteBuildError } from '../../../lib/errors.ts';
 import { Exchange, ExchangeProperty } from '../../../lib/exchange/index.ts';
 import type { AggregationStrategy } from '../../../lib/dsl/steps/split.ts';
 import { InvalidCorrelationKeyError } from '../../../lib/dsl/steps/aggregate.ts';
-import type { RouteBuilder } from '../../../lib/dsl/route-definition.ts';
-import { captureLogger } from '../../support/capture-logger.ts';
 import { gatedSink } from '../../support/gated-sink.ts';
-import { startContext } from '../../support/context.ts';
+import { startContextStoppedAfterEach } from '../../support/context.ts';
 import { waitFor } from '../../support/wait.ts';
 
 /** Collects the bodies into an array, as Camel's GroupedBodyAggregationStrategy does. */
@@ -37,17 +35,7 @@ function completedOf(ex: Exchange): Completed {
 }
 
 describe('aggregate', () => {
-  let context: Context | undefined;
-  afterEach(async () => {
-    await context?.stop();
-    context = undefined;
-  });
-
-  async function start(define: Parameters<typeof startContext>[0], options?: { shutdownTimeout?: number }) {
-    const started = await startContext(define, options);
-    context = started.context;
-    return started;
-  }
+  const start = startContextStoppedAfterEach();
 
   it('completes a group on completionSize; the aggregated exchange runs the block, the incoming ones go on after end()', async () => {
     const completed: Completed[] = [];
@@ -128,24 +116,21 @@ describe('aggregate', () => {
   it('completes the incomplete groups when the route stops, while its producers still work', async () => {
     const sink = gatedSink();
     sink.open();
-    const capture = captureLogger();
-    context = new Context({ logger: capture.logger, components: { gated: sink.component } });
-    await context.addRoutes((r: RouteBuilder) =>
-      r
-        .from('direct:in')
-        .aggregate('${header.k}', groupBodies, { completionSize: 10, completionTimeout: '1h' })
-        .setBody('${body}')
-        .to('gated:out')
-        .end(),
+    const { context, template } = await start(
+      (r) =>
+        r
+          .from('direct:in')
+          .aggregate('${header.k}', groupBodies, { completionSize: 10, completionTimeout: '1h' })
+          .setBody('${body}')
+          .to('gated:out')
+          .end(),
+      { components: { gated: sink.component } },
     );
-    await context.start();
-    const template = context.createProducerTemplate();
     await template.send('direct:in', new Exchange({ body: 'a1', headers: { k: 'a' } }));
     await template.send('direct:in', new Exchange({ body: 'b1', headers: { k: 'b' } }));
     await template.send('direct:in', new Exchange({ body: 'a2', headers: { k: 'a' } }));
     expect(sink.delivered).to.have.length(0);
     await context.stop();
-    context = undefined;
     expect(sink.events).to.deep.equal(['delivered a1,a2', 'delivered b1', 'producer stopped']);
     expect(sink.delivered.map(completedOf).map(({ size, by, key }) => [size, by, key])).to.deep.equal([
       [2, 'force', 'a'],
@@ -155,15 +140,12 @@ describe('aggregate', () => {
 
   it('a group completed on stop can still wire-tap: the tap is waited for before its producer closes', async () => {
     const sink = gatedSink();
-    const capture = captureLogger();
-    context = new Context({ logger: capture.logger, components: { gated: sink.component } });
-    await context.addRoutes((r: RouteBuilder) =>
-      r.from('direct:in').aggregate('${header.k}', groupBodies, { completionSize: 10 }).wireTap('gated:audit').end(),
+    const { context, template } = await start(
+      (r) => r.from('direct:in').aggregate('${header.k}', groupBodies, { completionSize: 10 }).wireTap('gated:audit').end(),
+      { components: { gated: sink.component } },
     );
-    await context.start();
-    await context.createProducerTemplate().send('direct:in', new Exchange({ body: 'only', headers: { k: 'k' } }));
+    await template.send('direct:in', new Exchange({ body: 'only', headers: { k: 'k' } }));
     const stopping = context.stop();
-    context = undefined;
     await waitFor(() => sink.arrived.length === 1);
     sink.open();
     await stopping;
@@ -173,7 +155,7 @@ describe('aggregate', () => {
 
   it('with forceCompletionOnStop: false drops the incomplete groups on stop, logging an error for each', async () => {
     const completed: Completed[] = [];
-    const { template, lines } = await start((r) =>
+    const { context, template, lines } = await start((r) =>
       r
         .from('direct:in')
         .routeId('batcher')
@@ -182,8 +164,7 @@ describe('aggregate', () => {
         .end(),
     );
     for (const [k, body] of [['a', 1], ['a', 2], ['b', 3]]) await template.send('direct:in', new Exchange({ body, headers: { k } }));
-    await context!.stop();
-    context = undefined;
+    await context.stop();
     expect(completed).to.deep.equal([]);
     const dropped = lines.filter((l) => l.message.includes('discarded the incomplete group'));
     expect(dropped.map((l) => [l.level, l.meta.route, l.meta.correlationKey, l.meta.size])).to.deep.equal([
@@ -199,7 +180,7 @@ describe('aggregate', () => {
       if (next.body === 'poison') throw new Error('cannot aggregate poison');
       return groupBodies(aggregated, next);
     };
-    const { template, lines } = await start((r) =>
+    const { context, template, lines } = await start((r) =>
       r
         .from('direct:in')
         .aggregate('${header.k}', strategy, { completionSize: 2 })
@@ -219,8 +200,7 @@ describe('aggregate', () => {
     // A poison message first in its group leaves no half-made group for the stop to complete.
     const first = await template.send('direct:in', new Exchange({ body: 'poison', headers: { k: 'fresh' } }));
     expect(first.exception?.message).to.equal('cannot aggregate poison');
-    await context!.stop();
-    context = undefined;
+    await context.stop();
     expect(completed).to.have.length(1);
     // The three failed incoming exchanges are logged; the stop itself has nothing to complain about.
     const complaints = lines.filter((l) => l.level === 'warn' || l.level === 'error').map((l) => l.message);

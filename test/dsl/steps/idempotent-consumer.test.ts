@@ -4,7 +4,7 @@ import { RouteBuildError } from '../../../lib/errors.ts';
 import { Exchange, ExchangeProperty } from '../../../lib/exchange/index.ts';
 import { MemoryIdempotentRepository, type IdempotentRepository } from '../../../lib/dsl/steps/idempotent-repository.ts';
 import { NoMessageIdError } from '../../../lib/dsl/steps/idempotent-consumer.ts';
-import { startContext } from '../../support/context.ts';
+import { startContextStoppedAfterEach } from '../../support/context.ts';
 import { waitFor } from '../../support/wait.ts';
 
 /** A repository whose every answer is a promise, as a Redis or database one would be; it records the calls. */
@@ -33,17 +33,7 @@ class AsyncRepository implements IdempotentRepository {
 }
 
 describe('idempotentConsumer', () => {
-  let context: Context | undefined;
-  afterEach(async () => {
-    await context?.stop();
-    context = undefined;
-  });
-
-  async function start(define: Parameters<typeof startContext>[0]) {
-    const started = await startContext(define);
-    context = started.context;
-    return started;
-  }
+  const start = startContextStoppedAfterEach();
 
   it('runs its block once per key; a duplicate is marked CamelDuplicateMessage, skips the block and continues after end()', async () => {
     const processed: unknown[] = [];

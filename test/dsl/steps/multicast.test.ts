@@ -3,7 +3,7 @@ import { Context } from '../../../lib/engine/context.ts';
 import { RouteBuildError } from '../../../lib/errors.ts';
 import { Exchange, ExchangeProperty } from '../../../lib/exchange/index.ts';
 import type { AggregationStrategy } from '../../../lib/dsl/steps/split.ts';
-import { startContext } from '../../support/context.ts';
+import { startContextStoppedAfterEach } from '../../support/context.ts';
 import { waitFor } from '../../support/wait.ts';
 
 const concatBodies: AggregationStrategy = (aggregated, next) => {
@@ -13,17 +13,7 @@ const concatBodies: AggregationStrategy = (aggregated, next) => {
 };
 
 describe('multicast', () => {
-  let context: Context | undefined;
-  afterEach(async () => {
-    await context?.stop();
-    context = undefined;
-  });
-
-  async function start(define: Parameters<typeof startContext>[0]) {
-    const started = await startContext(define);
-    context = started.context;
-    return started;
-  }
+  const start = startContextStoppedAfterEach();
 
   it('sends a copy to each destination in turn; the original then takes the last reply', async () => {
     const seen: unknown[] = [];

@@ -3,31 +3,21 @@ import { Context } from '../../../lib/engine/context.ts';
 import { RouteBuildError } from '../../../lib/errors.ts';
 import { Exchange } from '../../../lib/exchange/index.ts';
 import { ThrottlerRejectedError } from '../../../lib/dsl/steps/throttle.ts';
-import { startContext } from '../../support/context.ts';
+import { startContextStoppedAfterEach } from '../../support/context.ts';
 import { waitFor } from '../../support/wait.ts';
 
 describe('throttle', () => {
-  let context: Context | undefined;
-  afterEach(async () => {
-    await context?.stop();
-    context = undefined;
-  });
-
-  async function start(define: Parameters<typeof startContext>[0], options?: { shutdownTimeout?: number }) {
-    const started = await startContext(define, options);
-    context = started.context;
-    return started;
-  }
+  const start = startContextStoppedAfterEach();
 
   it('lets the first n through at once and holds the rest', async () => {
     const passed: unknown[] = [];
-    const { template } = await start((r) => r.from('direct:in').throttle(2, { period: '1h' }).process((ex) => void passed.push(ex.body)), {
+    const { context, template } = await start((r) => r.from('direct:in').throttle(2, { period: '1h' }).process((ex) => void passed.push(ex.body)), {
       shutdownTimeout: 50,
     });
     const sends = [1, 2, 3, 4].map((body) => template.send('direct:in', new Exchange({ body })));
     const settled = await Promise.all(sends.slice(0, 2));
     expect(settled.map((ex) => ex.exception)).to.deep.equal([undefined, undefined]);
-    await waitFor(() => context!.routes[0]!.inflight === 2);
+    await waitFor(() => context.routes[0]!.inflight === 2);
     expect(passed).to.deep.equal([1, 2]);
   });
 
@@ -72,14 +62,13 @@ describe('throttle', () => {
 
   it('fails the waiting exchanges, without letting them through, when the route stops', async () => {
     const passed: unknown[] = [];
-    const { template, lines } = await start(
+    const { context, template, lines } = await start(
       (r) => r.from('direct:in').routeId('throttled').throttle(1, { period: '1h' }).process((ex) => void passed.push(ex.body)),
       { shutdownTimeout: 50 },
     );
     const sends = ['a', 'b', 'c'].map((body) => template.send('direct:in', new Exchange({ body })));
-    await waitFor(() => context!.routes[0]!.inflight === 2);
-    await context!.stop();
-    context = undefined;
+    await waitFor(() => context.routes[0]!.inflight === 2);
+    await context.stop();
     const results = await Promise.all(sends);
     expect(passed).to.deep.equal(['a']);
     expect(results[0]!.exception).to.equal(undefined);

@@ -3,25 +3,16 @@ import { Context } from '../../../lib/engine/context.ts';
 import { RouteBuildError } from '../../../lib/errors.ts';
 import { Exchange } from '../../../lib/exchange/index.ts';
 import type { RouteBuilder } from '../../../lib/dsl/route-definition.ts';
-import { captureLogger } from '../../support/capture-logger.ts';
 import { gatedSink } from '../../support/gated-sink.ts';
-import { startContext } from '../../support/context.ts';
+import { startContextStoppedAfterEach } from '../../support/context.ts';
 import { waitFor } from '../../support/wait.ts';
 
 describe('wireTap', () => {
-  let context: Context | undefined;
-  afterEach(async () => {
-    await context?.stop();
-    context = undefined;
-  });
+  const start = startContextStoppedAfterEach();
 
   async function startWithSink(routes: (r: RouteBuilder) => void, shutdownTimeout?: number) {
     const sink = gatedSink();
-    const capture = captureLogger();
-    context = new Context({ logger: capture.logger, components: { gated: sink.component }, shutdownTimeout });
-    await context.addRoutes(routes);
-    await context.start();
-    return { sink, template: context.createProducerTemplate(), ...capture };
+    return { sink, ...(await start(routes, { components: { gated: sink.component }, shutdownTimeout })) };
   }
 
   it('sends a copy without waiting for it; the original goes on unchanged', async () => {
@@ -43,11 +34,10 @@ describe('wireTap', () => {
   });
 
   it('a change the tapped route makes does not reach the original', async () => {
-    const started = await startContext((r) => {
+    const started = await start((r) => {
       r.from('direct:in').wireTap('direct:tap').setHeader('seen', '${body}');
       r.from('direct:tap').setBody('changed by the tap').setHeader('tapped', true);
     });
-    context = started.context;
     const original = await started.template.send('direct:in', new Exchange({ body: 'original' }));
     expect(original.body).to.equal('original');
     expect(original.headers.get('seen')).to.equal('original');
@@ -55,13 +45,12 @@ describe('wireTap', () => {
   });
 
   it('logs a failing tap and never fails the original', async () => {
-    const started = await startContext((r) => {
+    const started = await start((r) => {
       r.from('direct:in').routeId('main').wireTap('direct:tap').wireTap('direct:nobody?block=false').setBody('done');
       r.from('direct:tap').process(() => {
         throw new Error('audit store down');
       });
     });
-    context = started.context;
     const original = await started.template.send('direct:in', new Exchange({ body: 'x' }));
     expect(original.exception).to.equal(undefined);
     expect(original.body).to.equal('done');
@@ -80,11 +69,10 @@ describe('wireTap', () => {
   });
 
   it('waits for taps still running when the route stops, before closing the producer', async () => {
-    const { sink, template } = await startWithSink((r) => r.from('direct:in').wireTap('gated:audit'));
+    const { sink, context, template } = await startWithSink((r) => r.from('direct:in').wireTap('gated:audit'));
     await template.send('direct:in', new Exchange({ body: 'last words' }));
     await waitFor(() => sink.arrived.length === 1);
-    const stopping = context!.stop();
-    context = undefined;
+    const stopping = context.stop();
     // Later than the rest of stop() needs, so a stop that did not wait would close the producer first.
     setTimeout(sink.open, 100);
     await stopping;
@@ -92,11 +80,10 @@ describe('wireTap', () => {
   });
 
   it('gives up on a tap that outlasts the shutdown timeout and says so', async () => {
-    const { sink, template, lines } = await startWithSink((r) => r.from('direct:in').routeId('tapper').wireTap('gated:audit'), 50);
+    const { sink, context, template, lines } = await startWithSink((r) => r.from('direct:in').routeId('tapper').wireTap('gated:audit'), 50);
     await template.send('direct:in', new Exchange({ body: 'stuck' }));
     await waitFor(() => sink.arrived.length === 1);
-    await context!.stop();
-    context = undefined;
+    await context.stop();
     const warning = lines.find((l) => l.message.includes('still had 1 tapped exchange(s) running'));
     expect(warning?.level).to.equal('warn');
     expect(warning?.message).to.contain('wireTap(gated:audit)').and.to.contain('50ms');
