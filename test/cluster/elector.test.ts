@@ -93,6 +93,24 @@ describe('leader election core', () => {
     expect(store.peek('lock1')!.record.leaseTransitions).to.equal(1);
   });
 
+  it('steps down even when its timer fires before its own clock reaches renewDeadline (timers run on libuv\'s cached loop time)', async () => {
+    const store = new MemoryLockStore();
+    let skew = 0;
+    const capture = captureLogger();
+    const a = elector(store, 'a', 'lock1', { now: () => performance.now() - skew, logger: capture.logger });
+    a.start();
+    await waitFor(() => a.isLeader);
+    const lost = new Promise<void>((resolve) => a.on('change', (c) => c.isLocal || resolve()));
+    // Renewals hang from now on, and the clock the elector reads falls 60 ms behind the one its
+    // timers were armed with: the step-down timer fires 60 ms before the deadline it was set for.
+    store.hang();
+    skew = 60;
+    await waitFor(() => capture.messages().some((m) => m.includes('stepping down')), { timeout: 2000, message: 'the leader logs that it steps down' });
+    await lost;
+    expect(a.isLeader).to.equal(false);
+    store.heal();
+  });
+
   it('releases on stop so a follower takes over at once', async () => {
     const store = new MemoryLockStore();
     const { a, b } = await leaderAndFollower(store);

@@ -323,7 +323,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
       this.#leadingSince = started + this.#acquireDelay;
       if (this.#acquireDelay > 0) {
         this.#logger.info(`Member ${this.memberId} acquired ${this.lock}; leading in ${this.#acquireDelay}ms`, { lock: this.lock });
-        this.#leadTimer = setTimeout(() => this.#report(), Math.max(0, this.#leadingSince - this.#now()) + 1);
+        this.#leadTimer = setTimeout(() => this.#reportOnceLeading(), Math.max(0, this.#leadingSince - this.#now()) + 1);
       }
     }
     this.#validUntil = started + this.#timings.renewDeadline;
@@ -333,16 +333,31 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     this.#report();
   }
 
+  // Node arms timers from libuv's cached loop time, which lags this member's clock by however long
+  // the current loop turn has run, so a deadline timer can fire before #now() reaches its deadline.
+  // Both deadline timers then wait out the rest instead of deciding early and never firing again.
+
   #stepDownIfExpired(): void {
-    if (this.#holding && this.#now() >= this.#validUntil) {
-      this.#logger.warn(`Member ${this.memberId} could not renew ${this.lock} within renewDeadline (${this.#timings.renewDeadline}ms): stepping down`, {
-        lock: this.lock,
-      });
-      this.#notHolding();
-      this.#kick();
-    } else {
-      this.#report();
+    if (!this.#holding) return;
+    const early = this.#validUntil - this.#now();
+    if (early > 0) {
+      this.#stepDownTimer = setTimeout(() => this.#stepDownIfExpired(), Math.ceil(early) + 1);
+      return;
     }
+    this.#logger.warn(`Member ${this.memberId} could not renew ${this.lock} within renewDeadline (${this.#timings.renewDeadline}ms): stepping down`, {
+      lock: this.lock,
+    });
+    this.#notHolding();
+    this.#kick();
+  }
+
+  #reportOnceLeading(): void {
+    const early = this.#leadingSince - this.#now();
+    if (this.#holding && early > 0) {
+      this.#leadTimer = setTimeout(() => this.#reportOnceLeading(), Math.ceil(early) + 1);
+      return;
+    }
+    this.#report();
   }
 
   #notHolding(): void {
