@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Channel, ChannelModel, ConsumeMessage, MessageFields, MessageProperties } from 'amqplib';
+import { isPromise } from '../../spi/processor.ts';
 import { formatDuration } from '../../uri/duration.ts';
 import type { BrokerConnection } from './broker.ts';
 import { describe } from './errors.ts';
@@ -180,8 +181,8 @@ export class Subscriber extends EventEmitter {
       this.#settle(this.#fail(state, msg, delivery, err), delivery, err);
       return;
     }
-    if (result && typeof (result as Promise<void>).then === 'function') {
-      (result as Promise<void>).then(
+    if (isPromise(result)) {
+      result.then(
         () => this.#settle(this.#ack(state, msg), delivery),
         (err: unknown) => this.#settle(this.#fail(state, msg, delivery, err), delivery, err),
       );

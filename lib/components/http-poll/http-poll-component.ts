@@ -2,13 +2,12 @@ import type { Component, Endpoint } from '../../spi/component.ts';
 import type { ParsedUri } from '../../uri/parse.ts';
 import type { OptionValues } from '../../uri/options.ts';
 import type { Context } from '../../engine/context.ts';
-import { EndpointSupport } from '../../spi/endpoint-support.ts';
 import type { Processor } from '../../spi/processor.ts';
 import { ResolveEndpointError } from '../../errors.ts';
-import { createHttpsAgent, tlsOptions } from '../http/tls.ts';
-import { HttpClient } from '../http/client.ts';
+import { tlsOptions } from '../http/tls.ts';
 import { HTTP_METHODS } from '../http/http-component.ts';
-import { OPTION_PREFIX, Redactor, resolveTarget, shadowedOptions, type HttpTarget } from '../http/target.ts';
+import { OPTION_PREFIX, resolveTarget } from '../http/target.ts';
+import { HttpTargetEndpoint, openTarget, type HttpTargetParts } from '../http/target-endpoint.ts';
 import { HttpPollConsumer } from './poll-consumer.ts';
 
 /** Options of http-poll, written `dromedary.<name>` in the URI; everything else goes to the server. */
@@ -40,10 +39,7 @@ export interface Validators {
   lastModified: string | undefined;
 }
 
-export class HttpPollEndpoint extends EndpointSupport {
-  readonly target: HttpTarget<typeof httpPollOptions>;
-  readonly client: HttpClient;
-  readonly redactor: Redactor;
+export class HttpPollEndpoint extends HttpTargetEndpoint<typeof httpPollOptions> {
   /**
    * The next cursor value. Kept on the endpoint, so a member that leads again resumes where it
    * stopped; a new leader starts from the URL's value and the server re-sends what was unconfirmed.
@@ -51,12 +47,9 @@ export class HttpPollEndpoint extends EndpointSupport {
   cursor: number | undefined;
   validators: Validators | undefined;
 
-  constructor(parsed: ParsedUri, context: Context, init: { target: HttpTarget<typeof httpPollOptions>; client: HttpClient; redactor: Redactor }) {
-    super(parsed, context);
-    this.target = init.target;
-    this.client = init.client;
-    this.redactor = init.redactor;
-    this.cursor = init.target.options.cursorInitial;
+  constructor(parsed: ParsedUri, context: Context, parts: HttpTargetParts<typeof httpPollOptions>) {
+    super(parsed, context, parts);
+    this.cursor = parts.target.options.cursorInitial;
   }
 
   get options(): HttpPollOptions {
@@ -84,12 +77,6 @@ export class HttpPollComponent implements Component {
     if (cursorParam !== undefined && !split && splitPath === undefined) {
       throw new ResolveEndpointError(uri.masked, `a cursor is computed from items: add ${OPTION_PREFIX}split=true or ${OPTION_PREFIX}splitPath=<path of the array>`);
     }
-    const redactor = new Redactor(target.secrets, uri.placeholders);
-    for (const name of shadowedOptions(target.query, httpPollOptions)) {
-      context.logger.warn(`${uri.masked}: the query parameter "${redactor.redact(name)}" is sent to the server; the component option is written ${OPTION_PREFIX}${name}`);
-    }
-    const httpsAgent = await createHttpsAgent(uri, target.options, context.logger);
-    const client = await HttpClient.create({ followRedirects: target.options.followRedirects, redactor, httpsAgent });
-    return new HttpPollEndpoint(uri, context, { target, client, redactor });
+    return new HttpPollEndpoint(uri, context, await openTarget(uri, target, httpPollOptions, context.logger));
   }
 }

@@ -3,14 +3,14 @@ import type { ParsedUri } from '../../uri/parse.ts';
 import type { OptionValues } from '../../uri/options.ts';
 import type { Context } from '../../engine/context.ts';
 import type { Exchange } from '../../exchange/exchange.ts';
-import { EndpointSupport, ProducerSupport } from '../../spi/endpoint-support.ts';
+import { ProducerSupport } from '../../spi/endpoint-support.ts';
 import { ResolveEndpointError } from '../../errors.ts';
 import { decodeResponseBody, encodeRequestBody } from './body.ts';
-import { createHttpsAgent, tlsOptions } from './tls.ts';
-import { HttpClient } from './client.ts';
+import { tlsOptions } from './tls.ts';
 import { HttpOperationFailedError } from './errors.ts';
 import { HttpHeader, requestHeaders } from './headers.ts';
-import { buildUrl, Redactor, resolveTarget, shadowedOptions, type HttpTarget } from './target.ts';
+import { buildUrl, resolveTarget } from './target.ts';
+import { HttpTargetEndpoint, openTarget } from './target-endpoint.ts';
 
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'] as const;
 
@@ -25,18 +25,7 @@ export const httpOptions = {
 
 export type HttpOptions = OptionValues<typeof httpOptions>;
 
-export class HttpEndpoint extends EndpointSupport {
-  readonly target: HttpTarget<typeof httpOptions>;
-  readonly client: HttpClient;
-  readonly redactor: Redactor;
-
-  constructor(parsed: ParsedUri, context: Context, init: { target: HttpTarget<typeof httpOptions>; client: HttpClient; redactor: Redactor }) {
-    super(parsed, context);
-    this.target = init.target;
-    this.client = init.client;
-    this.redactor = init.redactor;
-  }
-
+export class HttpEndpoint extends HttpTargetEndpoint<typeof httpOptions> {
   override createProducer(): HttpProducer {
     return new HttpProducer(this);
   }
@@ -107,12 +96,6 @@ export class HttpComponent implements Component {
     const targetUrl = `${uri.scheme}://${uri.rawPath}${uri.rawQuery === '' ? '' : `?${uri.rawQuery}`}`;
     if (uri.rawPath === '') throw new ResolveEndpointError(uri.masked, `expected ${uri.scheme}://host[:port]/path`);
     const target = resolveTarget(uri, uri.scheme, targetUrl, httpOptions);
-    const redactor = new Redactor(target.secrets, uri.placeholders);
-    for (const name of shadowedOptions(target.query, httpOptions)) {
-      context.logger.warn(`${uri.masked}: the query parameter "${redactor.redact(name)}" is sent to the server; the component option is written dromedary.${name}`);
-    }
-    const httpsAgent = await createHttpsAgent(uri, target.options, context.logger);
-    const client = await HttpClient.create({ followRedirects: target.options.followRedirects, redactor, httpsAgent });
-    return new HttpEndpoint(uri, context, { target, client, redactor });
+    return new HttpEndpoint(uri, context, await openTarget(uri, target, httpOptions, context.logger));
   }
 }
