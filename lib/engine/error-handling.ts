@@ -14,7 +14,7 @@ import {
   type RedeliveryPolicy,
 } from '../dsl/error-handling.ts';
 import type { Test } from '../dsl/expression.ts';
-import { toError } from './pipeline.ts';
+import { guard, toError } from './pipeline.ts';
 import { abortableWait, type Scheduler } from './scheduler.ts';
 
 /** Headers the error handler sets, after Camel's. */
@@ -145,14 +145,6 @@ async function holds(test: Test, exchange: Exchange): Promise<boolean> {
   return (await test(exchange)) === true;
 }
 
-async function runGuarded(processor: Processor, exchange: Exchange): Promise<void> {
-  try {
-    await processor(exchange);
-  } catch (err) {
-    exchange.exception = toError(err);
-  }
-}
-
 export interface CompiledClause {
   readonly definition: OnExceptionDefinition;
   readonly policy: RedeliveryPolicy;
@@ -196,26 +188,15 @@ export class RouteErrorHandler {
 
   /** Wraps a compiled step. The success path costs a try and one comparison. */
   channel(step: Processor, label: string): Processor {
+    const guarded = guard(step);
     return (exchange) => {
-      let result: void | Promise<void> = undefined;
-      try {
-        result = step(exchange);
-      } catch (err) {
-        exchange.exception = toError(err);
-      }
-      if (isPromise(result)) {
-        return result.then(
-          () => (exchange.exception === undefined ? undefined : this.#failed(exchange, step, label)),
-          (err: unknown) => {
-            exchange.exception = toError(err);
-            return this.#failed(exchange, step, label);
-          },
-        );
-      }
-      if (exchange.exception !== undefined) return this.#failed(exchange, step, label);
+      const result = guarded(exchange);
+      if (isPromise(result)) return result.then(() => (exchange.exception === undefined ? undefined : this.#failed(exchange, guarded, label)));
+      if (exchange.exception !== undefined) return this.#failed(exchange, guarded, label);
     };
   }
 
+  /** `step` is guarded: it records its failure on the exchange and never throws. */
   async #failed(exchange: Exchange, step: Processor, label: string): Promise<void> {
     let error = exchange.exception!;
     if (isExhausted(error)) return;
@@ -245,7 +226,7 @@ export class RouteErrorHandler {
       this.#init.logger.debug(
         maskSecrets(`Redelivery #${attempt} of exchange ${exchange.id} on route ${this.#init.routeId} at ${label} after ${wait}ms; it failed with ${error.name}: ${error.message}`),
       );
-      await runGuarded(step, exchange);
+      await step(exchange);
       if (exchange.exception === undefined) return;
       error = exchange.exception;
       if (isExhausted(error)) return;
@@ -308,7 +289,7 @@ export class RouteErrorHandler {
     const { definition } = clause;
     if (definition.useOriginalMessage) restoreOriginal(exchange);
     exchange.exception = undefined;
-    await runGuarded(clause.body, exchange);
+    await guard(clause.body)(exchange);
     if (exchange.exception !== undefined) return this.#errorInHandler(exchange, error, exchange.exception, definition.label);
     if (definition.handled && (await this.#safely(definition.handled, exchange, `handled of ${definition.label}`))) {
       exchange.properties.set(ErrorProperty.ErrorHandlerHandled, true);
@@ -327,7 +308,7 @@ export class RouteErrorHandler {
     headers.set(ErrorHeader.ExceptionType, error.name);
     headers.set(ErrorHeader.FailureRouteId, this.#init.routeId);
     exchange.exception = undefined;
-    await runGuarded((ex) => producer.process(ex), exchange);
+    await guard((ex) => producer.process(ex))(exchange);
     const where = producer.endpoint.maskedUri;
     if (exchange.exception !== undefined) return this.#errorInHandler(exchange, error, exchange.exception, `deadLetterChannel(${where})`);
     exchange.properties.set(ErrorProperty.ErrorHandlerHandled, true);
@@ -377,11 +358,13 @@ export interface CompiledCompletion {
  */
 export function withCompletions(main: Processor, completions: readonly CompiledCompletion[], logger: Logger, routeId: string): Processor {
   if (completions.length === 0) return main;
+  const guardedMain = guard(main);
+  const guardedCompletions = completions.map(({ definition, body }) => ({ definition, body: guard(body) }));
   return async (exchange) => {
-    await runGuarded(main, exchange);
+    await guardedMain(exchange);
     if (exchange.properties.has(ErrorProperty.OnCompletion)) return;
     const failure = exchange.exception;
-    for (const { definition, body } of completions) {
+    for (const { definition, body } of guardedCompletions) {
       if (definition.onCompleteOnly && failure) continue;
       if (definition.onFailureOnly && !failure) continue;
       try {
@@ -394,7 +377,7 @@ export function withCompletions(main: Processor, completions: readonly CompiledC
       copy.properties.set(ErrorProperty.CorrelationId, exchange.id);
       copy.properties.set(ErrorProperty.OnCompletion, true);
       if (failure) copy.properties.set(ExchangeProperty.ExceptionCaught, failure);
-      await runGuarded(body, copy);
+      await body(copy);
       if (copy.exception !== undefined) {
         logger.error(
           maskSecrets(`${definition.label} of route ${routeId} failed for exchange ${exchange.id}: ${copy.exception.name}: ${copy.exception.message}. The exchange's own outcome is unchanged`),
