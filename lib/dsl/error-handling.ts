@@ -115,7 +115,8 @@ export function resolveRedelivery(what: string, options: RedeliveryOptions): Par
   return out;
 }
 
-function toMatchers(what: string, matchers: ErrorMatcher | readonly ErrorMatcher[]): ErrorMatcher[] {
+/** The matchers of onException() or doCatch(), checked: at least one, each a class or a function. */
+export function toMatchers(what: string, matchers: ErrorMatcher | readonly ErrorMatcher[]): ErrorMatcher[] {
   const list = Array.isArray(matchers) ? [...matchers] : [matchers as ErrorMatcher];
   if (list.length === 0) throw new RouteBuildError(`${what}: give at least one error class (TypeError, Error) or a condition (error, exchange) => boolean`);
   for (const m of list) {
