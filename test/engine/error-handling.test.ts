@@ -465,6 +465,12 @@ describe('error handling', () => {
       expect(() => r.from('direct:x').onException('Error' as never)).to.throw(RouteBuildError, /neither an error class nor a function/);
       expect(() => new Context().onException(Error).onException(TypeError)).to.throw(RouteBuildError, /onException\(\) cannot be used inside onException\(Error\)/);
     });
+
+    it("points a context-level clause's build error at the user's line, not at the library", () => {
+      const ctx = new Context();
+      expect(() => ctx.onException(Error).onException(TypeError)).to.throw(RouteBuildError, /onException\(Error\) at test[\\/]engine[\\/]error-handling\.test\.ts:\d+:/);
+      expect(() => ctx.onCompletion().onCompletion()).to.throw(RouteBuildError, /onCompletion\(\) at test[\\/]engine[\\/]error-handling\.test\.ts:\d+:/);
+    });
   });
 
   describe('deadLetterChannel', () => {
