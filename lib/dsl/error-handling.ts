@@ -191,6 +191,14 @@ export interface ErrorHandlerDefinition {
   readonly useOriginalMessage: boolean;
 }
 
+/** What errorHandler() asks for when given anything else (often deadLetterChannel itself, not called). */
+export const ERROR_HANDLER_EXPECTED = 'give defaultErrorHandler({ ... }) or deadLetterChannel(uri, { ... })';
+
+export function isErrorHandlerDefinition(value: unknown): value is ErrorHandlerDefinition {
+  const kind = (value as { kind?: unknown } | null | undefined)?.kind;
+  return kind === 'default' || kind === 'deadLetterChannel';
+}
+
 /** Logs the failure and leaves the exchange failed, after the redeliveries, if any. */
 export function defaultErrorHandler(options: RedeliveryOptions = {}): ErrorHandlerDefinition {
   const label = 'defaultErrorHandler()';

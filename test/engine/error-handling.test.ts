@@ -8,7 +8,7 @@ import type { ClusterService } from '../../lib/cluster/cluster-service.ts';
 import { Context } from '../../lib/engine/context.ts';
 import { RouteBuilder } from '../../lib/dsl/route-definition.ts';
 import { DEFAULT_REDELIVERY, deadLetterChannel, defaultErrorHandler, type RedeliveryPolicy } from '../../lib/dsl/error-handling.ts';
-import { onException as topLevelOnException, takePendingErrorHandling } from '../../lib/dsl/global-routes.ts';
+import { errorHandler as topLevelErrorHandler, onException as topLevelOnException, takePendingErrorHandling } from '../../lib/dsl/global-routes.ts';
 import { applyJitter, ErrorHeader, ErrorProperty, nextRedeliveryDelay, RedeliveryAbortedError } from '../../lib/engine/error-handling.ts';
 import { RouteBuildError } from '../../lib/errors.ts';
 import { Exchange, ExchangeProperty } from '../../lib/exchange/index.ts';
@@ -376,6 +376,15 @@ describe('error handling', () => {
       expect(await template.requestBody('direct:in', 'boom', { tenant: 'vip' })).to.equal('vip treatment');
       const err = await template.requestBody('direct:in', 'boom').then(() => undefined, (e: Error) => e);
       expect(err?.message).to.equal('boom');
+    });
+
+    it('errorHandler() refuses what is not a handler, on a route, on the context and at the top level of a route file', () => {
+      // deadLetterChannel itself, not called: a slip that would otherwise leave failures unhandled without a word.
+      const uncalled = deadLetterChannel as never;
+      expect(() => new RouteBuilder().from('direct:x').errorHandler(uncalled)).to.throw(RouteBuildError, /errorHandler\(\): give defaultErrorHandler\(\{ \.\.\. \}\) or deadLetterChannel\(uri, \{ \.\.\. \}\)/);
+      expect(() => new Context().errorHandler(uncalled)).to.throw(RouteBuildError, /errorHandler\(\): give defaultErrorHandler\(\{ \.\.\. \}\) or deadLetterChannel\(uri, \{ \.\.\. \}\)/);
+      expect(() => topLevelErrorHandler(uncalled)).to.throw(RouteBuildError, /errorHandler\(\): give defaultErrorHandler\(\{ \.\.\. \}\) or deadLetterChannel\(uri, \{ \.\.\. \}\)/);
+      expect(takePendingErrorHandling().errorHandler).to.equal(undefined);
     });
 
     it('route files declare context-level error handling with top-level errorHandler(), onException() and onCompletion(), and a completion copy runs no completions itself', async () => {
