@@ -252,10 +252,6 @@ export class ErrorHandlingScope {
   readonly onExceptions: OnExceptionDefinition[] = [];
   readonly onCompletions: OnCompletionDefinition[] = [];
 
-  get isEmpty(): boolean {
-    return this.errorHandler === undefined && this.onExceptions.length === 0 && this.onCompletions.length === 0;
-  }
-
   /** Takes another scope's declarations (route files' top-level ones into the context's). */
   adopt(other: ErrorHandlingScope): void {
     if (other.errorHandler) this.errorHandler = other.errorHandler;
