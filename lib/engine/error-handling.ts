@@ -68,6 +68,11 @@ export class RedeliveryAbortedError extends DromedaryError {
   }
 }
 
+/** Delivery attempts made so far: the first, plus the redeliveries counted in the header. */
+export function deliveryAttempts(exchange: Exchange): number {
+  return Number(exchange.message.headers.get(ErrorHeader.RedeliveryCounter) ?? 0) + 1;
+}
+
 /** The nominal wait before the next redelivery, given the previous one (0 before the first). */
 export function nextRedeliveryDelay(policy: RedeliveryPolicy, previous: number): number {
   const delay = previous > 0 && policy.useExponentialBackOff ? previous * policy.backOffMultiplier : policy.redeliveryDelay;
@@ -301,7 +306,8 @@ export class RouteErrorHandler {
   }
 
   async #toDeadLetter(exchange: Exchange, error: Error, producer: Producer): Promise<void> {
-    const attempts = Number(exchange.message.headers.get(ErrorHeader.RedeliveryCounter) ?? 0) + 1;
+    // Counted before useOriginalMessage puts back a message without the redelivery headers.
+    const attempts = deliveryAttempts(exchange);
     if (this.#init.handler?.useOriginalMessage) restoreOriginal(exchange);
     const headers = exchange.message.headers;
     headers.set(ErrorHeader.ExceptionMessage, maskSecrets(error.message));
