@@ -355,7 +355,15 @@ function describeReason(reason: unknown): string {
 export interface CompiledCompletion {
   readonly definition: OnCompletionDefinition;
   readonly body: Processor;
+  /** 'route' runs where its route ends; 'context' once per exchange, where the exchange started. */
+  readonly scope: 'route' | 'context';
 }
+
+/**
+ * Exchanges whose context-level completions a route will run. Every route carries them, and direct:
+ * hands the same exchange to the next route, which must not run them a second time.
+ */
+const contextCompletionsPending = new WeakSet<Exchange>();
 
 /**
  * Runs the route, then its onCompletion steps on a copy of the exchange (Camel's onCompletion in
@@ -365,12 +373,16 @@ export interface CompiledCompletion {
 export function withCompletions(main: Processor, completions: readonly CompiledCompletion[], logger: Logger, routeId: string): Processor {
   if (completions.length === 0) return main;
   const guardedMain = guard(main);
-  const guardedCompletions = completions.map(({ definition, body }) => ({ definition, body: guard(body) }));
+  const guardedCompletions = completions.map(({ definition, body, scope }) => ({ definition, body: guard(body), scope }));
   return async (exchange) => {
+    const runsContextLevel = !contextCompletionsPending.has(exchange);
+    if (runsContextLevel) contextCompletionsPending.add(exchange);
     await guardedMain(exchange);
+    if (runsContextLevel) contextCompletionsPending.delete(exchange);
     if (exchange.properties.has(ErrorProperty.OnCompletion)) return;
     const failure = exchange.exception;
-    for (const { definition, body } of guardedCompletions) {
+    for (const { definition, body, scope } of guardedCompletions) {
+      if (scope === 'context' && !runsContextLevel) continue;
       if (definition.onCompleteOnly && failure) continue;
       if (definition.onFailureOnly && !failure) continue;
       try {

@@ -709,6 +709,23 @@ describe('error handling', () => {
       expect(seen).to.deep.equal(['always good', 'success good', 'always bad', 'failure bad: nope']);
     });
 
+    it("runs a context-level completion once per exchange, where the exchange started, and a route's own where the route ends", async () => {
+      const seen: string[] = [];
+      const { template } = await start(
+        (r) => {
+          r.from('direct:in').setBody('in').to('direct:inner').setBody('back in');
+          r.from('direct:inner')
+            .onCompletion()
+            .process((ex) => void seen.push(`inner's own: ${String(ex.body)}`))
+            .end()
+            .setBody('inner');
+        },
+        { configure: (c) => c.onCompletion().process((ex) => void seen.push(`context: ${String(ex.body)}`)) },
+      );
+      await template.send('direct:in', 'x');
+      expect(seen).to.deep.equal(["inner's own: inner", 'context: back in']);
+    });
+
     it('a failing completion is logged and does not change the outcome', async () => {
       const { send, lines } = await start((r) =>
         r
