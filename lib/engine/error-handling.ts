@@ -141,7 +141,7 @@ function matchDistance(matchers: readonly ErrorMatcher[], error: Error, exchange
   return best;
 }
 
-/** The first matcher, in order, that takes the error or one of its causes (doCatch's rule). */
+/** Whether any matcher takes the error or one of its causes: doCatch tries its clauses in order with it. */
 export function matchesAny(matchers: readonly ErrorMatcher[], error: Error, exchange: Exchange): boolean {
   return causesInnermostFirst(error).some((e) => matchDistance(matchers, e, exchange) < Infinity);
 }
