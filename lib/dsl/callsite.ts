@@ -1,8 +1,8 @@
 import { relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const DSL_DIR = fileURLToPath(new URL('.', import.meta.url));
-const LIB_INDEX = fileURLToPath(new URL('../index.ts', import.meta.url));
+// The DSL is entered from more than lib/dsl (lib/index.ts, Context.onException): any frame in lib is ours, not the user's.
+const LIB_DIR = fileURLToPath(new URL('..', import.meta.url));
 
 /**
  * Where the user's code called the DSL, as `routes/hello.ts:3`, so build errors and duplicate-id
@@ -14,7 +14,7 @@ export function userCallSite(): string | undefined {
     const match = /\(?((?:file:\/\/)?\/[^():]+|[A-Za-z]:\\[^():]+):(\d+):(\d+)\)?\s*$/.exec(frame.trim());
     if (!match) continue;
     const file = match[1]!.startsWith('file://') ? fileURLToPath(match[1]!) : match[1]!;
-    if (file.startsWith(DSL_DIR) || file === LIB_INDEX || file.includes(`${sep}node_modules${sep}tsx${sep}`)) continue;
+    if (file.startsWith(LIB_DIR) || file.includes(`${sep}node_modules${sep}tsx${sep}`)) continue;
     if (file.startsWith('node:') || file.includes(`${sep}node_modules${sep}mocha${sep}`)) continue;
     const shown = relative(process.cwd(), file);
     return `${shown.startsWith('..') ? file : shown}:${match[2]}`;

@@ -1,6 +1,16 @@
 import { RouteBuildError } from '../errors.ts';
 import { userCallSite } from './callsite.ts';
-import type { ErrorHandlerDefinition, ErrorMatcher, OnCompletionOptions, OnExceptionOptions } from './error-handling.ts';
+import {
+  ERROR_HANDLER_EXPECTED,
+  isErrorHandlerDefinition,
+  OnCompletionDefinition,
+  OnExceptionDefinition,
+  type ErrorHandlerDefinition,
+  type ErrorHandlingScope,
+  type ErrorMatcher,
+  type OnCompletionOptions,
+  type OnExceptionOptions,
+} from './error-handling.ts';
 import { RouteDefinition } from './route-definition.ts';
 
 /**
@@ -28,4 +38,27 @@ export class ClauseDefinition extends RouteDefinition {
   #nested(verb: string): RouteBuildError {
     return new RouteBuildError(`${this.id}${this.source ? ` at ${this.source}` : ''}: ${verb}() cannot be used inside ${this.id}; declare it on its own`);
   }
+}
+
+/*
+ * Declarations for a whole context, made on the context itself or at the top level of a route file;
+ * both fill an ErrorHandlingScope the same way.
+ */
+
+export function declareErrorHandler(scope: ErrorHandlingScope, handler: ErrorHandlerDefinition): void {
+  if (!isErrorHandlerDefinition(handler)) throw new RouteBuildError(`errorHandler(): ${ERROR_HANDLER_EXPECTED}`);
+  scope.errorHandler = handler;
+}
+
+export function declareOnException(scope: ErrorHandlingScope, matchers: ErrorMatcher | readonly ErrorMatcher[], options?: OnExceptionOptions): ClauseDefinition {
+  // Built once to check the options and name the clause before its steps exist.
+  const steps = new ClauseDefinition(new OnExceptionDefinition(matchers, options).label);
+  scope.onExceptions.push(new OnExceptionDefinition(matchers, options, steps.steps));
+  return steps;
+}
+
+export function declareOnCompletion(scope: ErrorHandlingScope, options?: OnCompletionOptions): ClauseDefinition {
+  const steps = new ClauseDefinition(new OnCompletionDefinition(options).label);
+  scope.onCompletions.push(new OnCompletionDefinition(options, steps.steps));
+  return steps;
 }

@@ -115,7 +115,8 @@ export function resolveRedelivery(what: string, options: RedeliveryOptions): Par
   return out;
 }
 
-function toMatchers(what: string, matchers: ErrorMatcher | readonly ErrorMatcher[]): ErrorMatcher[] {
+/** The matchers of onException() or doCatch(), checked: at least one, each a class or a function. */
+export function toMatchers(what: string, matchers: ErrorMatcher | readonly ErrorMatcher[]): ErrorMatcher[] {
   const list = Array.isArray(matchers) ? [...matchers] : [matchers as ErrorMatcher];
   if (list.length === 0) throw new RouteBuildError(`${what}: give at least one error class (TypeError, Error) or a condition (error, exchange) => boolean`);
   for (const m of list) {
@@ -190,6 +191,14 @@ export interface ErrorHandlerDefinition {
   readonly useOriginalMessage: boolean;
 }
 
+/** What errorHandler() asks for when given anything else (often deadLetterChannel itself, not called). */
+export const ERROR_HANDLER_EXPECTED = 'give defaultErrorHandler({ ... }) or deadLetterChannel(uri, { ... })';
+
+export function isErrorHandlerDefinition(value: unknown): value is ErrorHandlerDefinition {
+  const kind = (value as { kind?: unknown } | null | undefined)?.kind;
+  return kind === 'default' || kind === 'deadLetterChannel';
+}
+
 /** Logs the failure and leaves the exchange failed, after the redeliveries, if any. */
 export function defaultErrorHandler(options: RedeliveryOptions = {}): ErrorHandlerDefinition {
   const label = 'defaultErrorHandler()';
@@ -242,10 +251,6 @@ export class ErrorHandlingScope {
   errorHandler: ErrorHandlerDefinition | undefined;
   readonly onExceptions: OnExceptionDefinition[] = [];
   readonly onCompletions: OnCompletionDefinition[] = [];
-
-  get isEmpty(): boolean {
-    return this.errorHandler === undefined && this.onExceptions.length === 0 && this.onCompletions.length === 0;
-  }
 
   /** Takes another scope's declarations (route files' top-level ones into the context's). */
   adopt(other: ErrorHandlingScope): void {

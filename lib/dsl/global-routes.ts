@@ -1,15 +1,7 @@
 import { RouteDefinition } from './route-definition.ts';
 import { userCallSite } from './callsite.ts';
-import { ClauseDefinition } from './clause-definition.ts';
-import {
-  ErrorHandlingScope,
-  OnCompletionDefinition,
-  OnExceptionDefinition,
-  type ErrorHandlerDefinition,
-  type ErrorMatcher,
-  type OnCompletionOptions,
-  type OnExceptionOptions,
-} from './error-handling.ts';
+import { declareErrorHandler, declareOnCompletion, declareOnException, type ClauseDefinition } from './clause-definition.ts';
+import { ErrorHandlingScope, type ErrorHandlerDefinition, type ErrorMatcher, type OnCompletionOptions, type OnExceptionOptions } from './error-handling.ts';
 
 /**
  * Route files may call `from(...)` at top level. Those definitions wait here until the CLI (or a
@@ -45,25 +37,17 @@ function pendingErrorHandling(): ErrorHandlingScope {
 
 /** In a route file: the error handler of every route of the context (like context.errorHandler). */
 export function errorHandler(handler: ErrorHandlerDefinition): void {
-  pendingErrorHandling().errorHandler = handler;
+  declareErrorHandler(pendingErrorHandling(), handler);
 }
 
 /** In a route file: an onException clause for every route of the context; chain its steps on the result. */
 export function onException(matchers: ErrorMatcher | readonly ErrorMatcher[], options?: OnExceptionOptions): ClauseDefinition {
-  const source = userCallSite();
-  const label = new OnExceptionDefinition(matchers, options).label;
-  const steps = new ClauseDefinition(label, source);
-  pendingErrorHandling().onExceptions.push(new OnExceptionDefinition(matchers, options, steps.steps));
-  return steps;
+  return declareOnException(pendingErrorHandling(), matchers, options);
 }
 
 /** In a route file: steps run after every exchange of every route of the context. */
 export function onCompletion(options?: OnCompletionOptions): ClauseDefinition {
-  const source = userCallSite();
-  const label = new OnCompletionDefinition(options).label;
-  const steps = new ClauseDefinition(label, source);
-  pendingErrorHandling().onCompletions.push(new OnCompletionDefinition(options, steps.steps));
-  return steps;
+  return declareOnCompletion(pendingErrorHandling(), options);
 }
 
 /** Removes and returns the error handling declared at top level since the last call. */

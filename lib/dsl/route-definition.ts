@@ -7,7 +7,9 @@ import { userCallSite } from './callsite.ts';
 import type { Expression, Predicate } from './expression.ts';
 import type { StepDefinition } from './step.ts';
 import {
+  ERROR_HANDLER_EXPECTED,
   ErrorHandlingScope,
+  isErrorHandlerDefinition,
   OnCompletionDefinition,
   OnExceptionDefinition,
   type ErrorHandlerDefinition,
@@ -89,9 +91,7 @@ export class RouteDefinition {
 
   /** This route's error handler: `defaultErrorHandler({ maximumRedeliveries: 3 })` or `deadLetterChannel(uri, options)`. */
   errorHandler(handler: ErrorHandlerDefinition): this {
-    if (handler?.kind !== 'default' && handler?.kind !== 'deadLetterChannel') {
-      throw this.#error('errorHandler', 'give defaultErrorHandler({ ... }) or deadLetterChannel(uri, { ... })');
-    }
+    if (!isErrorHandlerDefinition(handler)) throw this.#error('errorHandler', ERROR_HANDLER_EXPECTED);
     this.errorHandling.errorHandler = handler;
     return this;
   }

@@ -9,17 +9,8 @@ import { RouteBuilder, type RouteDefinition } from '../dsl/route-definition.ts';
 import { Route } from './route.ts';
 import { ProducerTemplate } from './producer-template.ts';
 import { realScheduler, type Scheduler } from './scheduler.ts';
-import {
-  ErrorHandlingScope,
-  OnCompletionDefinition,
-  OnExceptionDefinition,
-  type ErrorHandlerDefinition,
-  type ErrorMatcher,
-  type OnCompletionOptions,
-  type OnExceptionOptions,
-} from '../dsl/error-handling.ts';
-import { ClauseDefinition } from '../dsl/clause-definition.ts';
-import { userCallSite } from '../dsl/callsite.ts';
+import { ErrorHandlingScope, type ErrorHandlerDefinition, type ErrorMatcher, type OnCompletionOptions, type OnExceptionOptions } from '../dsl/error-handling.ts';
+import { declareErrorHandler, declareOnCompletion, declareOnException, type ClauseDefinition } from '../dsl/clause-definition.ts';
 
 export interface ContextOptions {
   /** Shown in logs; defaults to `dromedary`. */
@@ -183,29 +174,18 @@ export class Context extends ServiceSupport {
 
   /** The error handler of every route that does not declare its own (read when routes are built). */
   errorHandler(handler: ErrorHandlerDefinition): this {
-    if (handler?.kind !== 'default' && handler?.kind !== 'deadLetterChannel') {
-      throw new RouteBuildError('context.errorHandler(): give defaultErrorHandler({ ... }) or deadLetterChannel(uri, { ... })');
-    }
-    this.errorHandling.errorHandler = handler;
+    declareErrorHandler(this.errorHandling, handler);
     return this;
   }
 
   /** An onException clause for every route, after the route's own; add its steps to the returned definition. */
   onException(matchers: ErrorMatcher | readonly ErrorMatcher[], options?: OnExceptionOptions): ClauseDefinition {
-    const source = userCallSite();
-    const clause = new OnExceptionDefinition(matchers, options);
-    const steps = new ClauseDefinition(clause.label, source);
-    this.errorHandling.onExceptions.push(new OnExceptionDefinition(matchers, options, steps.steps));
-    return steps;
+    return declareOnException(this.errorHandling, matchers, options);
   }
 
   /** Steps run after every exchange of every route; add them to the returned definition. */
   onCompletion(options?: OnCompletionOptions): ClauseDefinition {
-    const source = userCallSite();
-    const completion = new OnCompletionDefinition(options);
-    const steps = new ClauseDefinition(completion.label, source);
-    this.errorHandling.onCompletions.push(new OnCompletionDefinition(options, steps.steps));
-    return steps;
+    return declareOnCompletion(this.errorHandling, options);
   }
 
   get routes(): readonly Route[] {

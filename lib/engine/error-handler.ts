@@ -1,7 +1,7 @@
 import type { Exchange } from '../exchange/exchange.ts';
 import type { Logger } from '../logging/logger.ts';
 import { maskSecrets } from '../uri/mask.ts';
-import { ErrorHeader } from './error-handling.ts';
+import { deliveryAttempts } from './error-handling.ts';
 
 /**
  * Camel's DefaultErrorHandler at its simplest: the failure is logged once, by the route that
@@ -11,11 +11,10 @@ import { ErrorHeader } from './error-handling.ts';
 export function logFailure(logger: Logger, routeId: string, exchange: Exchange): void {
   const error = exchange.exception;
   if (!error) return;
-  const attempts = Number(exchange.message.headers.get(ErrorHeader.RedeliveryCounter) ?? 0) + 1;
   logger.error(
     maskSecrets(
       `Failed delivery for (ExchangeId: ${exchange.id}) on route ${routeId} from ${exchange.fromEndpoint ?? '(unknown endpoint)'}. ` +
-        `Exhausted after delivery attempt: ${attempts} caught: ${error.name}: ${error.message}`,
+        `Exhausted after delivery attempt: ${deliveryAttempts(exchange)} caught: ${error.name}: ${error.message}`,
     ),
     { route: routeId, exchangeId: exchange.id, endpoint: exchange.fromEndpoint, error: maskSecrets(error.stack ?? String(error)) },
   );

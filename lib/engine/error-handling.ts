@@ -14,7 +14,7 @@ import {
   type RedeliveryPolicy,
 } from '../dsl/error-handling.ts';
 import type { Test } from '../dsl/expression.ts';
-import { toError } from './pipeline.ts';
+import { guard, toError } from './pipeline.ts';
 import { abortableWait, type Scheduler } from './scheduler.ts';
 
 /** Headers the error handler sets, after Camel's. */
@@ -66,6 +66,11 @@ export class RedeliveryAbortedError extends DromedaryError {
       { cause },
     );
   }
+}
+
+/** Delivery attempts made so far: the first, plus the redeliveries counted in the header. */
+export function deliveryAttempts(exchange: Exchange): number {
+  return Number(exchange.message.headers.get(ErrorHeader.RedeliveryCounter) ?? 0) + 1;
 }
 
 /** The nominal wait before the next redelivery, given the previous one (0 before the first). */
@@ -136,21 +141,13 @@ function matchDistance(matchers: readonly ErrorMatcher[], error: Error, exchange
   return best;
 }
 
-/** The first matcher, in order, that takes the error or one of its causes (doCatch's rule). */
+/** Whether any matcher takes the error or one of its causes: doCatch tries its clauses in order with it. */
 export function matchesAny(matchers: readonly ErrorMatcher[], error: Error, exchange: Exchange): boolean {
   return causesInnermostFirst(error).some((e) => matchDistance(matchers, e, exchange) < Infinity);
 }
 
 async function holds(test: Test, exchange: Exchange): Promise<boolean> {
   return (await test(exchange)) === true;
-}
-
-async function runGuarded(processor: Processor, exchange: Exchange): Promise<void> {
-  try {
-    await processor(exchange);
-  } catch (err) {
-    exchange.exception = toError(err);
-  }
 }
 
 export interface CompiledClause {
@@ -196,26 +193,15 @@ export class RouteErrorHandler {
 
   /** Wraps a compiled step. The success path costs a try and one comparison. */
   channel(step: Processor, label: string): Processor {
+    const guarded = guard(step);
     return (exchange) => {
-      let result: void | Promise<void> = undefined;
-      try {
-        result = step(exchange);
-      } catch (err) {
-        exchange.exception = toError(err);
-      }
-      if (isPromise(result)) {
-        return result.then(
-          () => (exchange.exception === undefined ? undefined : this.#failed(exchange, step, label)),
-          (err: unknown) => {
-            exchange.exception = toError(err);
-            return this.#failed(exchange, step, label);
-          },
-        );
-      }
-      if (exchange.exception !== undefined) return this.#failed(exchange, step, label);
+      const result = guarded(exchange);
+      if (isPromise(result)) return result.then(() => (exchange.exception === undefined ? undefined : this.#failed(exchange, guarded, label)));
+      if (exchange.exception !== undefined) return this.#failed(exchange, guarded, label);
     };
   }
 
+  /** `step` is guarded: it records its failure on the exchange and never throws. */
   async #failed(exchange: Exchange, step: Processor, label: string): Promise<void> {
     let error = exchange.exception!;
     if (isExhausted(error)) return;
@@ -245,7 +231,7 @@ export class RouteErrorHandler {
       this.#init.logger.debug(
         maskSecrets(`Redelivery #${attempt} of exchange ${exchange.id} on route ${this.#init.routeId} at ${label} after ${wait}ms; it failed with ${error.name}: ${error.message}`),
       );
-      await runGuarded(step, exchange);
+      await step(exchange);
       if (exchange.exception === undefined) return;
       error = exchange.exception;
       if (isExhausted(error)) return;
@@ -308,7 +294,7 @@ export class RouteErrorHandler {
     const { definition } = clause;
     if (definition.useOriginalMessage) restoreOriginal(exchange);
     exchange.exception = undefined;
-    await runGuarded(clause.body, exchange);
+    await guard(clause.body)(exchange);
     if (exchange.exception !== undefined) return this.#errorInHandler(exchange, error, exchange.exception, definition.label);
     if (definition.handled && (await this.#safely(definition.handled, exchange, `handled of ${definition.label}`))) {
       exchange.properties.set(ErrorProperty.ErrorHandlerHandled, true);
@@ -320,14 +306,15 @@ export class RouteErrorHandler {
   }
 
   async #toDeadLetter(exchange: Exchange, error: Error, producer: Producer): Promise<void> {
-    const attempts = Number(exchange.message.headers.get(ErrorHeader.RedeliveryCounter) ?? 0) + 1;
+    // Counted before useOriginalMessage puts back a message without the redelivery headers.
+    const attempts = deliveryAttempts(exchange);
     if (this.#init.handler?.useOriginalMessage) restoreOriginal(exchange);
     const headers = exchange.message.headers;
     headers.set(ErrorHeader.ExceptionMessage, maskSecrets(error.message));
     headers.set(ErrorHeader.ExceptionType, error.name);
     headers.set(ErrorHeader.FailureRouteId, this.#init.routeId);
     exchange.exception = undefined;
-    await runGuarded((ex) => producer.process(ex), exchange);
+    await guard((ex) => producer.process(ex))(exchange);
     const where = producer.endpoint.maskedUri;
     if (exchange.exception !== undefined) return this.#errorInHandler(exchange, error, exchange.exception, `deadLetterChannel(${where})`);
     exchange.properties.set(ErrorProperty.ErrorHandlerHandled, true);
@@ -368,7 +355,15 @@ function describeReason(reason: unknown): string {
 export interface CompiledCompletion {
   readonly definition: OnCompletionDefinition;
   readonly body: Processor;
+  /** 'route' runs where its route ends; 'context' once per exchange, where the exchange started. */
+  readonly scope: 'route' | 'context';
 }
+
+/**
+ * Exchanges whose context-level completions a route will run. Every route carries them, and direct:
+ * hands the same exchange to the next route, which must not run them a second time.
+ */
+const contextCompletionsPending = new WeakSet<Exchange>();
 
 /**
  * Runs the route, then its onCompletion steps on a copy of the exchange (Camel's onCompletion in
@@ -377,11 +372,17 @@ export interface CompiledCompletion {
  */
 export function withCompletions(main: Processor, completions: readonly CompiledCompletion[], logger: Logger, routeId: string): Processor {
   if (completions.length === 0) return main;
+  const guardedMain = guard(main);
+  const guardedCompletions = completions.map(({ definition, body, scope }) => ({ definition, body: guard(body), scope }));
   return async (exchange) => {
-    await runGuarded(main, exchange);
+    const runsContextLevel = !contextCompletionsPending.has(exchange);
+    if (runsContextLevel) contextCompletionsPending.add(exchange);
+    await guardedMain(exchange);
+    if (runsContextLevel) contextCompletionsPending.delete(exchange);
     if (exchange.properties.has(ErrorProperty.OnCompletion)) return;
     const failure = exchange.exception;
-    for (const { definition, body } of completions) {
+    for (const { definition, body, scope } of guardedCompletions) {
+      if (scope === 'context' && !runsContextLevel) continue;
       if (definition.onCompleteOnly && failure) continue;
       if (definition.onFailureOnly && !failure) continue;
       try {
@@ -394,7 +395,7 @@ export function withCompletions(main: Processor, completions: readonly CompiledC
       copy.properties.set(ErrorProperty.CorrelationId, exchange.id);
       copy.properties.set(ErrorProperty.OnCompletion, true);
       if (failure) copy.properties.set(ExchangeProperty.ExceptionCaught, failure);
-      await runGuarded(body, copy);
+      await body(copy);
       if (copy.exception !== undefined) {
         logger.error(
           maskSecrets(`${definition.label} of route ${routeId} failed for exchange ${exchange.id}: ${copy.exception.name}: ${copy.exception.message}. The exchange's own outcome is unchanged`),

@@ -125,7 +125,7 @@ export class Route {
     for (const [scope, definitions] of [['route', definition.errorHandling.onCompletions], ['context', context.errorHandling.onCompletions]] as const) {
       for (const d of definitions) {
         try {
-          completions.push({ definition: d, body: await unguarded.compile(d.steps) });
+          completions.push({ definition: d, body: await unguarded.compile(d.steps), scope });
         } catch (err) {
           throw wrapError(`${d.label} (${scope} level)`, err);
         }

@@ -1,16 +1,13 @@
 /**
- * Where the engine gets its time and its timers, so that tests can drive redelivery waits with a
- * virtual clock instead of real seconds. The default is the process's own clock and timers.
+ * Where the engine gets its timers, so that tests can drive redelivery waits with a
+ * virtual clock instead of real seconds. The default is the process's own timers.
  */
 export interface Scheduler {
-  /** Milliseconds on a monotonic clock. */
-  now(): number;
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
 }
 
 export const realScheduler: Scheduler = {
-  now: () => performance.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };

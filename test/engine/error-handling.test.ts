@@ -8,7 +8,7 @@ import type { ClusterService } from '../../lib/cluster/cluster-service.ts';
 import { Context } from '../../lib/engine/context.ts';
 import { RouteBuilder } from '../../lib/dsl/route-definition.ts';
 import { DEFAULT_REDELIVERY, deadLetterChannel, defaultErrorHandler, type RedeliveryPolicy } from '../../lib/dsl/error-handling.ts';
-import { onException as topLevelOnException, takePendingErrorHandling } from '../../lib/dsl/global-routes.ts';
+import { errorHandler as topLevelErrorHandler, onException as topLevelOnException, takePendingErrorHandling } from '../../lib/dsl/global-routes.ts';
 import { applyJitter, ErrorHeader, ErrorProperty, nextRedeliveryDelay, RedeliveryAbortedError } from '../../lib/engine/error-handling.ts';
 import { RouteBuildError } from '../../lib/errors.ts';
 import { Exchange, ExchangeProperty } from '../../lib/exchange/index.ts';
@@ -378,6 +378,15 @@ describe('error handling', () => {
       expect(err?.message).to.equal('boom');
     });
 
+    it('errorHandler() refuses what is not a handler, on a route, on the context and at the top level of a route file', () => {
+      // deadLetterChannel itself, not called: a slip that would otherwise leave failures unhandled without a word.
+      const uncalled = deadLetterChannel as never;
+      expect(() => new RouteBuilder().from('direct:x').errorHandler(uncalled)).to.throw(RouteBuildError, /errorHandler\(\): give defaultErrorHandler\(\{ \.\.\. \}\) or deadLetterChannel\(uri, \{ \.\.\. \}\)/);
+      expect(() => new Context().errorHandler(uncalled)).to.throw(RouteBuildError, /errorHandler\(\): give defaultErrorHandler\(\{ \.\.\. \}\) or deadLetterChannel\(uri, \{ \.\.\. \}\)/);
+      expect(() => topLevelErrorHandler(uncalled)).to.throw(RouteBuildError, /errorHandler\(\): give defaultErrorHandler\(\{ \.\.\. \}\) or deadLetterChannel\(uri, \{ \.\.\. \}\)/);
+      expect(takePendingErrorHandling().errorHandler).to.equal(undefined);
+    });
+
     it('route files declare context-level error handling with top-level errorHandler(), onException() and onCompletion(), and a completion copy runs no completions itself', async () => {
       const dir = await mkdtemp(join(tmpdir(), 'dromedary-errors-'));
       try {
@@ -464,6 +473,12 @@ describe('error handling', () => {
       expect(() => r.from('direct:x').onException(Error, { handled: true, continued: true })).to.throw(RouteBuildError, /handled and continued exclude each other/);
       expect(() => r.from('direct:x').onException('Error' as never)).to.throw(RouteBuildError, /neither an error class nor a function/);
       expect(() => new Context().onException(Error).onException(TypeError)).to.throw(RouteBuildError, /onException\(\) cannot be used inside onException\(Error\)/);
+    });
+
+    it("points a context-level clause's build error at the user's line, not at the library", () => {
+      const ctx = new Context();
+      expect(() => ctx.onException(Error).onException(TypeError)).to.throw(RouteBuildError, /onException\(Error\) at test[\\/]engine[\\/]error-handling\.test\.ts:\d+:/);
+      expect(() => ctx.onCompletion().onCompletion()).to.throw(RouteBuildError, /onCompletion\(\) at test[\\/]engine[\\/]error-handling\.test\.ts:\d+:/);
     });
   });
 
@@ -692,6 +707,23 @@ describe('error handling', () => {
       expect(good.body).to.equal('good');
       await template.send('direct:in', 'bad');
       expect(seen).to.deep.equal(['always good', 'success good', 'always bad', 'failure bad: nope']);
+    });
+
+    it("runs a context-level completion once per exchange, where the exchange started, and a route's own where the route ends", async () => {
+      const seen: string[] = [];
+      const { template } = await start(
+        (r) => {
+          r.from('direct:in').setBody('in').to('direct:inner').setBody('back in');
+          r.from('direct:inner')
+            .onCompletion()
+            .process((ex) => void seen.push(`inner's own: ${String(ex.body)}`))
+            .end()
+            .setBody('inner');
+        },
+        { configure: (c) => c.onCompletion().process((ex) => void seen.push(`context: ${String(ex.body)}`)) },
+      );
+      await template.send('direct:in', 'x');
+      expect(seen).to.deep.equal(["inner's own: inner", 'context: back in']);
     });
 
     it('a failing completion is logged and does not change the outcome', async () => {

@@ -71,8 +71,9 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
       if (this.#term.signal.aborted) this.#term = new AbortController();
       this.#enqueue(() => this.#startDelegate(generation, 1));
     } else {
-      this.#endTerm(event.leader ? `${event.leader} leads ${this.endpoint.lock}` : `no member leads ${this.endpoint.lock}`);
-      this.#enqueue(() => this.#stopDelegate(event.leader ? `${event.leader} leads ${this.endpoint.lock}` : `no member leads ${this.endpoint.lock}`));
+      const reason = event.leader ? `${event.leader} leads ${this.endpoint.lock}` : `no member leads ${this.endpoint.lock}`;
+      this.#endTerm(reason);
+      this.#enqueue(() => this.#stopDelegate(reason));
     }
   };
 

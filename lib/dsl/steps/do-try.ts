@@ -1,9 +1,8 @@
 import { ExchangeProperty, type Exchange } from '../../exchange/exchange.ts';
 import type { Processor } from '../../spi/processor.ts';
 import { matchesAny } from '../../engine/error-handling.ts';
-import { describeMatchers, type ErrorMatcher } from '../error-handling.ts';
+import { describeMatchers, toMatchers, type ErrorMatcher } from '../error-handling.ts';
 import type { StepDefinition } from '../step.ts';
-import { RouteBuildError } from '../../errors.ts';
 
 export interface DoCatchClause {
   readonly matchers: readonly ErrorMatcher[];
@@ -38,12 +37,8 @@ export function doTryStep(): DoTryStep {
       return finallySteps;
     },
     addCatch(matchers) {
-      if (matchers.length === 0) throw new RouteBuildError('doCatch() needs at least one error class (TypeError, Error) or a condition (error, exchange) => boolean');
-      for (const m of matchers) {
-        if (typeof m !== 'function') throw new RouteBuildError(`doCatch(): ${String(m)} is neither an error class nor a function (error, exchange) => boolean`);
-      }
       const steps: StepDefinition[] = [];
-      catches.push({ matchers: [...matchers], steps });
+      catches.push({ matchers: toMatchers('doCatch()', matchers), steps });
       return steps;
     },
     addFinally() {
