@@ -124,7 +124,9 @@ export function aggregateStep(correlation: Expression, strategy: AggregationStra
           { route: routeId, correlationKey: group.key, size: group.size },
         );
       };
+      // A group completes once: its size, predicate or timer may race the stop, or one another across an await.
       async function complete(group: Group, by: CompletedBy): Promise<void> {
+        if (groups.get(group.key) !== group) return;
         clearTimeout(group.timer);
         groups.delete(group.key);
         const aggregated = group.aggregated;
@@ -158,15 +160,14 @@ export function aggregateStep(correlation: Expression, strategy: AggregationStra
           by = 'force';
         }
         if (by !== undefined) {
-          // The predicate may have awaited: another exchange of this key could have completed the group meanwhile.
-          if (groups.get(key) === group) await complete(group, by);
+          await complete(group, by);
           return;
         }
         if (timeout !== undefined && !stopping) {
           clearTimeout(group.timer);
           const waiting = group;
           waiting.timer = setTimeout(() => {
-            if (groups.get(key) === waiting) track(complete(waiting, 'timeout'));
+            track(complete(waiting, 'timeout'));
           }, timeout);
         }
       };

@@ -138,6 +138,33 @@ describe('aggregate', () => {
     ]);
   });
 
+  it('completes each group once on stop, even when a late exchange completes one of them while the others are being completed', async () => {
+    const sink = gatedSink();
+    const { context, template } = await start(
+      (r) =>
+        r
+          .from('direct:in')
+          // The late exchange is still waiting here when the drain times out; the stop's abort lets it on.
+          .delay((ex) => (ex.headers.get('late') ? 3_600_000 : 0))
+          .aggregate('${header.k}', groupBodies, { completionSize: 10 })
+          .setBody('${body}')
+          .to('gated:out')
+          .end(),
+      { components: { gated: sink.component }, shutdownTimeout: 300 },
+    );
+    await template.send('direct:in', new Exchange({ body: 'a1', headers: { k: 'a' } }));
+    await template.send('direct:in', new Exchange({ body: 'b1', headers: { k: 'b' } }));
+    const late = template.send('direct:in', new Exchange({ body: 'b2', headers: { k: 'b', late: true } }));
+    await waitFor(() => context.routes[0]!.inflight === 1);
+    const stopping = context.stop();
+    // Group a is being completed by the stop (held at the gate) when the late exchange completes group b.
+    await waitFor(() => sink.arrived.length === 2);
+    sink.open();
+    await stopping;
+    await late;
+    expect(sink.events).to.deep.equal(['delivered a1', 'delivered b1,b2', 'producer stopped']);
+  });
+
   it('a group completed on stop can still wire-tap: the tap is waited for before its producer closes', async () => {
     const sink = gatedSink();
     const { context, template } = await start(
