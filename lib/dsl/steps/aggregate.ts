@@ -115,20 +115,24 @@ export function aggregateStep(correlation: Expression, strategy: AggregationStra
             logger.error(`aggregate(${described}) failed to complete a group: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`, { route: routeId }),
           ),
         );
-      const discard = (group: Group) => {
+      // A group completes or is discarded once: its size, predicate, timer and the stop may race,
+      // one another across an await. False when the group is no longer the current one of its key.
+      const take = (group: Group): boolean => {
+        if (groups.get(group.key) !== group) return false;
         clearTimeout(group.timer);
         groups.delete(group.key);
+        return true;
+      };
+      const discard = (group: Group) => {
+        if (!take(group)) return;
         logger.error(
           `aggregate(${described}) discarded the incomplete group with correlation key ${group.key} (${group.size} exchange(s)) ` +
             'because the route stopped and forceCompletionOnStop is false',
           { route: routeId, correlationKey: group.key, size: group.size },
         );
       };
-      // A group completes once: its size, predicate or timer may race the stop, or one another across an await.
       async function complete(group: Group, by: CompletedBy): Promise<void> {
-        if (groups.get(group.key) !== group) return;
-        clearTimeout(group.timer);
-        groups.delete(group.key);
+        if (!take(group)) return;
         const aggregated = group.aggregated;
         aggregated.properties.set(ExchangeProperty.AggregatedSize, group.size);
         aggregated.properties.set(ExchangeProperty.AggregatedCompletedBy, by);

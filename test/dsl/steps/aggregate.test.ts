@@ -201,6 +201,37 @@ describe('aggregate', () => {
     expect(dropped[0]!.message).to.contain('correlation key a (2 exchange(s))').and.to.contain('forceCompletionOnStop is false');
   });
 
+  it('with forceCompletionOnStop: false discards a group of late exchanges once, though each of them awaited the predicate', async () => {
+    let predicateCalls = 0;
+    let openPredicate!: () => void;
+    const predicateGate = new Promise<void>((resolve) => (openPredicate = resolve));
+    const { context, template, lines } = await start(
+      (r) =>
+        r
+          .from('direct:in')
+          // The late exchanges are still waiting here when the drain times out; the stop's abort lets them on.
+          .delay(3_600_000)
+          .aggregate('${header.k}', groupBodies, {
+            completionPredicate: async () => {
+              predicateCalls += 1;
+              await predicateGate;
+              return false;
+            },
+            forceCompletionOnStop: false,
+          })
+          .end(),
+      { shutdownTimeout: 300 },
+    );
+    const late = ['x', 'y'].map((body) => template.send('direct:in', new Exchange({ body, headers: { k: 'a' } })));
+    await waitFor(() => context.routes[0]!.inflight === 2);
+    const stopping = context.stop();
+    await waitFor(() => predicateCalls === 2);
+    openPredicate();
+    await Promise.all([stopping, ...late]);
+    const dropped = lines.filter((l) => l.message.includes('discarded the incomplete group'));
+    expect(dropped.map((l) => [l.meta.correlationKey, l.meta.size])).to.deep.equal([['a', 2]]);
+  });
+
   it('fails an incoming exchange without a correlation key, or whose strategy throws, and leaves its group as it was', async () => {
     const completed: Completed[] = [];
     const strategy: AggregationStrategy = (aggregated, next) => {
