@@ -167,7 +167,8 @@ export function aggregateStep(correlation: Expression, strategy: AggregationStra
           await complete(group, by);
           return;
         }
-        if (timeout !== undefined && !stopping) {
+        // Not for a group another exchange completed while this one awaited the predicate: nothing would clear it.
+        if (timeout !== undefined && !stopping && groups.get(key) === group) {
           clearTimeout(group.timer);
           const waiting = group;
           waiting.timer = setTimeout(() => {

@@ -232,6 +232,35 @@ describe('aggregate', () => {
     expect(dropped.map((l) => [l.meta.correlationKey, l.meta.size])).to.deep.equal([['a', 2]]);
   });
 
+  it('arms no timeout for a group another exchange completed while the predicate was awaited, so none outlives the stop', async () => {
+    const completed: Completed[] = [];
+    let openPredicate!: () => void;
+    const predicateGate = new Promise<void>((resolve) => (openPredicate = resolve));
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const { context, template } = await start((r) =>
+      r
+        .from('direct:in')
+        .aggregate('${header.k}', groupBodies, {
+          completionSize: 2,
+          completionTimeout: '1h',
+          completionPredicate: async (ex) => {
+            if ((ex.body as unknown[]).length === 1) await predicateGate;
+            return false;
+          },
+        })
+        .process((ex) => void completed.push(completedOf(ex)))
+        .end(),
+    );
+    const before = timers();
+    const first = template.send('direct:in', new Exchange({ body: 1, headers: { k: 'a' } }));
+    await template.send('direct:in', new Exchange({ body: 2, headers: { k: 'a' } }));
+    openPredicate();
+    await first;
+    await context.stop();
+    expect(completed).to.deep.equal([{ body: [1, 2], size: 2, by: 'size', key: 'a' }]);
+    expect(timers()).to.equal(before);
+  });
+
   it('fails an incoming exchange without a correlation key, or whose strategy throws, and leaves its group as it was', async () => {
     const completed: Completed[] = [];
     const strategy: AggregationStrategy = (aggregated, next) => {
