@@ -1,12 +1,12 @@
 import { DromedaryError } from '../../errors.ts';
 import { ExchangeProperty, type Exchange } from '../../exchange/exchange.ts';
 import { logFailure } from '../../engine/error-handler.ts';
-import { formatDuration, parseDuration } from '../../uri/duration.ts';
+import { formatDuration } from '../../uri/duration.ts';
 import { describeExpression, toEvaluator, toTest, type Expression, type Predicate } from '../expression.ts';
 import type { StepDefinition } from '../step.ts';
 import { PendingWork } from './pending-work.ts';
 import type { AggregationStrategy } from './split.ts';
-import { checkBooleanOptions, checkPositiveInteger, checkStepOptions } from './step-options.ts';
+import { checkBooleanOptions, checkPositiveDuration, checkPositiveInteger, checkStepOptions } from './step-options.ts';
 
 export interface AggregateOptions {
   /** Complete a group once it holds this many exchanges. */
@@ -62,13 +62,7 @@ export function aggregateStep(correlation: Expression, strategy: AggregationStra
   checkStepOptions(options, OPTION_NAMES);
   checkBooleanOptions(options, ['forceCompletionOnStop']);
   const size = options.completionSize === undefined ? undefined : checkPositiveInteger('completionSize', options.completionSize);
-  let timeout: number | undefined;
-  if (options.completionTimeout !== undefined) {
-    timeout = parseDuration(options.completionTimeout);
-    if (timeout === undefined || !(timeout > 0)) {
-      throw new TypeError(`completionTimeout ${JSON.stringify(options.completionTimeout)} is not a positive duration: use milliseconds or units such as 500ms, 5s, 1m`);
-    }
-  }
+  const timeout = options.completionTimeout === undefined ? undefined : checkPositiveDuration('completionTimeout', options.completionTimeout);
   const predicate = options.completionPredicate === undefined ? undefined : toTest(options.completionPredicate);
   if (size === undefined && timeout === undefined && predicate === undefined) {
     throw new TypeError('aggregate() needs a completion condition: completionSize, completionTimeout and/or completionPredicate');
