@@ -150,7 +150,9 @@ describe('aggregate', () => {
           .setBody('${body}')
           .to('gated:out')
           .end(),
-      { components: { gated: sink.component }, shutdownTimeout: 300 },
+      // The drain waits all of it for the late exchange; the stop hook then has as long again to finish
+      // the groups, a wide margin over the test's own step of opening the gate.
+      { components: { gated: sink.component }, shutdownTimeout: 1000 },
     );
     await template.send('direct:in', new Exchange({ body: 'a1', headers: { k: 'a' } }));
     await template.send('direct:in', new Exchange({ body: 'b1', headers: { k: 'b' } }));
