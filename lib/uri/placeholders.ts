@@ -78,11 +78,12 @@ export class PropertyResolver {
   resolve(uri: string): Resolution {
     if (!hasPlaceholders(uri)) return { text: uri, placeholders: [] };
     const placeholders: ResolvedPlaceholder[] = [];
-    const text = this.#substitute(uri, uri, [], placeholders);
+    const text = this.#substitute(uri, maskUri(uri), [], placeholders);
     return { text, placeholders };
   }
 
-  #substitute(text: string, uri: string, chain: readonly string[], out: ResolvedPlaceholder[]): string {
+  /** `masked` is the URI as written, masked: what every error names. */
+  #substitute(text: string, masked: string, chain: readonly string[], out: ResolvedPlaceholder[]): string {
     let result = '';
     let from = 0;
     for (;;) {
@@ -90,18 +91,17 @@ export class PropertyResolver {
       if (open === -1) return result + text.slice(from);
       const close = text.indexOf(CLOSE, open + OPEN.length);
       if (close === -1) {
-        throw new ResolveEndpointError(maskUri(uri), `the property placeholder "${maskUri(text.slice(open))}" has no closing "}}"`);
+        throw new ResolveEndpointError(masked, `the property placeholder "${maskUri(text.slice(open))}" has no closing "}}"`);
       }
       const placeholder = text.slice(open, close + CLOSE.length);
-      const value = this.#lookup(placeholder, text.slice(open + OPEN.length, close), uri, chain, out);
+      const value = this.#lookup(placeholder, text.slice(open + OPEN.length, close), masked, chain, out);
       out.push({ text: placeholder, value });
       result += text.slice(from, open) + value;
       from = close + CLOSE.length;
     }
   }
 
-  #lookup(placeholder: string, inner: string, uri: string, chain: readonly string[], out: ResolvedPlaceholder[]): string {
-    const masked = maskUri(uri);
+  #lookup(placeholder: string, inner: string, masked: string, chain: readonly string[], out: ResolvedPlaceholder[]): string {
     if (inner.startsWith('env:')) {
       const body = inner.slice('env:'.length);
       const colon = body.indexOf(':');
@@ -130,7 +130,7 @@ export class PropertyResolver {
     if (chain.length >= MAX_DEPTH) throw new ResolveEndpointError(masked, `property placeholders nested more than ${MAX_DEPTH} deep at ${placeholder}`);
     if (Object.hasOwn(this.#properties, key)) {
       // Nested placeholders resolve to values too; record them so they are hidden as well.
-      return this.#substitute(String(this.#properties[key]), uri, [...chain, key], out);
+      return this.#substitute(String(this.#properties[key]), masked, [...chain, key], out);
     }
     if (colon !== -1) return inner.slice(colon + 1);
     const known = Object.keys(this.#properties);

@@ -1,12 +1,12 @@
 import { DromedaryError } from '../../errors.ts';
 import { ExchangeProperty, type Exchange } from '../../exchange/exchange.ts';
 import { logFailure } from '../../engine/error-handler.ts';
-import { formatDuration, parseDuration } from '../../uri/duration.ts';
+import { formatDuration } from '../../uri/duration.ts';
 import { describeExpression, toEvaluator, toTest, type Expression, type Predicate } from '../expression.ts';
 import type { StepDefinition } from '../step.ts';
 import { PendingWork } from './pending-work.ts';
 import type { AggregationStrategy } from './split.ts';
-import { checkBooleanOptions, checkPositiveInteger, checkStepOptions } from './step-options.ts';
+import { checkBooleanOptions, checkPositiveDuration, checkPositiveInteger, checkStepOptions } from './step-options.ts';
 
 export interface AggregateOptions {
   /** Complete a group once it holds this many exchanges. */
@@ -62,13 +62,7 @@ export function aggregateStep(correlation: Expression, strategy: AggregationStra
   checkStepOptions(options, OPTION_NAMES);
   checkBooleanOptions(options, ['forceCompletionOnStop']);
   const size = options.completionSize === undefined ? undefined : checkPositiveInteger('completionSize', options.completionSize);
-  let timeout: number | undefined;
-  if (options.completionTimeout !== undefined) {
-    timeout = parseDuration(options.completionTimeout);
-    if (timeout === undefined || !(timeout > 0)) {
-      throw new TypeError(`completionTimeout ${JSON.stringify(options.completionTimeout)} is not a positive duration: use milliseconds or units such as 500ms, 5s, 1m`);
-    }
-  }
+  const timeout = options.completionTimeout === undefined ? undefined : checkPositiveDuration('completionTimeout', options.completionTimeout);
   const predicate = options.completionPredicate === undefined ? undefined : toTest(options.completionPredicate);
   if (size === undefined && timeout === undefined && predicate === undefined) {
     throw new TypeError('aggregate() needs a completion condition: completionSize, completionTimeout and/or completionPredicate');
@@ -115,9 +109,16 @@ export function aggregateStep(correlation: Expression, strategy: AggregationStra
             logger.error(`aggregate(${described}) failed to complete a group: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`, { route: routeId }),
           ),
         );
-      const discard = (group: Group) => {
+      // A group completes or is discarded once: its size, predicate, timer and the stop may race,
+      // one another across an await. False when the group is no longer the current one of its key.
+      const take = (group: Group): boolean => {
+        if (groups.get(group.key) !== group) return false;
         clearTimeout(group.timer);
         groups.delete(group.key);
+        return true;
+      };
+      const discard = (group: Group) => {
+        if (!take(group)) return;
         logger.error(
           `aggregate(${described}) discarded the incomplete group with correlation key ${group.key} (${group.size} exchange(s)) ` +
             'because the route stopped and forceCompletionOnStop is false',
@@ -125,8 +126,7 @@ export function aggregateStep(correlation: Expression, strategy: AggregationStra
         );
       };
       async function complete(group: Group, by: CompletedBy): Promise<void> {
-        clearTimeout(group.timer);
-        groups.delete(group.key);
+        if (!take(group)) return;
         const aggregated = group.aggregated;
         aggregated.properties.set(ExchangeProperty.AggregatedSize, group.size);
         aggregated.properties.set(ExchangeProperty.AggregatedCompletedBy, by);
@@ -158,15 +158,15 @@ export function aggregateStep(correlation: Expression, strategy: AggregationStra
           by = 'force';
         }
         if (by !== undefined) {
-          // The predicate may have awaited: another exchange of this key could have completed the group meanwhile.
-          if (groups.get(key) === group) await complete(group, by);
+          await complete(group, by);
           return;
         }
-        if (timeout !== undefined && !stopping) {
+        // Not for a group another exchange completed while this one awaited the predicate: nothing would clear it.
+        if (timeout !== undefined && !stopping && groups.get(key) === group) {
           clearTimeout(group.timer);
           const waiting = group;
           waiting.timer = setTimeout(() => {
-            if (groups.get(key) === waiting) track(complete(waiting, 'timeout'));
+            track(complete(waiting, 'timeout'));
           }, timeout);
         }
       };

@@ -2,7 +2,7 @@ import { RouteBuildError } from '../../errors.ts';
 import { ExchangeProperty, type Exchange } from '../../exchange/exchange.ts';
 import type { Processor } from '../../spi/processor.ts';
 import type { StepDefinition } from '../step.ts';
-import type { AggregationStrategy } from './split.ts';
+import { adoptAggregated, type AggregationStrategy } from './split.ts';
 import { checkBooleanOptions, checkStepOptions } from './step-options.ts';
 
 export interface MulticastOptions {
@@ -75,10 +75,7 @@ export function multicastStep(options: MulticastOptions = {}): MulticastStep {
           if (reply.exception !== undefined) firstFailure ??= reply.exception;
           else aggregated = strategy(aggregated, reply);
         }
-        if (aggregated) {
-          original.message = aggregated.message;
-          for (const [k, v] of aggregated.properties) if (!k.startsWith('CamelMulticast')) original.properties.set(k, v);
-        }
+        if (aggregated) adoptAggregated(original, aggregated, 'CamelMulticast');
         if (firstFailure) original.exception = firstFailure;
       };
     },

@@ -52,14 +52,20 @@ export function splitStep(expression: Expression, options: SplitOptions = {}): S
           }
           if (options.aggregationStrategy) aggregated = options.aggregationStrategy(aggregated, sub);
         }
-        if (aggregated) {
-          parent.message = aggregated.message;
-          for (const [k, v] of aggregated.properties) if (!k.startsWith('CamelSplit')) parent.properties.set(k, v);
-        }
+        if (aggregated) adoptAggregated(parent, aggregated, 'CamelSplit');
         if (firstFailure) parent.exception = firstFailure;
       };
     },
   };
+}
+
+/**
+ * The parent takes the aggregated copy's message and properties, all but the per-copy ones
+ * (CamelSplitIndex, CamelMulticastIndex, …) whose names start with `perCopyPrefix`.
+ */
+export function adoptAggregated(parent: Exchange, aggregated: Exchange, perCopyPrefix: string): void {
+  parent.message = aggregated.message;
+  for (const [k, v] of aggregated.properties) if (!k.startsWith(perCopyPrefix)) parent.properties.set(k, v);
 }
 
 function toItems(value: unknown, delimiter: string): unknown[] {

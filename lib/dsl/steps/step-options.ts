@@ -1,3 +1,5 @@
+import { parseDuration } from '../../uri/duration.ts';
+
 /**
  * Checks a DSL step's options object: a misspelt option is reported with the valid ones, instead of
  * being silently ignored. Throws TypeError, which the route definition reports with the route and line.
@@ -17,6 +19,15 @@ export function checkPositiveInteger(name: string, value: unknown): number {
     throw new TypeError(`${name} must be a positive whole number, got ${JSON.stringify(value) ?? String(value)}`);
   }
   return value;
+}
+
+/** A duration option (milliseconds or units such as `5s`) that must be more than zero, in milliseconds. */
+export function checkPositiveDuration(name: string, value: number | string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined || !(ms > 0)) {
+    throw new TypeError(`${name} ${JSON.stringify(value)} is not a positive duration: use milliseconds or units such as 500ms, 5s, 1m`);
+  }
+  return ms;
 }
 
 /** Options that must be booleans when given: a string such as 'false' would otherwise read as true. */

@@ -1,7 +1,7 @@
 import { DromedaryError } from '../../errors.ts';
-import { formatDuration, parseDuration } from '../../uri/duration.ts';
+import { formatDuration } from '../../uri/duration.ts';
 import type { StepDefinition } from '../step.ts';
-import { checkBooleanOptions, checkPositiveInteger, checkStepOptions } from './step-options.ts';
+import { checkBooleanOptions, checkPositiveDuration, checkPositiveInteger, checkStepOptions } from './step-options.ts';
 
 export interface ThrottleOptions {
   /** The window the limit applies to: milliseconds or a duration such as `1s`, `1m`. Default 1s, as in Camel. */
@@ -37,10 +37,7 @@ export function throttleStep(maximum: number, options: ThrottleOptions = {}): St
   checkPositiveInteger('the maximum number of exchanges per period', maximum);
   checkStepOptions(options, OPTION_NAMES);
   checkBooleanOptions(options, ['rejectExecution']);
-  const period = options.period === undefined ? DEFAULT_PERIOD_MS : parseDuration(options.period);
-  if (period === undefined || !(period > 0)) {
-    throw new TypeError(`period ${JSON.stringify(options.period)} is not a positive duration: use milliseconds or units such as 500ms, 5s, 1m`);
-  }
+  const period = options.period === undefined ? DEFAULT_PERIOD_MS : checkPositiveDuration('period', options.period);
   const limit = `${maximum} per ${formatDuration(period)}`;
   return {
     kind: 'throttle',

@@ -138,6 +138,35 @@ describe('aggregate', () => {
     ]);
   });
 
+  it('completes each group once on stop, even when a late exchange completes one of them while the others are being completed', async () => {
+    const sink = gatedSink();
+    const { context, template } = await start(
+      (r) =>
+        r
+          .from('direct:in')
+          // The late exchange is still waiting here when the drain times out; the stop's abort lets it on.
+          .delay((ex) => (ex.headers.get('late') ? 3_600_000 : 0))
+          .aggregate('${header.k}', groupBodies, { completionSize: 10 })
+          .setBody('${body}')
+          .to('gated:out')
+          .end(),
+      // The drain waits all of it for the late exchange; the stop hook then has as long again to finish
+      // the groups, a wide margin over the test's own step of opening the gate.
+      { components: { gated: sink.component }, shutdownTimeout: 1000 },
+    );
+    await template.send('direct:in', new Exchange({ body: 'a1', headers: { k: 'a' } }));
+    await template.send('direct:in', new Exchange({ body: 'b1', headers: { k: 'b' } }));
+    const late = template.send('direct:in', new Exchange({ body: 'b2', headers: { k: 'b', late: true } }));
+    await waitFor(() => context.routes[0]!.inflight === 1);
+    const stopping = context.stop();
+    // Group a is being completed by the stop (held at the gate) when the late exchange completes group b.
+    await waitFor(() => sink.arrived.length === 2);
+    sink.open();
+    await stopping;
+    await late;
+    expect(sink.events).to.deep.equal(['delivered a1', 'delivered b1,b2', 'producer stopped']);
+  });
+
   it('a group completed on stop can still wire-tap: the tap is waited for before its producer closes', async () => {
     const sink = gatedSink();
     const { context, template } = await start(
@@ -172,6 +201,66 @@ describe('aggregate', () => {
       ['error', 'batcher', 'b', 1],
     ]);
     expect(dropped[0]!.message).to.contain('correlation key a (2 exchange(s))').and.to.contain('forceCompletionOnStop is false');
+  });
+
+  it('with forceCompletionOnStop: false discards a group of late exchanges once, though each of them awaited the predicate', async () => {
+    let predicateCalls = 0;
+    let openPredicate!: () => void;
+    const predicateGate = new Promise<void>((resolve) => (openPredicate = resolve));
+    const { context, template, lines } = await start(
+      (r) =>
+        r
+          .from('direct:in')
+          // The late exchanges are still waiting here when the drain times out; the stop's abort lets them on.
+          .delay(3_600_000)
+          .aggregate('${header.k}', groupBodies, {
+            completionPredicate: async () => {
+              predicateCalls += 1;
+              await predicateGate;
+              return false;
+            },
+            forceCompletionOnStop: false,
+          })
+          .end(),
+      { shutdownTimeout: 300 },
+    );
+    const late = ['x', 'y'].map((body) => template.send('direct:in', new Exchange({ body, headers: { k: 'a' } })));
+    await waitFor(() => context.routes[0]!.inflight === 2);
+    const stopping = context.stop();
+    await waitFor(() => predicateCalls === 2);
+    openPredicate();
+    await Promise.all([stopping, ...late]);
+    const dropped = lines.filter((l) => l.message.includes('discarded the incomplete group'));
+    expect(dropped.map((l) => [l.meta.correlationKey, l.meta.size])).to.deep.equal([['a', 2]]);
+  });
+
+  it('arms no timeout for a group another exchange completed while the predicate was awaited, so none outlives the stop', async () => {
+    const completed: Completed[] = [];
+    let openPredicate!: () => void;
+    const predicateGate = new Promise<void>((resolve) => (openPredicate = resolve));
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const { context, template } = await start((r) =>
+      r
+        .from('direct:in')
+        .aggregate('${header.k}', groupBodies, {
+          completionSize: 2,
+          completionTimeout: '1h',
+          completionPredicate: async (ex) => {
+            if ((ex.body as unknown[]).length === 1) await predicateGate;
+            return false;
+          },
+        })
+        .process((ex) => void completed.push(completedOf(ex)))
+        .end(),
+    );
+    const before = timers();
+    const first = template.send('direct:in', new Exchange({ body: 1, headers: { k: 'a' } }));
+    await template.send('direct:in', new Exchange({ body: 2, headers: { k: 'a' } }));
+    openPredicate();
+    await first;
+    await context.stop();
+    expect(completed).to.deep.equal([{ body: [1, 2], size: 2, by: 'size', key: 'a' }]);
+    expect(timers()).to.equal(before);
   });
 
   it('fails an incoming exchange without a correlation key, or whose strategy throws, and leaves its group as it was', async () => {
