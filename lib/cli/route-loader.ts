@@ -3,7 +3,7 @@ import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DromedaryError } from '../errors.ts';
 import { RouteBuilder, type RouteDefinition } from '../dsl/route-definition.ts';
-import { takePendingErrorHandling, takePendingRoutes } from '../dsl/global-routes.ts';
+import { discardPendingDeclarations, takePendingErrorHandling, takePendingRoutes } from '../dsl/global-routes.ts';
 import type { Context } from '../engine/context.ts';
 import type { ClusterService } from '../cluster/cluster-service.ts';
 
@@ -67,8 +67,7 @@ export async function loadRouteFiles(files: readonly string[], environment: Rout
   const routes: RouteDefinition[] = [];
   for (const file of files) {
     const shown = relative(process.cwd(), file) || file;
-    takePendingRoutes();
-    takePendingErrorHandling();
+    discardPendingDeclarations();
     try {
       const module = (await import(pathToFileURL(file).href)) as { default?: unknown };
       routes.push(...takePendingRoutes());
@@ -80,8 +79,7 @@ export async function loadRouteFiles(files: readonly string[], environment: Rout
         routes.push(...builder.routes);
       }
     } catch (err) {
-      takePendingRoutes();
-      takePendingErrorHandling();
+      discardPendingDeclarations();
       throw new RouteFileError(shown, lineIn(err, file), withHint(err));
     }
   }

@@ -57,3 +57,12 @@ export function takePendingErrorHandling(): ErrorHandlingScope {
   holder[ERRORS_KEY] = new ErrorHandlingScope();
   return taken;
 }
+
+/**
+ * Forgets every top-level declaration not yet taken (routes and error handling alike), so one route
+ * file's leftovers, or a failed file's half, never reach the next file.
+ */
+export function discardPendingDeclarations(): void {
+  takePendingRoutes();
+  takePendingErrorHandling();
+}
