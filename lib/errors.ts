@@ -35,3 +35,20 @@ export class ConfigurationError extends DromedaryError {
     super('CONFIGURATION', message, options);
   }
 }
+
+/**
+ * Work refused or stopped because this member's leadership term of a lock ended (it lapsed, another
+ * member took the lock, or this member gave it up): it must not run on a member that no longer leads.
+ */
+export class LeadershipLostError extends DromedaryError {
+  readonly lock: string;
+  readonly memberId: string;
+  readonly token: number | undefined;
+
+  constructor(lock: string, memberId: string, reason: string, token?: number) {
+    super('LEADERSHIP_LOST', `Member ${memberId} no longer leads ${lock}${token === undefined ? '' : ` (term ${token})`}: ${reason}`);
+    this.lock = lock;
+    this.memberId = memberId;
+    this.token = token;
+  }
+}

@@ -26,12 +26,37 @@ export interface ClusterMember {
   readonly isLeader: boolean;
 }
 
+/**
+ * One leadership term of this member for one lock: from the write that made it leader to the
+ * moment its leadership lapses, is lost, or is given up. Work done for the leader carries the term,
+ * so it can stop when the term ends and so a downstream store can refuse a stale leader's writes.
+ */
+export interface LeadershipTerm {
+  readonly lock: string;
+  readonly memberId: string;
+  /**
+   * The fencing token: strictly greater than the token of every earlier term of this lock, on any
+   * member. A store that keeps the highest token it has seen refuses writes carrying a lower one.
+   */
+  readonly token: number;
+  /** Aborted (with a LeadershipLostError-like reason) the moment this member knows the term ended. */
+  readonly signal: AbortSignal;
+  /**
+   * True while the term's leadership is valid at this instant, judged on the monotonic clock as
+   * ClusterView.isLeader is; false for good once the term ended. Check it before each unit of work:
+   * after a pause (GC, SIGSTOP) it turns false before any timer has run to abort `signal`.
+   */
+  readonly isCurrent: boolean;
+}
+
 export interface LeadershipEvent {
   readonly lock: string;
   /** The member that leads now, or undefined when none is known to. */
   readonly leader: string | undefined;
   /** True when the leader is this member and its leadership is valid. */
   readonly isLocal: boolean;
+  /** This member's current term, when isLocal. */
+  readonly term?: LeadershipTerm;
 }
 
 export interface MembershipEvent {
@@ -58,6 +83,13 @@ export interface ClusterView extends EventEmitter<ClusterViewEvents> {
   readonly leader: string | undefined;
   readonly localMember: ClusterMember;
   readonly members: readonly ClusterMember[];
-  /** Releases this reference. */
-  close(): Promise<void>;
+  /** This member's current term while it leads (isLeader), else undefined. */
+  readonly term: LeadershipTerm | undefined;
+  /**
+   * Releases this reference. When it was the last one, the election stops and a leader releases the
+   * lock so a follower takes over at once, unless `release: false`: then work of the current term may
+   * still be running (a drain that timed out), so the lock is left to expire after its lease and
+   * followers wait it out. `release: false` from any view of the lock sticks until its election stops.
+   */
+  close(options?: { release?: boolean }): Promise<void>;
 }

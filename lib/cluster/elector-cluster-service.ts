@@ -64,7 +64,7 @@ export class ElectorClusterService extends ServiceSupport implements ClusterServ
       this.#entries.set(lock, entry);
       if (this.isStarted) elector.start();
     }
-    const view = new LockView(entry.elector, (v) => this.#release(lock, v));
+    const view = new LockView(entry.elector, (v, options) => this.#release(lock, v, options));
     entry.views.add(view);
     return view;
   }
@@ -73,9 +73,11 @@ export class ElectorClusterService extends ServiceSupport implements ClusterServ
     return this.#entries.get(lock)?.elector.isLeader ?? false;
   }
 
-  async #release(lock: string, view: LockView): Promise<void> {
+  async #release(lock: string, view: LockView, options: { release: boolean }): Promise<void> {
     const entry = this.#entries.get(lock);
-    if (!entry || !entry.views.delete(view) || entry.views.size > 0) return;
+    if (!entry || !entry.views.delete(view)) return;
+    if (!options.release) entry.elector.keepUntilExpiry();
+    if (entry.views.size > 0) return;
     this.#entries.delete(lock);
     await entry.elector.stop();
   }

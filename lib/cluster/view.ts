@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { ClusterMember, ClusterView, ClusterViewEvents, LeadershipEvent, MembershipEvent } from './cluster-service.ts';
+import type { ClusterMember, ClusterView, ClusterViewEvents, LeadershipEvent, LeadershipTerm, MembershipEvent } from './cluster-service.ts';
 import type { Elector } from './election/elector.ts';
 
 /**
@@ -10,11 +10,11 @@ import type { Elector } from './election/elector.ts';
 export class LockView extends EventEmitter<ClusterViewEvents> implements ClusterView {
   readonly lock: string;
   readonly #elector: Elector;
-  readonly #release: (view: LockView) => Promise<void>;
+  readonly #release: (view: LockView, options: { release: boolean }) => Promise<void>;
   #closed = false;
   readonly #detach: () => void;
 
-  constructor(elector: Elector, release: (view: LockView) => Promise<void>) {
+  constructor(elector: Elector, release: (view: LockView, options: { release: boolean }) => Promise<void>) {
     super();
     this.lock = elector.lock;
     this.#elector = elector;
@@ -38,8 +38,9 @@ export class LockView extends EventEmitter<ClusterViewEvents> implements Cluster
   }
 
   #leadershipEvent(): LeadershipEvent {
-    const isLocal = this.#elector.isLeader;
-    return { lock: this.lock, leader: isLocal ? this.#elector.memberId : this.#elector.leader, isLocal };
+    const term = this.#elector.term;
+    const isLocal = term !== undefined;
+    return { lock: this.lock, leader: isLocal ? this.#elector.memberId : this.#elector.leader, isLocal, ...(term ? { term } : {}) };
   }
 
   get isLeader(): boolean {
@@ -48,6 +49,10 @@ export class LockView extends EventEmitter<ClusterViewEvents> implements Cluster
 
   get leader(): string | undefined {
     return this.#elector.isLeader ? this.#elector.memberId : this.#elector.leader;
+  }
+
+  get term(): LeadershipTerm | undefined {
+    return this.#closed ? undefined : this.#elector.term;
   }
 
   get localMember(): ClusterMember {
@@ -60,11 +65,11 @@ export class LockView extends EventEmitter<ClusterViewEvents> implements Cluster
     return [...ids].sort().map((id) => ({ id, isLocal: id === this.#elector.memberId, isLeader: id === leader }));
   }
 
-  async close(): Promise<void> {
+  async close(options: { release?: boolean } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#detach();
     this.removeAllListeners();
-    await this.#release(this);
+    await this.#release(this, { release: options.release ?? true });
   }
 }

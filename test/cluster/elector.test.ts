@@ -247,7 +247,9 @@ describe('leader election core', () => {
       const events: LeadershipEvent[] = [];
       view.on('leadership', (e) => events.push(e));
       await waitFor(() => events.length === 1);
-      expect(events[0]).to.deep.equal({ lock: 'lock1', leader: 'a', isLocal: true });
+      expect(events[0]).to.include({ lock: 'lock1', leader: 'a', isLocal: true });
+      expect(events[0]!.term).to.equal(view.term);
+      expect(events[0]!.term).to.include({ lock: 'lock1', memberId: 'a', isCurrent: true });
       expect(view.localMember).to.deep.equal({ id: 'a', isLocal: true, isLeader: true });
     });
 

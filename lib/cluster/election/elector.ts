@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events';
+import { LeadershipLostError } from '../../errors.ts';
 import type { Logger } from '../../logging/logger.ts';
+import type { LeadershipTerm } from '../cluster-service.ts';
 import { maskSecrets } from '../../uri/mask.ts';
 import { LockConflictError, LockStoreTimeoutError, microTime, type LockRecord, type LockStore, type VersionedRecord } from './lock-store.ts';
 import type { ElectionTimings } from './timings.ts';
@@ -92,6 +94,11 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
   #validUntil = -Infinity;
   #reported: ElectorChange = { leader: undefined, isLocal: false };
   #members: string[] = [];
+  /** The current term while holding; ended (its signal aborted) as soon as this member knows it lapsed. */
+  #term: Term | undefined;
+  #reportedTerm: LeadershipTerm | undefined;
+  /** Set by stop({ release: false }) callers: work of the term may still run, so never release. */
+  #keepUntilExpiry = false;
 
   constructor(options: ElectorOptions) {
     super();
@@ -112,7 +119,18 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
   get isLeader(): boolean {
     if (!this.#holding) return false;
     const now = this.#now();
+    if (now >= this.#validUntil) this.#endTerm('its leadership lapsed (no successful renew within renewDeadline)');
     return now >= this.#leadingSince && now < this.#validUntil;
+  }
+
+  /** This member's current term while it leads, else undefined. */
+  get term(): LeadershipTerm | undefined {
+    return this.isLeader ? this.#term : undefined;
+  }
+
+  /** Work of the current term may outlive this member's stop: on stop, let the lease expire instead of releasing. */
+  keepUntilExpiry(): void {
+    this.#keepUntilExpiry = true;
   }
 
   /** The member believed to lead: this one while valid, else the observed holder while its lease runs. */
@@ -152,8 +170,11 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     this.#holding = false;
     this.#leadingSince = Infinity;
     this.#validUntil = -Infinity;
+    this.#endTerm('it stopped campaigning');
     this.#report();
-    if (wasHolding) await this.#release();
+    if (wasHolding && !this.#keepUntilExpiry) await this.#release();
+    else if (wasHolding) this.#logger.warn(`Member ${this.memberId} did not release ${this.lock}: work of its term may still run, so followers wait for the lease to expire`, { lock: this.lock });
+    this.#keepUntilExpiry = false;
     this.#abort.abort();
   }
 
@@ -319,7 +340,9 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     // A holder whose validity lapsed (paused or cut off past renewDeadline) has stopped the guarded
     // work; writing the record again is a fresh acquisition, with the protocol's wait before leading.
     if (!this.#holding || started >= this.#validUntil) {
+      this.#endTerm('its leadership lapsed before this renewal');
       this.#holding = true;
+      this.#term = new Term(this.lock, this.memberId, this.#observed!.record.leaseTransitions, () => this.isLeader);
       this.#leadingSince = started + this.#acquireDelay;
       if (this.#acquireDelay > 0) {
         this.#logger.info(`Member ${this.memberId} acquired ${this.lock}; leading in ${this.#acquireDelay}ms`, { lock: this.lock });
@@ -360,7 +383,15 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     this.#report();
   }
 
+  #endTerm(reason: string): void {
+    const term = this.#term;
+    if (!term) return;
+    this.#term = undefined;
+    term.end(new LeadershipLostError(this.lock, this.memberId, reason, term.token));
+  }
+
   #notHolding(): void {
+    this.#endTerm('another member holds the lock, or the lock could not be renewed');
     this.#holding = false;
     this.#leadingSince = Infinity;
     this.#validUntil = -Infinity;
@@ -371,7 +402,10 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
   #report(): void {
     const isLocal = this.isLeader;
     const leader = isLocal ? this.memberId : this.leader;
-    if (leader === this.#reported.leader && isLocal === this.#reported.isLocal) return;
+    // A new term of the same leader is a change too: its listeners must learn the new term.
+    const term = this.term;
+    if (leader === this.#reported.leader && isLocal === this.#reported.isLocal && term === this.#reportedTerm) return;
+    this.#reportedTerm = term;
     this.#reported = { leader, isLocal };
     this.emit('change', this.#reported);
   }
@@ -454,6 +488,33 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
   #clearTimers(): void {
     for (const t of [this.#nextTimer, this.#stepDownTimer, this.#leadTimer]) if (t) clearTimeout(t);
     this.#nextTimer = this.#stepDownTimer = this.#leadTimer = undefined;
+  }
+}
+
+class Term implements LeadershipTerm {
+  readonly lock: string;
+  readonly memberId: string;
+  readonly token: number;
+  readonly #controller = new AbortController();
+  readonly #valid: () => boolean;
+
+  constructor(lock: string, memberId: string, token: number, valid: () => boolean) {
+    this.lock = lock;
+    this.memberId = memberId;
+    this.token = token;
+    this.#valid = valid;
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get isCurrent(): boolean {
+    return !this.#controller.signal.aborted && this.#valid();
+  }
+
+  end(reason: LeadershipLostError): void {
+    this.#controller.abort(reason);
   }
 }
 
