@@ -35,13 +35,19 @@ class TestClock implements CronClock {
     return this.#timers.size;
   }
 
+  /** Moves the clock to the earliest timer (or leaves it, if a stall took it further) and fires that timer. */
   fireNext(): void {
     let first: [number, { at: number; fn: () => void }] | undefined;
     for (const entry of this.#timers) if (!first || entry[1].at < first[1].at) first = entry;
     if (!first) throw new Error('TestClock.fireNext(): no timer is pending');
     this.#timers.delete(first[0]);
-    this.#now = first[1].at;
+    this.#now = Math.max(this.#now, first[1].at);
     first[1].fn();
+  }
+
+  /** Time passes with no timer firing: the process was suspended. */
+  stall(ms: number): void {
+    this.#now += ms;
   }
 }
 
@@ -53,7 +59,7 @@ describe('cron component', function () {
    * Starts `from(uri)` on a virtual clock set to `startIso` and returns the fire times (ISO, from
    * CamelCronFiredTime) of its first `count` exchanges, each run to its end before the next timer fires.
    */
-  async function fires(uri: string, startIso: string, count: number): Promise<string[]> {
+  async function fires(uri: string, startIso: string, count: number, stalls: Record<number, number> = {}): Promise<string[]> {
     const clock = new TestClock(startIso);
     const fired: string[] = [];
     const { context, lines } = await start(
@@ -62,6 +68,7 @@ describe('cron component', function () {
     );
     while (fired.length < count) {
       await waitFor(() => clock.pending === 1, { message: `the timer for fire #${fired.length + 1}` });
+      clock.stall(stalls[fired.length] ?? 0);
       // A wait longer than setTimeout allows (about 24.8 days) takes more than one timer.
       clock.fireNext();
       // The exchange runs and ends in the microtasks that follow: no fire may find it still running.
@@ -129,6 +136,28 @@ describe('cron component', function () {
         expect(got).to.deep.equal(days.map((d) => `${d}T12:00:00.000Z`));
       });
     }
+  });
+
+  describe('Quartz days of the month', () => {
+    // January 2026 ends on a Saturday, February 15 and March 15 are Sundays.
+    const cases: Array<[string, string, string[]]> = [
+      ['L', 'the last day', ['2026-01-31', '2026-02-28', '2026-03-31']],
+      ['L-3', 'three days before the last', ['2026-01-28', '2026-02-25', '2026-03-28']],
+      ['15W', 'the weekday nearest the 15th', ['2026-01-15', '2026-02-16', '2026-03-16']],
+      ['LW', 'the last weekday', ['2026-01-30', '2026-02-27', '2026-03-31']],
+    ];
+    for (const [field, meaning, days] of cases) {
+      it(`0 0 12 ${field} * ?: ${meaning}`, async () => {
+        const got = await fires(`cron:day?schedule=0 0 12 ${field} * ?&timezone=UTC`, '2026-01-01T00:00:00Z', days.length);
+        expect(got).to.deep.equal(days.map((d) => `${d}T12:00:00.000Z`));
+      });
+    }
+  });
+
+  it('after a stall, the missed fires collapse into one and the schedule goes on from the present', async () => {
+    // After the 00:01 fire the process is suspended until 00:11:30: the fire due at 00:02 runs once, then 00:12.
+    const got = await fires('cron:m?schedule=0 * * * * ?&timezone=UTC', '2026-01-01T00:00:30Z', 3, { 1: 10 * 60_000 + 30_000 });
+    expect(got).to.deep.equal(['2026-01-01T00:01:00.000Z', '2026-01-01T00:02:00.000Z', '2026-01-01T00:12:00.000Z']);
   });
 
   describe('daylight saving time (America/New_York, on a virtual clock)', () => {
