@@ -1,5 +1,6 @@
 import type { Component, Endpoint } from '../../spi/component.ts';
 import type { ParsedUri } from '../../uri/parse.ts';
+import { maskSecrets } from '../../uri/mask.ts';
 import { resolveOptions, type OptionValues } from '../../uri/options.ts';
 import { ResolveEndpointError } from '../../errors.ts';
 import type { Context } from '../../engine/context.ts';
@@ -116,7 +117,9 @@ class CronConsumer extends ConsumerSupport<CronEndpoint> {
     const due = this.#due;
     // After a long stall (a suspended machine) the missed fires collapse into this one, like Quartz's default misfire policy.
     this.#arm(schedule.nextAfter(Math.max(due, now)));
-    void this.#fire(due);
+    this.#fire(due).catch((err: unknown) =>
+      this.endpoint.context.logger.error(maskSecrets(`cron:${this.endpoint.cronName} failed to run the fire due at ${new Date(due).toISOString()}: ${String(err)}`)),
+    );
   }
 
   async #fire(due: number): Promise<void> {
