@@ -1,5 +1,6 @@
 import type { Component, Endpoint } from '../../spi/component.ts';
 import type { ParsedUri } from '../../uri/parse.ts';
+import { maskSecrets } from '../../uri/mask.ts';
 import { resolveOptions, type OptionValues } from '../../uri/options.ts';
 import { ResolveEndpointError } from '../../errors.ts';
 import type { Context } from '../../engine/context.ts';
@@ -7,6 +8,8 @@ import { ConsumerSupport, EndpointSupport } from '../../spi/endpoint-support.ts'
 import type { Processor } from '../../spi/processor.ts';
 import { Exchange } from '../../exchange/exchange.ts';
 import { quartzToNodeCron } from './quartz.ts';
+import { CronSchedule } from './schedule.ts';
+import { checkTimeZone, processTimeZone } from './time-zone.ts';
 
 export const cronOptions = {
   schedule: { type: 'string', description: 'Quartz or cron expression, seconds first: 0/5 * * * * ? fires every 5 s' },
@@ -17,73 +20,146 @@ export type CronOptions = OptionValues<typeof cronOptions>;
 
 type CronModule = typeof import('node-cron');
 
+/** Where the consumer reads the time and sets its timers; tests drive it with a virtual clock. */
+export interface CronClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const realClock: CronClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+/** setTimeout holds at most 2^31-1 ms; a longer wait is taken in steps. */
+const MAX_TIMER = 2 ** 31 - 1;
+
 export class CronEndpoint extends EndpointSupport {
   readonly cronName: string;
+  /** The node-cron expression the Quartz schedule became. */
   readonly expression: string;
-  readonly options: CronOptions;
-  readonly cron: CronModule;
+  readonly timeZone: string;
+  readonly clock: CronClock;
+  readonly #cron: CronModule;
 
-  constructor(parsed: ParsedUri, context: Context, init: { name: string; expression: string; options: CronOptions; cron: CronModule }) {
+  constructor(parsed: ParsedUri, context: Context, init: { name: string; expression: string; timeZone: string; clock: CronClock; cron: CronModule }) {
     super(parsed, context);
     this.cronName = init.name;
     this.expression = init.expression;
-    this.options = init.options;
-    this.cron = init.cron;
+    this.timeZone = init.timeZone;
+    this.clock = init.clock;
+    this.#cron = init.cron;
   }
 
   override createConsumer(processor: Processor): CronConsumer {
     return new CronConsumer(this, processor);
   }
+
+  /**
+   * The fire times. node-cron parses the expression and matches days (L, W, #); the times are
+   * computed here because node-cron 4.6 loses the repeated hour when clocks go back. Call
+   * `release` when done: the day matcher is a node-cron task in its registry.
+   */
+  createSchedule(): { schedule: CronSchedule; release: () => void } {
+    const parsed = this.#cron.parse(this.expression);
+    const [h0, m0, s0] = [Math.min(...parsed.hour), Math.min(...parsed.minute), Math.min(...parsed.second)];
+    const days = this.#cron.createTask(this.expression, () => undefined, { timezone: 'UTC', name: `dromedary:${this.cronName}:days` });
+    const months = new Set(parsed.month);
+    const dayMatches = (year: number, month: number, day: number) => months.has(month) && days.match(new Date(Date.UTC(year, month - 1, day, h0, m0, s0)));
+    const schedule = new CronSchedule({ seconds: parsed.second, minutes: parsed.minute, hours: parsed.hour, dayMatches }, this.timeZone);
+    return { schedule, release: () => void days.destroy() };
+  }
 }
 
 /** Fires one exchange per scheduled time; a fire due while the previous exchange still runs is skipped, as with Camel's cron. */
 class CronConsumer extends ConsumerSupport<CronEndpoint> {
-  #task: ReturnType<CronModule['createTask']> | undefined;
+  #schedule: CronSchedule | undefined;
+  #release: (() => void) | undefined;
+  #timer: unknown;
+  #due = 0;
   #counter = 0;
   #running = false;
 
   protected doStart(): void {
-    const { cron, expression, cronName, options } = this.endpoint;
-    const logger = this.endpoint.context.logger;
-    // The overlap check is ours rather than node-cron's noOverlap, which reports skips with
-    // console output of its own; library code logs only through the injected logger.
-    this.#task = cron.createTask(
-      expression,
-      async (ctx) => {
-        if (this.#running) {
-          logger.debug(`cron:${cronName} skipped the fire due at ${ctx.date.toISOString()}: the previous exchange is still running`);
-          return;
-        }
-        this.#running = true;
-        try {
-          this.#counter += 1;
-          const exchange = new Exchange({ fromEndpoint: this.endpoint.maskedUri });
-          exchange.headers.set('CamelCronFiredTime', ctx.date);
-          exchange.headers.set('CamelCronName', cronName);
-          exchange.properties.set('CamelTimerCounter', this.#counter);
-          await this.processor(exchange);
-        } finally {
-          this.#running = false;
-        }
-      },
-      { name: `dromedary:${cronName}`, timezone: options.timezone, suppressMissedWarning: true },
-    );
-    void this.#task.start();
+    const { schedule, release } = this.endpoint.createSchedule();
+    this.#schedule = schedule;
+    this.#release = release;
+    this.#arm(schedule.nextAfter(this.endpoint.clock.now()));
   }
 
-  protected async doStop(): Promise<void> {
-    await this.#task?.destroy();
-    this.#task = undefined;
+  protected doStop(): void {
+    if (this.#timer !== undefined) this.endpoint.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#schedule = undefined;
+    this.#release?.();
+    this.#release = undefined;
+  }
+
+  #arm(due: number | undefined): void {
+    if (due === undefined) {
+      this.endpoint.context.logger.warn(`cron:${this.endpoint.cronName} (${this.endpoint.expression}) has no fire time left; it will not fire again`);
+      return;
+    }
+    this.#due = due;
+    const clock = this.endpoint.clock;
+    this.#timer = clock.setTimeout(() => this.#wake(), Math.min(Math.max(0, due - clock.now()), MAX_TIMER));
+  }
+
+  #wake(): void {
+    this.#timer = undefined;
+    const schedule = this.#schedule;
+    if (!schedule) return;
+    const now = this.endpoint.clock.now();
+    // A long wait is taken in steps, and a timer may wake a millisecond early: wait on.
+    if (now < this.#due) return this.#arm(this.#due);
+    const due = this.#due;
+    // After a long stall (a suspended machine) the missed fires collapse into this one, like Quartz's default misfire policy.
+    this.#arm(schedule.nextAfter(Math.max(due, now)));
+    this.#fire(due).catch((err: unknown) =>
+      this.endpoint.context.logger.error(maskSecrets(`cron:${this.endpoint.cronName} failed to run the fire due at ${new Date(due).toISOString()}: ${String(err)}`)),
+    );
+  }
+
+  async #fire(due: number): Promise<void> {
+    const { cronName } = this.endpoint;
+    const logger = this.endpoint.context.logger;
+    if (this.#running) {
+      logger.debug(`cron:${cronName} skipped the fire due at ${new Date(due).toISOString()}: the previous exchange is still running`);
+      return;
+    }
+    this.#running = true;
+    try {
+      this.#counter += 1;
+      const exchange = new Exchange({ fromEndpoint: this.endpoint.maskedUri });
+      exchange.headers.set('CamelCronFiredTime', new Date(due));
+      exchange.headers.set('CamelCronName', cronName);
+      exchange.properties.set('CamelTimerCounter', this.#counter);
+      await this.processor(exchange);
+    } finally {
+      this.#running = false;
+    }
   }
 }
 
-/** `cron:name?schedule=0/5 * * * * ?` (node-cron, loaded on first use). */
+/** `cron:name?schedule=0/5 * * * * ?&timezone=Europe/Paris` (node-cron, loaded on first use). */
 export class CronComponent implements Component {
+  readonly #clock: CronClock;
+
+  constructor(options: { clock?: CronClock } = {}) {
+    this.#clock = options.clock ?? realClock;
+  }
+
   async createEndpoint(uri: ParsedUri, context: Context): Promise<Endpoint> {
     if (uri.path === '') throw new ResolveEndpointError(uri.masked, 'cron needs a name: cron:<name>?schedule=0/5 * * * * ?');
     const options = resolveOptions(uri.masked, 'cron', cronOptions, uri.params);
     if (options.schedule === undefined || options.schedule.trim() === '') {
       throw new ResolveEndpointError(uri.masked, 'the schedule option is required, e.g. cron:tick?schedule=0/5+*+*+*+*+? (every 5 seconds)');
+    }
+    if (options.timezone !== undefined) {
+      const problem = checkTimeZone(options.timezone);
+      if (problem) throw new ResolveEndpointError(uri.masked, `option "timezone" has the invalid value "${options.timezone}": ${problem}`);
     }
     const translated = quartzToNodeCron(options.schedule);
     const cron = await import('node-cron');
@@ -100,6 +176,12 @@ export class CronComponent implements Component {
         `invalid schedule "${options.schedule}": ${problem}. Expected seconds minutes hours day-of-month month day-of-week, e.g. 0/5 * * * * ? or 0 0 12 * * MON-FRI`,
       );
     }
-    return new CronEndpoint(uri, context, { name: uri.path, expression: (translated as { expression: string }).expression, options, cron });
+    return new CronEndpoint(uri, context, {
+      name: uri.path,
+      expression: (translated as { expression: string }).expression,
+      timeZone: options.timezone ?? processTimeZone(),
+      clock: this.#clock,
+      cron,
+    });
   }
 }
