@@ -1,4 +1,4 @@
-import { DromedaryError } from '../errors.ts';
+import { DromedaryError, LeadershipLostError } from '../errors.ts';
 import { ExchangeProperty, type Exchange } from '../exchange/exchange.ts';
 import type { Message } from '../exchange/message.ts';
 import type { Logger } from '../logging/logger.ts';
@@ -14,7 +14,7 @@ import {
   type RedeliveryPolicy,
 } from '../dsl/error-handling.ts';
 import type { Test } from '../dsl/expression.ts';
-import { guard, toError } from './pipeline.ts';
+import { guard, termEnded, toError } from './pipeline.ts';
 import { abortableWait, type Scheduler } from './scheduler.ts';
 
 /** Headers the error handler sets, after Camel's. */
@@ -204,7 +204,10 @@ export class RouteErrorHandler {
   /** `step` is guarded: it records its failure on the exchange and never throws. */
   async #failed(exchange: Exchange, step: Processor, label: string): Promise<void> {
     let error = exchange.exception!;
-    if (isExhausted(error)) return;
+    // Losing leadership is final: a redelivery, an onException clause or a dead-letter channel
+    // would do the term's work on a member that no longer leads, and a handled exchange would be
+    // acked instead of left for the new leader.
+    if (isExhausted(error) || error instanceof LeadershipLostError) return;
     let clause = await this.#match(error, exchange);
     let policy = clause?.policy ?? this.#init.policy;
     let attempt = 0;
@@ -219,6 +222,11 @@ export class RouteErrorHandler {
         markExhausted(aborted);
         exchange.exception = aborted;
         this.#init.logger.warn(maskSecrets(aborted.message), { route: this.#init.routeId, exchangeId: exchange.id });
+        return;
+      }
+      const fenced = termEnded(exchange, 'was not redelivered', error);
+      if (fenced) {
+        exchange.exception = fenced;
         return;
       }
       attempt += 1;
@@ -237,6 +245,11 @@ export class RouteErrorHandler {
       if (isExhausted(error)) return;
       clause = await this.#match(error, exchange);
       policy = clause?.policy ?? this.#init.policy;
+    }
+    const fenced = termEnded(exchange, 'was not handed to the error handler', error);
+    if (fenced) {
+      exchange.exception = fenced;
+      return;
     }
     await this.#exhausted(exchange, error, clause);
   }
