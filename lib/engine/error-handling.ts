@@ -213,6 +213,7 @@ export class RouteErrorHandler {
     let attempt = 0;
     let nominal = 0;
     while (await this.#shouldRedeliver(policy, attempt, error, exchange)) {
+      if (this.#fenced(exchange, 'was not redelivered', error)) return;
       nominal = nextRedeliveryDelay(policy, nominal);
       const wait = applyJitter(nominal, policy.jitter, this.#random);
       const abortedBy = await abortableWait(this.#init.scheduler, wait, [this.#init.stopping, exchange.signal]);
@@ -224,11 +225,7 @@ export class RouteErrorHandler {
         this.#init.logger.warn(maskSecrets(aborted.message), { route: this.#init.routeId, exchangeId: exchange.id });
         return;
       }
-      const fenced = termEnded(exchange, 'was not redelivered', error);
-      if (fenced) {
-        exchange.exception = fenced;
-        return;
-      }
+      if (this.#fenced(exchange, 'was not redelivered', error)) return;
       attempt += 1;
       exchange.exception = undefined;
       exchange.message.headers.set(ErrorHeader.Redelivered, true);
@@ -246,12 +243,16 @@ export class RouteErrorHandler {
       clause = await this.#match(error, exchange);
       policy = clause?.policy ?? this.#init.policy;
     }
-    const fenced = termEnded(exchange, 'was not handed to the error handler', error);
-    if (fenced) {
-      exchange.exception = fenced;
-      return;
-    }
+    if (this.#fenced(exchange, 'was not handed to the error handler', error)) return;
     await this.#exhausted(exchange, error, clause);
+  }
+
+  /** A redelivery or the handling of a failure is a step too: not once the exchange's leadership term has ended. */
+  #fenced(exchange: Exchange, what: string, error: Error): boolean {
+    if (exchange.term === undefined) return false;
+    const fenced = termEnded(exchange, what, error);
+    if (fenced) exchange.exception = fenced;
+    return fenced !== undefined;
   }
 
   async #shouldRedeliver(policy: RedeliveryPolicy, attempt: number, error: Error, exchange: Exchange): Promise<boolean> {
