@@ -62,8 +62,10 @@ function runFrom(steps: readonly Processor[], start: number, exchange: Exchange)
  * member's lease lapsed during a pause or a partition, or another member took the lock) fails
  * before its next step, so no step starts on a member that no longer leads. `isCurrent` is judged on
  * the monotonic clock, so a member resumed after SIGSTOP sees the lapse before any timer has run.
- * Every step of the exchange passes here, including those of nested blocks, routes reached by
- * direct: and the copies that share the term.
+ * Why that keeps two members from running at once: a term is current only until renewDeadline after
+ * its last successful renewal began, and another member's term begins at the earliest leaseDuration
+ * (> renewDeadline) after it saw that renewal. Every step of the exchange passes here, including
+ * those of nested blocks, routes reached by direct: and the copies that share the term.
  */
 function stopIfTermEnded(exchange: Exchange): boolean {
   const failure = termEnded(exchange);
