@@ -47,7 +47,9 @@ export async function preparePrivateFolder(folder: string, setting: string): Pro
   await checkLinksOnTheWay(existing, uid, (problem) => refuse(problem, `Set ${setting} to a folder of your own`));
   let current = await realpath(existing);
   const above = missing.length === 0 ? dirname(current) : current;
-  await checkAncestors(above, uid, (problem) => refuse(problem, `Set ${setting} to a folder only you can write to`));
+  await checkAncestors(above, uid, (problem, path) =>
+    refuse(problem, `Remove ${path} (as its owner or root) if it should not be there, or set ${setting} to a folder only you can write to`),
+  );
   for (const name of missing) {
     current = join(current, name);
     try {
@@ -91,13 +93,13 @@ async function checkLinksOnTheWay(path: string, uid: number | undefined, refuse:
 }
 
 /** Every folder above: owned by this user or root, and not writable by others unless sticky (as /tmp). */
-async function checkAncestors(folder: string, uid: number | undefined, refuse: (problem: string) => never): Promise<void> {
+async function checkAncestors(folder: string, uid: number | undefined, refuse: (problem: string, path: string) => never): Promise<void> {
   if (uid === undefined) return;
   for (let current = folder; ; current = dirname(current)) {
     const info = await lstat(current);
-    if (info.uid !== uid && info.uid !== 0) refuse(`${current} above it belongs to user ${info.uid}, who could replace the folders inside it`);
+    if (info.uid !== uid && info.uid !== 0) refuse(`${current} above it belongs to user ${info.uid}, who could replace the folders inside it`, current);
     if ((info.mode & GROUP_OR_OTHER_WRITE) !== 0 && (info.mode & STICKY) === 0) {
-      refuse(`${current} above it is writable by other users (mode ${(info.mode & 0o7777).toString(8)}) without the sticky bit, so they could replace the folders inside it`);
+      refuse(`${current} above it is writable by other users (mode ${(info.mode & 0o7777).toString(8)}) without the sticky bit, so they could replace the folders inside it`, current);
     }
     if (dirname(current) === current) return;
   }
