@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { cp, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeMembers, GUARDED_ROUTES, MembersHarness, reportRealClusterSkip, TARGETS } from '../support/cluster-members.ts';
 import { waitFor } from '../support/wait.ts';
@@ -77,5 +77,35 @@ describe('the default lock domain: one per user, not per routes path (file backe
     const all = await h.entries();
     h.assertNeverTwoAtOnce(all, 'lock1');
     h.assertNeverTwoAtOnce(all, 'lock2');
+  });
+});
+
+describe('/leadership lists the members seen alive (file backend)', function () {
+  this.timeout(60_000);
+  const h = new MembersHarness(TARGETS.find((t) => t.cluster === 'file')!);
+  h.install();
+
+  it('drops a member that died, and never lists a dead one whose clock ran fast', async () => {
+    // A member that died with its clock an hour fast left a heartbeat "from the future".
+    const members = join(h.dir, 'locks', 'lock1', 'members');
+    await mkdir(members, { recursive: true, mode: 0o700 });
+    await writeFile(join(members, 'fast-clock'), '', { mode: 0o600 });
+    const future = new Date(Date.now() + 3_600_000);
+    await utimes(join(members, 'fast-clock'), future, future);
+    const m1 = h.start('m1', { args: ['--health-port', '0'] });
+    const line = await h.members.get(m1)!.waitForLine(/Health endpoints on http:\/\/127\.0\.0\.1:\d+/);
+    const base = /(http:\/\/127\.0\.0\.1:\d+)/.exec(line)![1]!;
+    const listed = async () => {
+      const body = (await (await fetch(`${base}/leadership`)).json()) as { locks: Array<{ lock: string; members: string[] }> };
+      return body.locks.find((l) => l.lock === 'lock1')?.members ?? [];
+    };
+    const m2 = h.start('m2');
+    await waitFor(async () => (await listed()).includes(m2), { timeout: 15_000, message: `m1 to list ${m2}` });
+    expect(await listed()).to.have.members([m1, m2]);
+    h.kill(m2);
+    // m2's heartbeat stops changing: gone once a lease passed on m1's clock, seen at m1's next attempt.
+    const bound = h.LEASE + h.RETRY * h.JITTER + h.MARGIN;
+    await waitFor(async () => !(await listed()).includes(m2), { timeout: bound, message: `m1 to drop ${m2} within ${bound}ms of its death` });
+    expect(await listed()).to.deep.equal([m1]);
   });
 });
