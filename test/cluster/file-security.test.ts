@@ -173,14 +173,20 @@ describe('file store security: its files are its own', function () {
     }
   });
 
-  it('fails at once with a clear error for a cluster folder that cannot exist (/proc), not a hang', async () => {
-    const p = spawnCli(['run', 'routes', '--cluster', 'file'], { cwd: join(import.meta.dirname, 'fixtures'), env: { DROMEDARY_CLUSTER_ROOT: '/proc/dromedary' } });
-    try {
-      const { code } = await p.exited;
-      expect(code).to.equal(1);
-      expect(p.output).to.match(/the cluster folder \/proc\/dromedary cannot be used: \/proc\/dromedary cannot be created \(ENOENT\)\. Set DROMEDARY_CLUSTER_ROOT to a writable folder of your own/);
-    } finally {
-      await p.stop();
+  it('fails at once with a clear error for a cluster folder that cannot exist or take files (/proc), not a hang', async () => {
+    const cases: Array<[string, RegExp]> = [
+      ['/proc/dromedary', /the cluster folder \/proc\/dromedary cannot be used: \/proc\/dromedary cannot be created \(ENOENT\)\. Set DROMEDARY_CLUSTER_ROOT to a writable folder of your own/],
+      ['/proc', /the cluster folder \/proc cannot be used: writing a file and a hard link to it there failed \(ENOENT\)\. Set DROMEDARY_CLUSTER_ROOT to a writable folder/],
+    ];
+    for (const [root, message] of cases) {
+      const p = spawnCli(['run', 'routes', '--cluster', 'file'], { cwd: join(import.meta.dirname, 'fixtures'), env: { DROMEDARY_CLUSTER_ROOT: root } });
+      try {
+        const { code } = await p.exited;
+        expect(code, root).to.equal(1);
+        expect(p.output).to.match(message);
+      } finally {
+        await p.stop();
+      }
     }
   });
 });
