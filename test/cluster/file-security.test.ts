@@ -78,6 +78,18 @@ describe('file store security: its files are its own', function () {
     expect(await readdir(elsewhere)).to.deep.equal([]);
   });
 
+  it('makes a lock folder again (0700, checked) after someone removed it', async () => {
+    const root = await preparePrivateFolder(join(dir, 'cluster'), 'DROMEDARY_CLUSTER_ROOT');
+    const store = new FileLockStore(root);
+    await store.create('lock1', record('m1'), signal);
+    await store.heartbeat('lock1', 'm1');
+    await rm(join(root, 'lock1'), { recursive: true });
+    await store.heartbeat('lock1', 'm1');
+    expect((await store.create('lock1', record('m1'), signal)).version).to.equal('1');
+    expect(await mode(join(root, 'lock1'))).to.equal(0o700);
+    expect(await readdir(join(root, 'lock1', 'members'))).to.deep.equal(['m1']);
+  });
+
   it('gives member ids of dots their own file names, never . or ..', async () => {
     const root = await preparePrivateFolder(join(dir, 'cluster'), 'DROMEDARY_CLUSTER_ROOT');
     const store = new FileLockStore(root);

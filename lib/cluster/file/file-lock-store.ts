@@ -63,9 +63,12 @@ export class FileLockStore implements LockStore {
     return join(this.root, lock);
   }
 
-  /** Makes `dir` (mode 0700, whatever the umask) if needed and checks it is a real folder of this user. */
-  async #ensureDir(dir: string): Promise<void> {
-    if (this.#checkedDirs.has(dir)) return;
+  /**
+   * Makes `dir` (mode 0700, whatever the umask) if needed and checks it is a real folder of this user.
+   * `again`: someone may have removed it since it was checked (an operator deleting a lock's files).
+   */
+  async #ensureDir(dir: string, again = false): Promise<void> {
+    if (!again && this.#checkedDirs.has(dir)) return;
     try {
       await mkdir(dir, { mode: 0o700 });
       await chmod(dir, 0o700);
@@ -117,7 +120,7 @@ export class FileLockStore implements LockStore {
   }
 
   async create(lock: string, record: LockRecord, _signal?: AbortSignal): Promise<VersionedRecord> {
-    await this.#ensureDir(this.#dir(lock));
+    await this.#ensureDir(this.#dir(lock), true);
     return this.#publish(lock, record, 1, 'already exists');
   }
 
@@ -248,8 +251,8 @@ export class FileLockStore implements LockStore {
       await lutimes(file, now, now);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      await this.#ensureDir(this.#dir(lock));
-      await this.#ensureDir(dir);
+      await this.#ensureDir(this.#dir(lock), true);
+      await this.#ensureDir(dir, true);
       const handle = await open(file, CREATE_NEW, 0o600).catch((e: NodeJS.ErrnoException) => {
         if (e.code === 'EEXIST') return undefined;
         throw e;
