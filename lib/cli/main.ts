@@ -31,8 +31,9 @@ Options for run:
   --health-port <n>           Serve /healthz, /readyz and /leadership on this port (env DROMEDARY_HEALTH_PORT;
                               host DROMEDARY_HEALTH_HOST, default 127.0.0.1; use 0.0.0.0 in a pod)
 
-Cluster environment: DROMEDARY_CLUSTER_ROOT (file backend folder), DROMEDARY_LEASE_DURATION (15s),
-DROMEDARY_RENEW_DEADLINE (10s), DROMEDARY_RETRY_PERIOD (2s).
+Cluster environment: DROMEDARY_CLUSTER_ROOT (file backend folder, yours alone; default
+<os temp>/dromedary-<uid>/cluster), DROMEDARY_LEASE_DURATION (15s), DROMEDARY_RENEW_DEADLINE (10s),
+DROMEDARY_RETRY_PERIOD (2s); timings need a unit.
 
 Route files (.ts, .mts, .js, .mjs; names starting with _ are skipped) either call from() at top level:
   import { from } from 'dromedary';

@@ -1,4 +1,3 @@
-import { resolve } from 'node:path';
 import { Context } from '../engine/context.ts';
 import { createClusterService, resolveClusterConfig, type ClusterFlags } from '../cluster/config.ts';
 import { CLUSTER_SERVICE } from '../components/master/master-component.ts';
@@ -34,7 +33,7 @@ export async function runRoutes(options: RunOptions): Promise<number> {
     );
   }
   // One cluster service per process, shared by every master: route and by route files' own code.
-  const clusterConfig = resolveClusterConfig({ flags: options.cluster, appKey: options.paths.map((p) => resolve(p)).join('\n') });
+  const clusterConfig = resolveClusterConfig({ flags: options.cluster });
   const cluster = await createClusterService(clusterConfig, logger);
   const context = new Context({ logger, shutdownTimeout: options.shutdownTimeout, properties: options.properties });
   context.addService(CLUSTER_SERVICE, cluster);
