@@ -7,7 +7,9 @@ import { LeadershipLostError } from '../../lib/errors.ts';
 import { captureLogger } from '../support/capture-logger.ts';
 import { waitFor } from '../support/wait.ts';
 
-const timings = validateTimings({ leaseDuration: 400, renewDeadline: 250, retryPeriod: 50 });
+// Long enough that a busy machine's stalls never lapse a term by themselves: these tests play the
+// lapse with the clock; the next term starts at the next renewal, within retryPeriod.
+const timings = validateTimings({ leaseDuration: 6000, renewDeadline: 4000, retryPeriod: 300 });
 
 describe('singleton services and their leadership term', () => {
   const services: ElectorClusterService[] = [];
@@ -76,7 +78,7 @@ describe('singleton services and their leadership term', () => {
     expect(units).to.equal(unitsAtLapse);
 
     // Still the holder in the store: its next renewal is a fresh acquisition, a new term, a new start.
-    await waitFor(() => terms.length === 2, { timeout: 2000, message: 'a start for the next term' });
+    await waitFor(() => terms.length === 2, { timeout: timings.retryPeriod + 2000, message: 'a start for the next term' });
     expect(terms[1]).not.to.equal(first);
     expect(terms[1]!.isLeader()).to.equal(true);
     expect(log).to.deep.equal(['start', 'stop', 'start']);
