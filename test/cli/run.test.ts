@@ -159,11 +159,32 @@ describe('dromedary kube-api (end to end)', function () {
       await p.waitForLine(/kubeconfig written to/);
       const { readFile } = await import('node:fs/promises');
       expect(await readFile(kubeconfig, 'utf8')).to.contain(url);
-      const response = await fetch(`${url}/apis/coordination.k8s.io/v1/namespaces/demo/leases`);
+      const text = await readFile(kubeconfig, 'utf8');
+      const token = /token: "([^"]+)"/.exec(text)![1]!;
+      expect((await import('node:fs')).statSync(kubeconfig).mode & 0o777).to.equal(0o600);
+      const leases = `${url}/apis/coordination.k8s.io/v1/namespaces/demo/leases`;
+      expect((await fetch(leases)).status).to.equal(401);
+      const response = await fetch(leases, { headers: { authorization: `Bearer ${token}` } });
       expect(response.status).to.equal(200);
       expect(((await response.json()) as { kind: string }).kind).to.equal('LeaseList');
       p.signal('SIGTERM');
       expect((await p.exited).code).to.equal(0);
+    } finally {
+      await p.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('with --anonymous, serves requests without a token and writes none', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dromedary-kubeapi-'));
+    const kubeconfig = join(dir, 'kubeconfig.yaml');
+    const p = spawnCli(['kube-api', '--port', '0', '--anonymous', '--kubeconfig', kubeconfig]);
+    try {
+      const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(await p.waitForLine(/listening on http:\/\/127\.0\.0\.1:\d+/))![1]!;
+      await p.waitForLine(/Anonymous access/);
+      const { readFile } = await import('node:fs/promises');
+      expect(await readFile(kubeconfig, 'utf8')).not.to.contain('token:');
+      expect((await fetch(`${url}/api/v1/namespaces/default/configmaps`)).status).to.equal(200);
     } finally {
       await p.stop();
       await rm(dir, { recursive: true, force: true });

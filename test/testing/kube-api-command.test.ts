@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type KubeApiServer, runKubeApiCommand, startKubeApiServer } from '../../lib/testing/index.ts';
@@ -33,6 +33,54 @@ describe('runKubeApiCommand (dromedary kube-api)', () => {
     const coord = kc.makeApiClient(k8s.CoordinationV1Api);
     await coord.createNamespacedLease({ namespace: 'demo', body: { metadata: { name: 'x' }, spec: { leaseDurationSeconds: 5 } } });
     expect(server.requests({ token: 'dev', verb: 'create' })).to.have.length(1);
+  });
+
+  // Issue 17.5: any local user could rewrite Leases through the command's server.
+  it('requires the token it writes into the kubeconfig: none or a made-up one gets 401', async () => {
+    const path = join(dir, 'kubeconfig.yaml');
+    server = await runKubeApiCommand({ kubeconfigPath: path, namespace: 'demo', out: () => undefined });
+    const written = /token: "([^"]+)"/.exec(readFileSync(path, 'utf8'))?.[1];
+    expect(written).to.match(/^[A-Za-z0-9_-]{43}$/);
+    const leases = `${server.url}/apis/coordination.k8s.io/v1/namespaces/demo/leases`;
+    expect((await fetch(leases)).status).to.equal(401);
+    expect((await fetch(leases, { headers: { authorization: 'Bearer made-up' } })).status).to.equal(401);
+    expect((await fetch(leases, { headers: { authorization: `Bearer ${written}` } })).status).to.equal(200);
+
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(path);
+    await kc.makeApiClient(k8s.CoordinationV1Api).createNamespacedLease({ namespace: 'demo', body: { metadata: { name: 'y' }, spec: { leaseDurationSeconds: 5 } } });
+    expect(server.getLease('y', 'demo')).not.to.equal(undefined);
+  });
+
+  it('draws a new token each time', async () => {
+    const a = join(dir, 'a.yaml');
+    const b = join(dir, 'b.yaml');
+    server = await runKubeApiCommand({ kubeconfigPath: a, out: () => undefined });
+    await server.close();
+    server = await runKubeApiCommand({ kubeconfigPath: b, out: () => undefined });
+    expect(readFileSync(a, 'utf8').match(/token: .*/)![0]).not.to.equal(readFileSync(b, 'utf8').match(/token: .*/)![0]);
+  });
+
+  it('accepts requests without a token only when asked to (anonymous), and writes no token then', async () => {
+    const path = join(dir, 'kubeconfig.yaml');
+    const lines: string[] = [];
+    server = await runKubeApiCommand({ kubeconfigPath: path, anonymous: true, out: (l) => lines.push(l) });
+    expect(readFileSync(path, 'utf8')).not.to.contain('token:');
+    expect((await fetch(`${server.url}/api/v1/namespaces/default/configmaps`)).status).to.equal(200);
+    expect(lines.join('\n')).to.contain('Anonymous access');
+  });
+
+  it('writes the kubeconfig 0600 whatever the umask, also over an existing readable file', async () => {
+    const path = join(dir, 'kubeconfig.yaml');
+    writeFileSync(path, 'old', { mode: 0o644 });
+    const umask = process.umask(0o000);
+    try {
+      server = await runKubeApiCommand({ kubeconfigPath: path, out: () => undefined });
+    } finally {
+      process.umask(umask);
+    }
+    expect(statSync(path).mode & 0o777).to.equal(0o600);
+    expect(readFileSync(path, 'utf8')).to.contain('token:');
   });
 
   it('rejects bad options with a message naming the fix', async () => {

@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { writeFile } from 'node:fs/promises';
+import { chmod, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { ConfigurationError } from '../../errors.ts';
@@ -342,8 +343,20 @@ export class KubeApiServer extends EventEmitter {
     return kubeconfigYaml({ namespace: this.namespace, ...options, server: this.url });
   }
 
+  /**
+   * Writes the kubeconfig readable by its owner only (0600), whatever the umask and even over an
+   * existing file: it is written to a new file beside it, then renamed over the path.
+   */
   async writeKubeconfig(path: string, options: Omit<KubeconfigOptions, 'server'> = {}): Promise<string> {
-    await writeFile(path, this.kubeconfig(options), { mode: 0o600 });
+    const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`);
+    try {
+      await writeFile(temporary, this.kubeconfig(options), { mode: 0o600, flag: 'wx' });
+      await chmod(temporary, 0o600);
+      await rename(temporary, path);
+    } catch (err) {
+      await rm(temporary, { force: true });
+      throw err;
+    }
     return path;
   }
 
