@@ -53,6 +53,79 @@ if (kubectl) {
       expect(server.getLease('from-kubectl', 'kc')).to.equal(undefined);
     });
 
+    // Issue 12.7: kubectl's ordinary commands, with validation on (kubectl reads the OpenAPI v3 documents).
+    const yaml = (name: string, text: string): string => {
+      const file = join(dir, name);
+      writeFileSync(file, text);
+      return file;
+    };
+    const configMap = (name: string, data: Record<string, string>, extra = '') =>
+      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n${Object.entries(data).map(([k, v]) => `  ${k}: "${v}"`).join('\n')}\n${extra}`;
+    const failure = async (...args: string[]): Promise<string> => {
+      try {
+        await k(...args);
+      } catch (err) {
+        return String((err as { stderr?: string }).stderr);
+      }
+      throw new Error(`kubectl ${args.join(' ')} succeeded`);
+    };
+
+    it('create -f and apply -f with validation, the Lease manifest of examples/kubernetes included', async () => {
+      const lease = yaml(
+        'lease.yaml',
+        'apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: route-lock\n  labels: {app: demo}\nspec:\n  holderIdentity: pod-a\n  leaseDurationSeconds: 15\n',
+      );
+      expect(await k('create', '-f', lease)).to.contain('lease.coordination.k8s.io/route-lock created');
+      expect(await k('apply', '-f', yaml('cm.yaml', configMap('settings', { a: '1', b: '2' })))).to.contain('configmap/settings created');
+      expect(server.getConfigMap('settings', 'kc')?.data).to.deep.equal({ a: '1', b: '2' });
+      // A second apply computes a three-way patch: a changed key, a removed key.
+      expect(await k('apply', '-f', yaml('cm.yaml', configMap('settings', { a: '9' })))).to.contain('configmap/settings configured');
+      expect(server.getConfigMap('settings', 'kc')?.data).to.deep.equal({ a: '9' });
+      expect(await k('apply', '-f', yaml('cm.yaml', configMap('settings', { a: '9' })))).to.contain('configmap/settings unchanged');
+      expect(await k('get', 'lease', 'route-lock', '-o', 'jsonpath={.spec.holderIdentity}')).to.equal('pod-a');
+      expect(await k('delete', '-f', lease)).to.contain('"route-lock" deleted');
+      expect(server.getLease('route-lock', 'kc')).to.equal(undefined);
+    });
+
+    it('refuses a manifest with an unknown field, as the server validates strictly for kubectl', async () => {
+      const stderr = await failure('create', '-f', yaml('bad.yaml', configMap('bad', { a: '1' }, 'colour: red\n')));
+      expect(stderr).to.contain('strict decoding error: unknown field "colour"');
+      expect(server.getConfigMap('bad', 'kc')).to.equal(undefined);
+    });
+
+    it('create configmap (a protobuf body), label, annotate, and the three kinds of patch', async () => {
+      expect(await k('create', 'configmap', 'literal', '--from-literal=k=v', '--from-literal=z=w')).to.contain('configmap/literal created');
+      expect(server.getConfigMap('literal', 'kc')?.data).to.deep.equal({ k: 'v', z: 'w' });
+      await k('label', 'configmap', 'literal', 'tier=web');
+      await k('annotate', 'configmap', 'literal', 'note=hi');
+      expect((await k('get', 'cm', '-l', 'tier=web', '-o', 'name')).trim()).to.equal('configmap/literal');
+      await k('patch', 'configmap', 'literal', '-p', '{"data":{"k":"v2"}}');
+      await k('patch', 'configmap', 'literal', '--type', 'merge', '-p', '{"data":{"z":null}}');
+      await k('patch', 'configmap', 'literal', '--type', 'json', '-p', '[{"op":"add","path":"/data/j","value":"1"}]');
+      const stored = server.getConfigMap('literal', 'kc')!;
+      expect(stored.data).to.deep.equal({ k: 'v2', j: '1' });
+      expect(stored.metadata.annotations).to.deep.equal({ note: 'hi' });
+      await k('delete', 'configmap', 'literal');
+    });
+
+    it('server-side apply, replace, diff and server dry runs', async () => {
+      const file = yaml('ssa.yaml', configMap('ssa', { a: '1' }));
+      expect(await k('apply', '--server-side', '-f', file)).to.contain('configmap/ssa serverside-applied');
+      expect(await k('apply', '--server-side', '-f', yaml('ssa.yaml', configMap('ssa', { a: '2' })))).to.contain('serverside-applied');
+      expect(server.getConfigMap('ssa', 'kc')?.data).to.deep.equal({ a: '2' });
+      expect(await k('replace', '-f', yaml('ssa.yaml', configMap('ssa', { a: '3' })))).to.contain('configmap/ssa replaced');
+      const changed = yaml('ssa.yaml', configMap('ssa', { a: '4' }));
+      // kubectl diff exits 1 when there are differences.
+      const out = await run(kubectl!, ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), 'diff', '-f', changed], { timeout: 20_000 }).then(
+        (r) => r.stdout,
+        (err: { stdout?: string; code?: number }) => (err.code === 1 ? String(err.stdout) : Promise.reject(err as Error)),
+      );
+      expect(out).to.contain('-  a: "3"').and.to.contain('+  a: "4"');
+      expect(await k('apply', '-f', changed, '--dry-run=server')).to.contain('(server dry run)');
+      expect(await k('delete', 'configmap', 'ssa', '--dry-run=server')).to.contain('(server dry run)');
+      expect(server.getConfigMap('ssa', 'kc')?.data).to.deep.equal({ a: '3' });
+    });
+
     it('lists pods by label selector', async () => {
       server.createPod({ name: 'web-1', namespace: 'kc', labels: { app: 'web' } });
       server.createPod({ name: 'db-1', namespace: 'kc', labels: { app: 'db' } });

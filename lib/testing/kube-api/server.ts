@@ -14,6 +14,8 @@ import type { Logger } from '../../logging/logger.ts';
 import { apiGroupDocument, apiGroupList, apiResourceList, apiVersions, SERVER_VERSION } from './discovery.ts';
 import { type FaultAction, type FaultEvent, FaultControl, combine } from './faults.ts';
 import { type KubeconfigOptions, kubeconfigYaml } from './kubeconfig.ts';
+import { openApiV3Document, openApiV3Root } from './openapi.ts';
+import { PROTOBUF, ProtobufDecodeError, decodeProtobufBody } from './protobuf.ts';
 import { PatchApplyError, PatchDecodeError, applyJsonPatch, applyMergePatch, applyStrategicMergePatch } from './patch.ts';
 import { type Rule, rulesAllow } from './rbac.ts';
 import { CONFIGMAPS, type DecodedObject, type KubeObject, LEASES, PODS, RESOURCE_TYPES, type ResourceType } from './resources.ts';
@@ -116,7 +118,9 @@ export interface PodStatusInput {
 
 const JSON_HEADERS = { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' } as const;
 const MAX_BODY = 3 * 1024 * 1024;
-const PATCH_TYPES = ['application/json-patch+json', 'application/merge-patch+json', 'application/strategic-merge-patch+json'];
+/** Server-side apply (`kubectl apply --server-side`): the whole intended object, created when absent. */
+const APPLY_PATCH = 'application/apply-patch+yaml';
+const PATCH_TYPES = ['application/json-patch+json', 'application/merge-patch+json', 'application/strategic-merge-patch+json', APPLY_PATCH];
 const ALL_CLIENTS = Symbol('all clients');
 
 interface Route {
@@ -608,33 +612,41 @@ export class KubeApiServer extends EventEmitter {
       }
       case 'create': {
         if (!namespace) throw methodNotAllowed();
-        requireJsonBody(req);
-        const decoded = type.decode(await readJson(req), warnings);
-        const created = this.store.create(type, namespace, decoded);
+        const decoded = type.decode(await readObjectBody(req, type), warnings);
+        fieldValidation(url, type, warnings);
+        const created = this.store.create(type, namespace, decoded, { dryRun: dryRun(url) });
         this.send(res, 201, withKind(type, created), warnings);
         return 201;
       }
       case 'update': {
-        requireJsonBody(req);
-        const decoded = type.decode(await readJson(req), warnings);
+        const decoded = type.decode(await readObjectBody(req, type), warnings);
+        fieldValidation(url, type, warnings);
         const { object, created } = this.store.update(type, namespace!, name!, decoded, {
           subresource: subresource === 'status' ? 'status' : undefined,
+          dryRun: dryRun(url),
         });
         this.send(res, created ? 201 : 200, withKind(type, object), warnings);
         return created ? 201 : 200;
       }
       case 'patch': {
-        const object = await this.patch(req, type, namespace!, name!, subresource, warnings);
-        this.send(res, 200, withKind(type, object), warnings);
-        return 200;
+        const { object, created } = await this.patch(req, url, type, namespace!, name!, subresource, warnings);
+        this.send(res, created ? 201 : 200, withKind(type, object), warnings);
+        return created ? 201 : 200;
       }
       case 'delete': {
         const body = await readOptionalJson(req);
         const pre = (body as { preconditions?: { resourceVersion?: unknown; uid?: unknown } } | undefined)?.preconditions;
-        const deleted = this.store.delete(type, namespace!, name!, {
-          resourceVersion: typeof pre?.resourceVersion === 'string' ? pre.resourceVersion : undefined,
-          uid: typeof pre?.uid === 'string' ? pre.uid : undefined,
-        });
+        const deleted = this.store.delete(
+          type,
+          namespace!,
+          name!,
+          {
+            resourceVersion: typeof pre?.resourceVersion === 'string' ? pre.resourceVersion : undefined,
+            uid: typeof pre?.uid === 'string' ? pre.uid : undefined,
+          },
+          // kubectl sends DeleteOptions in the body, dryRun included.
+          { dryRun: dryRun(url) || (Array.isArray((body as { dryRun?: unknown } | undefined)?.dryRun) && ((body as { dryRun: unknown[] }).dryRun.includes('All'))) },
+        );
         const answer = type.returnDeletedObject
           ? withKind(type, deleted)
           : successStatus({ name: name!, ...(type.group ? { group: type.group } : {}), kind: type.plural, uid: deleted.metadata.uid });
@@ -653,6 +665,11 @@ export class KubeApiServer extends EventEmitter {
     if (path === '/api') return apiVersions(`${this.host}:${this.listenPort}`);
     if (path === '/apis') return apiGroupList();
     if (path === '/api/v1') return apiResourceList('v1');
+    if (path === '/openapi/v3') return openApiV3Root();
+    if (path.startsWith('/openapi/v3/')) {
+      const text = openApiV3Document(path.slice('/openapi/v3/'.length));
+      return text === undefined ? undefined : JSON.parse(text);
+    }
     const ns = /^\/api\/v1\/namespaces\/([^/]+)$/.exec(path);
     if (ns) return namespaceObject(decodeURIComponent(ns[1]!));
     if (path === '/healthz' || path === '/readyz' || path === '/livez') return 'ok';
@@ -803,24 +820,39 @@ export class KubeApiServer extends EventEmitter {
 
   private async patch(
     req: IncomingMessage,
+    url: URL,
     type: ResourceType,
     namespace: string,
     name: string,
     subresource: string | undefined,
     warnings: string[],
-  ): Promise<KubeObject> {
+  ): Promise<{ object: KubeObject; created: boolean }> {
     const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (!PATCH_TYPES.includes(contentType)) {
       req.resume();
       throw unsupportedMediaType(PATCH_TYPES);
     }
-    const patchDoc = await readJson(req);
+    if (contentType === APPLY_PATCH && !url.searchParams.get('fieldManager')) {
+      req.resume();
+      throw invalid({ group: 'meta.k8s.io', kind: 'PatchOptions' }, '', [
+        { type: 'FieldValueRequired', field: 'fieldManager', detail: 'is required for apply patch' },
+      ]);
+    }
+    const patchDoc = contentType === APPLY_PATCH ? await readApplyConfiguration(req) : await readJson(req);
     const existing = this.store.get(type, namespace, name);
+    if (!existing && contentType === APPLY_PATCH && subresource === undefined) {
+      // Server-side apply creates what does not exist yet.
+      const decoded = type.decode(patchDoc, warnings);
+      fieldValidation(url, type, warnings);
+      if (decoded.metadata.name === undefined) decoded.metadata.name = name;
+      return { object: this.store.create(type, namespace, decoded, { dryRun: dryRun(url) }), created: true };
+    }
     if (!existing) throw notFound(type.gr, name);
     const current = withKind(type, existing);
     let patched: unknown;
     try {
-      if (contentType === 'application/json-patch+json') patched = applyJsonPatch(current, patchDoc);
+      if (contentType === APPLY_PATCH) patched = applyStrategicMergePatch(current, patchDoc, true);
+      else if (contentType === 'application/json-patch+json') patched = applyJsonPatch(current, patchDoc);
       else if (contentType === 'application/merge-patch+json') patched = applyMergePatch(current, patchDoc);
       else patched = applyStrategicMergePatch(current, patchDoc, type === PODS);
     } catch (err) {
@@ -833,13 +865,16 @@ export class KubeApiServer extends EventEmitter {
       throw err;
     }
     const decoded = type.decode(patched, warnings);
+    fieldValidation(url, type, warnings);
     // A patch is applied to the current object, so it is conditional only if it sets a resourceVersion itself.
     if (!decoded.metadata.resourceVersion) decoded.metadata.resourceVersion = existing.metadata.resourceVersion;
     if (decoded.metadata.name === undefined) decoded.metadata.name = name;
-    return this.store.update(type, namespace, name, decoded, {
+    const object = this.store.update(type, namespace, name, decoded, {
       subresource: subresource === 'status' ? 'status' : undefined,
       fromPatch: true,
+      dryRun: dryRun(url),
     }).object;
+    return { object, created: false };
   }
 }
 
@@ -902,13 +937,47 @@ function withKind(type: ResourceType, obj: KubeObject): Record<string, unknown> 
   return { kind: type.kind, apiVersion: type.apiVersion, ...obj };
 }
 
-/** Bodies are JSON only; clients that prefer protobuf (kubectl for core types) are told so with a 415. */
-function requireJsonBody(req: IncomingMessage): void {
-  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== '' && type !== 'application/json') {
-    req.resume();
-    throw unsupportedMediaType(['application/json']);
+/**
+ * A create or update body: JSON, or Kubernetes protobuf for the kinds protobuf.ts reads (kubectl's
+ * typed clients send protobuf: `kubectl create configmap`). Anything else gets the apiserver's 415.
+ */
+async function readObjectBody(req: IncomingMessage, type: ResourceType): Promise<unknown> {
+  const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (contentType === PROTOBUF) {
+    try {
+      return decodeProtobufBody(await readBytes(req), { apiVersion: type.apiVersion, kind: type.kind });
+    } catch (err) {
+      if (err instanceof ProtobufDecodeError) throw badRequest(`${type.kind} in version "${type.version}" cannot be handled as a ${type.kind}: ${err.message}`);
+      throw err;
+    }
   }
+  if (contentType !== '' && contentType !== 'application/json') {
+    req.resume();
+    throw unsupportedMediaType(['application/json', PROTOBUF]);
+  }
+  return readJson(req);
+}
+
+/**
+ * The fieldValidation query parameter: Strict refuses unknown fields (400, as the apiserver's strict
+ * decoder), Ignore drops them silently, Warn (the default) drops them with a Warning header.
+ */
+function fieldValidation(url: URL, type: ResourceType, warnings: string[]): void {
+  const directive = url.searchParams.get('fieldValidation') ?? 'Warn';
+  if (!['Strict', 'Warn', 'Ignore'].includes(directive)) {
+    throw badRequest(`fieldValidation: Unsupported value: "${directive}": supported values: "Ignore", "Strict", "Warn"`);
+  }
+  if (directive === 'Ignore') warnings.length = 0;
+  if (directive === 'Strict' && warnings.length > 0) {
+    throw badRequest(`${type.kind} in version "${type.version}" cannot be handled as a ${type.kind}: strict decoding error: ${warnings.join(', ')}`);
+  }
+}
+
+/** `dryRun=All` (kubectl diff, `--dry-run=server`): check everything, write nothing. */
+function dryRun(url: URL): boolean {
+  const values = url.searchParams.getAll('dryRun');
+  for (const v of values) if (v !== 'All') throw badRequest(`dryRun: Unsupported value: "${v}": supported values: "All"`);
+  return values.length > 0;
 }
 
 function isTrue(v: string | null): boolean {
@@ -923,7 +992,7 @@ function safeFieldSelector(s: string): FieldRequirement[] | undefined {
   }
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
+async function readBytes(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -931,7 +1000,11 @@ async function readBody(req: IncomingMessage): Promise<string> {
     if (size > MAX_BODY) throw requestEntityTooLarge(MAX_BODY);
     chunks.push(chunk as Buffer);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  return (await readBytes(req)).toString('utf8');
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
@@ -941,6 +1014,19 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   } catch (err) {
     const detail = text.trim() === '' ? 'unexpected end of JSON input' : (err as Error).message;
     throw badRequest(`couldn't get version/kind; json parse error: ${detail}`);
+  }
+}
+
+/**
+ * An apply configuration. kubectl sends it as JSON, which is YAML too; this server reads no other YAML,
+ * and says so rather than misreading it.
+ */
+async function readApplyConfiguration(req: IncomingMessage): Promise<unknown> {
+  const text = await readBody(req);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw badRequest('error decoding YAML: this test server reads apply configurations written as JSON (the JSON subset of YAML), as kubectl sends them');
   }
 }
 
