@@ -4,7 +4,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type KubeApiServer, runKubeApiCommand, startKubeApiServer } from '../../lib/testing/index.ts';
 import { ConfigurationError } from '../../lib/errors.ts';
+import { request } from 'node:https';
 import { k8s } from './kube-client.ts';
+
+/** The status of a GET over HTTPS, trusting the kubeconfig's CA (fetch cannot be given one). */
+function statusOf(url: string, kubeconfigText: string, token?: string): Promise<number> {
+  const ca = Buffer.from(/certificate-authority-data: "([^"]+)"/.exec(kubeconfigText)![1]!, 'base64').toString();
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ca, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode!));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 describe('runKubeApiCommand (dromedary kube-api)', () => {
   let server: KubeApiServer | undefined;
@@ -24,8 +38,10 @@ describe('runKubeApiCommand (dromedary kube-api)', () => {
     const path = join(dir, 'kubeconfig.yaml');
     server = await runKubeApiCommand({ kubeconfigPath: path, token: 'dev', namespace: 'demo', out: (l) => lines.push(l) });
     expect(lines[0]).to.equal(`Kubernetes API test server listening on ${server.url}`);
+    expect(server.url).to.match(/^https:\/\/127\.0\.0\.1:\d+$/);
     expect(lines[1]).to.contain(path);
-    expect(readFileSync(path, 'utf8')).to.contain('insecure-skip-tls-verify: true');
+    // HTTPS, verified against the server's own certificate: client-go sends tokens only over TLS.
+    expect(readFileSync(path, 'utf8')).to.contain('certificate-authority-data:').and.not.to.contain('insecure-skip-tls-verify');
 
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(path);
@@ -39,12 +55,13 @@ describe('runKubeApiCommand (dromedary kube-api)', () => {
   it('requires the token it writes into the kubeconfig: none or a made-up one gets 401', async () => {
     const path = join(dir, 'kubeconfig.yaml');
     server = await runKubeApiCommand({ kubeconfigPath: path, namespace: 'demo', out: () => undefined });
-    const written = /token: "([^"]+)"/.exec(readFileSync(path, 'utf8'))?.[1];
+    const text = readFileSync(path, 'utf8');
+    const written = /token: "([^"]+)"/.exec(text)?.[1];
     expect(written).to.match(/^[A-Za-z0-9_-]{43}$/);
     const leases = `${server.url}/apis/coordination.k8s.io/v1/namespaces/demo/leases`;
-    expect((await fetch(leases)).status).to.equal(401);
-    expect((await fetch(leases, { headers: { authorization: 'Bearer made-up' } })).status).to.equal(401);
-    expect((await fetch(leases, { headers: { authorization: `Bearer ${written}` } })).status).to.equal(200);
+    expect(await statusOf(leases, text)).to.equal(401);
+    expect(await statusOf(leases, text, 'made-up')).to.equal(401);
+    expect(await statusOf(leases, text, written)).to.equal(200);
 
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(path);
@@ -66,7 +83,7 @@ describe('runKubeApiCommand (dromedary kube-api)', () => {
     const lines: string[] = [];
     server = await runKubeApiCommand({ kubeconfigPath: path, anonymous: true, out: (l) => lines.push(l) });
     expect(readFileSync(path, 'utf8')).not.to.contain('token:');
-    expect((await fetch(`${server.url}/api/v1/namespaces/default/configmaps`)).status).to.equal(200);
+    expect(await statusOf(`${server.url}/api/v1/namespaces/default/configmaps`, readFileSync(path, 'utf8'))).to.equal(200);
     expect(lines.join('\n')).to.contain('Anonymous access');
   });
 

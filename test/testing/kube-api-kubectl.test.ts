@@ -16,11 +16,12 @@ if (kubectl) {
     let dir: string;
     let kubeconfig: string;
 
-    // kubectl (client-go) never sends a bearer token over plain http, so this server runs without tokens.
+    // kubectl (client-go) sends a bearer token only over TLS: the server speaks HTTPS, its certificate
+    // is the kubeconfig's CA, and every request must carry the token (as `dromedary kube-api` runs it).
     before(async () => {
-      server = await startKubeApiServer({ namespace: 'kc' });
+      server = await startKubeApiServer({ namespace: 'kc', tls: true, tokens: { 'kubectl-token': {} } });
       dir = mkdtempSync(join(tmpdir(), 'dromedary-kubectl-'));
-      kubeconfig = await server.writeKubeconfig(join(dir, 'kubeconfig'));
+      kubeconfig = await server.writeKubeconfig(join(dir, 'kubeconfig'), { token: 'kubectl-token' });
     });
     after(async () => {
       await server.close();
@@ -30,9 +31,27 @@ if (kubectl) {
     const k = async (...args: string[]) =>
       (await run(kubectl, ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), ...args], { timeout: 20_000 })).stdout;
 
-    it('reports the server version through discovery', async () => {
+    it('reports the server version through discovery, verifying the certificate and sending the token', async () => {
       const out = JSON.parse(await k('version', '-o', 'json'));
       expect(out.serverVersion.gitVersion).to.equal('v1.34.0-dromedary');
+      expect(server.requests().every((r) => r.token === 'kubectl-token')).to.equal(true);
+    });
+
+    it('is refused without the token', async () => {
+      const anonymous = join(dir, 'anonymous');
+      await server.writeKubeconfig(anonymous);
+      const call = run(kubectl!, ['--kubeconfig', anonymous, '--cache-dir', join(dir, 'cache-anon'), 'get', 'leases'], { timeout: 20_000 });
+      // On a 401 without credentials kubectl asks for a user name on stdin: give it none.
+      call.child.stdin?.end();
+      const stderr = await call.then(
+        () => '',
+        (err: { stderr?: string }) => String(err.stderr),
+      );
+      // kubectl reports the prompt's end of input ("error: EOF") or the refusal itself.
+      expect(stderr).to.match(/EOF|provide credentials/);
+      const anonymousRequests = server.requests().filter((r) => r.token === undefined);
+      expect(anonymousRequests).not.to.have.length(0);
+      expect(anonymousRequests.every((r) => r.status === 401)).to.equal(true);
     });
 
     it('creates, reads and deletes a lease, keeping six-digit MicroTime', async () => {

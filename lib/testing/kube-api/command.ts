@@ -4,9 +4,9 @@
  * so the caller can close it.
  *
  * The server is reachable by every local user, so it requires the bearer token it writes into the
- * kubeconfig (a random one unless given), and the kubeconfig is the owner's only (0600). `anonymous`
- * turns the check off: kubectl (client-go) sends no bearer token to a plain-http server, so a
- * session driven by kubectl needs it.
+ * kubeconfig (a random one unless given), and the kubeconfig is the owner's only (0600). It serves
+ * HTTPS with a self-signed certificate that the kubeconfig names as the CA, because kubectl (like
+ * every client-go program) sends a bearer token only over TLS. `anonymous` turns the token check off.
  */
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
@@ -17,7 +17,7 @@ export interface KubeApiCommandOptions extends KubeApiServerOptions {
   kubeconfigPath?: string;
   /** Token put in the kubeconfig and required by the server. Default: 32 random bytes, base64url. */
   token?: string;
-  /** Accept requests without a token (or with any token): for kubectl, which sends none over plain http. */
+  /** Accept requests without a token (or with any token), and write none into the kubeconfig. */
   anonymous?: boolean;
   /** Where the lines of output go. Default stdout. */
   out?: (line: string) => void;
@@ -28,7 +28,7 @@ export async function runKubeApiCommand(options: KubeApiCommandOptions = {}): Pr
   const { token: given, ...serverOptions } = rest;
   const token = anonymous ? given : (given ?? randomBytes(32).toString('base64url'));
   const tokens = anonymous || token === undefined ? serverOptions.tokens : { ...serverOptions.tokens, [token]: serverOptions.tokens?.[token] ?? {} };
-  const server = await startKubeApiServer({ ...serverOptions, tokens });
+  const server = await startKubeApiServer({ ...serverOptions, tls: serverOptions.tls ?? true, tokens });
   try {
     const path = await server.writeKubeconfig(resolve(kubeconfigPath), token === undefined ? {} : { token });
     out(`Kubernetes API test server listening on ${server.url}`);
@@ -36,7 +36,7 @@ export async function runKubeApiCommand(options: KubeApiCommandOptions = {}): Pr
     out(
       anonymous
         ? 'Anonymous access: any local user can read and write through this server'
-        : 'Requests must carry the bearer token of the kubeconfig (kubectl sends none over plain http: restart with --anonymous to use kubectl)',
+        : 'Requests must carry the bearer token of the kubeconfig (kubectl --kubeconfig … and dromedary run with KUBECONFIG do)',
     );
     return server;
   } catch (err) {

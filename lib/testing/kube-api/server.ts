@@ -8,11 +8,13 @@ import { EventEmitter } from 'node:events';
 import { chmod, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { ConfigurationError } from '../../errors.ts';
 import type { Logger } from '../../logging/logger.ts';
 import { apiGroupDocument, apiGroupList, apiResourceList, apiVersions, SERVER_VERSION } from './discovery.ts';
 import { type FaultAction, type FaultEvent, FaultControl, combine } from './faults.ts';
+import { type TlsIdentity, selfSignedCertificate } from './certificate.ts';
 import { type KubeconfigOptions, kubeconfigYaml } from './kubeconfig.ts';
 import { openApiV3Document, openApiV3Root } from './openapi.ts';
 import { PROTOBUF, ProtobufDecodeError, decodeProtobufBody } from './protobuf.ts';
@@ -64,6 +66,12 @@ export interface KubeApiServerOptions {
   port?: number;
   /** The namespace kubeconfigs point at and service-account users live in. Default `default`. */
   namespace?: string;
+  /**
+   * Serve HTTPS: `true` makes a self-signed certificate for the host (and localhost), which
+   * `kubeconfig()` writes as the cluster's CA. kubectl and other client-go programs send a bearer
+   * token only over TLS. Default plain HTTP.
+   */
+  tls?: boolean | TlsIdentity;
   /** Known bearer tokens. When given, a request with a missing or unknown token gets 401. */
   tokens?: Record<string, TokenSpec>;
   /** Watch events kept for resuming watches; older resourceVersions get 410 Expired. Default 1000. */
@@ -168,10 +176,13 @@ export class KubeApiServer extends EventEmitter {
   private readonly requestLogLimit: number;
   private readonly counters = new Map<string, Map<string, number>>();
   private readonly logger: Logger | undefined;
+  /** The key and certificate when serving HTTPS; kept across restarts. */
+  readonly tls: TlsIdentity | undefined;
 
   private constructor(options: KubeApiServerOptions) {
     super();
     this.host = options.host ?? '127.0.0.1';
+    this.tls = options.tls === true ? selfSignedCertificate([...new Set([this.host, '127.0.0.1', 'localhost'])]) : options.tls || undefined;
     this.listenPort = options.port ?? 0;
     this.namespace = options.namespace ?? 'default';
     this.tokens = options.tokens ? new Map(Object.entries(options.tokens)) : undefined;
@@ -193,10 +204,10 @@ export class KubeApiServer extends EventEmitter {
     return this.listenPort;
   }
 
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>`, or `https://…` with `tls`. */
   get url(): string {
     const host = this.host.includes(':') ? `[${this.host}]` : this.host;
-    return `http://${host}:${this.listenPort}`;
+    return `${this.tls ? 'https' : 'http'}://${host}:${this.listenPort}`;
   }
 
   get listening(): boolean {
@@ -204,13 +215,20 @@ export class KubeApiServer extends EventEmitter {
   }
 
   private async listen(): Promise<void> {
-    const server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
       void this.handle(req, res);
-    });
-    server.on('connection', (socket: Socket) => {
+    };
+    const server: Server = this.tls
+      ? createHttpsServer({ keepAliveTimeout: 30_000, key: this.tls.key, cert: this.tls.cert }, handler)
+      : createServer({ keepAliveTimeout: 30_000 }, handler);
+    const track = (socket: Socket): void => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
-    });
+    };
+    server.on('connection', track);
+    // Over TLS, requests arrive on the TLS socket: the one faults look up by token and destroy.
+    if (this.tls) server.on('secureConnection', track);
+    server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
     server.on('clientError', (_err, socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -342,9 +360,9 @@ export class KubeApiServer extends EventEmitter {
     this.log.length = 0;
   }
 
-  /** Kubeconfig YAML for this server (plain HTTP, so `insecure-skip-tls-verify: true`). */
+  /** Kubeconfig YAML for this server: its certificate as the CA over HTTPS, `insecure-skip-tls-verify: true` over HTTP. */
   kubeconfig(options: Omit<KubeconfigOptions, 'server'> = {}): string {
-    return kubeconfigYaml({ namespace: this.namespace, ...options, server: this.url });
+    return kubeconfigYaml({ namespace: this.namespace, ...(this.tls ? { caCertificate: this.tls.cert } : {}), ...options, server: this.url });
   }
 
   /**
