@@ -238,3 +238,40 @@ describe('kube-api test server: fault injection per client', () => {
     expect(server.requestCount()).to.equal(0);
   });
 });
+
+describe('kube-api test server over TLS', () => {
+  let server: KubeApiServer;
+
+  beforeEach(async () => {
+    server = await startKubeApiServer({ namespace: NS, tls: true, tokens: { a: {}, b: {} } });
+  });
+  afterEach(async () => {
+    await server.close();
+  });
+
+  it('serves https, verified against the certificate the kubeconfig carries', async () => {
+    expect(server.url).to.match(/^https:\/\/127\.0\.0\.1:\d+$/);
+    expect(server.kubeconfig()).to.contain('certificate-authority-data:').and.not.to.contain('insecure-skip-tls-verify');
+    await clients(server, 'a').coord.createNamespacedLease({ namespace: NS, body: lease('tls') });
+    expect(server.requests({ token: 'a', verb: 'create' })).to.have.length(1);
+  });
+
+  it('finds a client\'s connections by token on TLS sockets: disconnect() ends its watch only', async () => {
+    const a = await startWatch(clients(server, 'a').kc, LEASES);
+    const b = await startWatch(clients(server, 'b').kc, LEASES);
+    await clients(server, 'a').coord.createNamespacedLease({ namespace: NS, body: lease('x') });
+    await waitFor(() => a.events.length === 1 && b.events.length === 1, { message: 'both watches to see the lease' });
+    server.faults('a').disconnect();
+    await waitFor(() => a.ended, { message: 'the watch of client a to end' });
+    expect(b.ended).to.equal(false);
+    server.faults('b').drop(1);
+    await networkError(clients(server, 'b').coord.listNamespacedLease({ namespace: NS }));
+    expect((await clients(server, 'a').coord.listNamespacedLease({ namespace: NS })).items).to.have.length(1);
+  });
+
+  it('keeps its certificate across restart()', async () => {
+    const { coord } = clients(server, 'a');
+    await server.restart();
+    expect((await coord.listNamespacedLease({ namespace: NS })).items).to.deep.equal([]);
+  });
+});
