@@ -51,7 +51,7 @@ describe('kube-api test server: what kubectl sends and reads', () => {
     it('lists a document per group version, whose PATCH operations name their kind and take fieldValidation', async () => {
       const root = await call('GET', '/openapi/v3');
       expect(root.status).to.equal(200);
-      expect(Object.keys(root.json.paths).sort()).to.deep.equal(['api/v1', 'apis/coordination.k8s.io/v1']);
+      expect(Object.keys(root.json.paths).sort()).to.deep.equal(['api/v1', 'apis/coordination.k8s.io/v1', 'apis/rbac.authorization.k8s.io/v1']);
       const url = root.json.paths['apis/coordination.k8s.io/v1'].serverRelativeURL as string;
       expect(url).to.match(/^\/openapi\/v3\/apis\/coordination\.k8s\.io\/v1\?hash=[0-9A-F]{128}$/);
       const doc = await call('GET', url);
@@ -63,7 +63,7 @@ describe('kube-api test server: what kubectl sends and reads', () => {
       const kinds = Object.values(core.json.paths as Record<string, { patch?: { 'x-kubernetes-group-version-kind': { kind: string } } }>)
         .map((p) => p.patch?.['x-kubernetes-group-version-kind'].kind)
         .filter(Boolean);
-      expect(kinds.sort()).to.deep.equal(['ConfigMap', 'Pod']);
+      expect(kinds.sort()).to.deep.equal(['ConfigMap', 'Pod', 'ServiceAccount']);
       expect((await call('GET', '/openapi/v3/apis/apps/v1')).status).to.equal(404);
     });
   });

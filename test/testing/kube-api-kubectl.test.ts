@@ -4,7 +4,9 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
-import { type KubeApiServer, startKubeApiServer } from '../../lib/testing/index.ts';
+import { fileURLToPath } from 'node:url';
+import { type KubeApiServer, ROLEBINDINGS, ROLES, SERVICEACCOUNTS, startKubeApiServer } from '../../lib/testing/index.ts';
+import { apiError, clients } from './kube-client.ts';
 
 const run = promisify(execFile);
 const kubectl = (process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'kubectl')).find((p) => existsSync(p));
@@ -19,7 +21,11 @@ if (kubectl) {
     // kubectl (client-go) sends a bearer token only over TLS: the server speaks HTTPS, its certificate
     // is the kubeconfig's CA, and every request must carry the token (as `dromedary kube-api` runs it).
     before(async () => {
-      server = await startKubeApiServer({ namespace: 'kc', tls: true, tokens: { 'kubectl-token': {} } });
+      server = await startKubeApiServer({
+        namespace: 'kc',
+        tls: true,
+        tokens: { 'kubectl-token': {}, 'hello-token': { user: 'dromedary-hello', rules: 'roles' } },
+      });
       dir = mkdtempSync(join(tmpdir(), 'dromedary-kubectl-'));
       kubeconfig = await server.writeKubeconfig(join(dir, 'kubeconfig'), { token: 'kubectl-token' });
     });
@@ -35,6 +41,29 @@ if (kubectl) {
       const out = JSON.parse(await k('version', '-o', 'json'));
       expect(out.serverVersion.gitVersion).to.equal('v1.34.0-dromedary');
       expect(server.requests().every((r) => r.token === 'kubectl-token')).to.equal(true);
+    });
+
+    it('applies the example Role manifest, and the server then authorizes its service account by it', async () => {
+      const hello = clients(server, 'hello-token');
+      const body = { metadata: { name: 'dromedary-l1' }, spec: { holderIdentity: 'm1', leaseDurationSeconds: 15 } };
+      expect((await apiError(hello.coord.createNamespacedLease({ namespace: 'kc', body }))).code).to.equal(403);
+      const rbac = fileURLToPath(new URL('../../examples/kubernetes/rbac.yaml', import.meta.url));
+      const out = await k('apply', '-f', rbac);
+      expect(out).to.contain('serviceaccount/dromedary-hello created');
+      expect(out).to.contain('role.rbac.authorization.k8s.io/dromedary-leader-election created');
+      expect(out).to.contain('rolebinding.rbac.authorization.k8s.io/dromedary-leader-election created');
+      const created = await hello.coord.createNamespacedLease({ namespace: 'kc', body });
+      await hello.coord.replaceNamespacedLease({ name: 'dromedary-l1', namespace: 'kc', body: { ...created, spec: { ...created.spec, holderIdentity: 'm2' } } });
+      expect((await hello.coord.listNamespacedLease({ namespace: 'kc' })).items).to.have.length(1);
+      const denied = await apiError(hello.coord.deleteNamespacedLease({ name: 'dromedary-l1', namespace: 'kc' }));
+      expect(denied.code).to.equal(403);
+      expect(denied.body.message).to.equal(
+        'leases.coordination.k8s.io "dromedary-l1" is forbidden: User "system:serviceaccount:kc:dromedary-hello" cannot delete resource "leases" in API group "coordination.k8s.io" in the namespace "kc"',
+      );
+      expect((await apiError(hello.core.listNamespacedConfigMap({ namespace: 'kc' }))).code).to.equal(403);
+      await k('delete', '-f', rbac);
+      expect((await apiError(hello.coord.readNamespacedLease({ name: 'dromedary-l1', namespace: 'kc' }))).code).to.equal(403);
+      await k('delete', 'lease', 'dromedary-l1');
     });
 
     it('is refused without the token', async () => {
@@ -89,7 +118,7 @@ if (kubectl) {
       throw new Error(`kubectl ${args.join(' ')} succeeded`);
     };
 
-    it('create -f and apply -f with validation, the Lease manifest of examples/kubernetes included', async () => {
+    it('create -f and apply -f with validation, of a Lease and a ConfigMap', async () => {
       const lease = yaml(
         'lease.yaml',
         'apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: route-lock\n  labels: {app: demo}\nspec:\n  holderIdentity: pod-a\n  leaseDurationSeconds: 15\n',
@@ -143,6 +172,22 @@ if (kubectl) {
       expect(await k('apply', '-f', changed, '--dry-run=server')).to.contain('(server dry run)');
       expect(await k('delete', 'configmap', 'ssa', '--dry-run=server')).to.contain('(server dry run)');
       expect(server.getConfigMap('ssa', 'kc')?.data).to.deep.equal({ a: '3' });
+    });
+
+    it('create serviceaccount, role and rolebinding (protobuf bodies), and a Role refused by validation', async () => {
+      await k('create', 'serviceaccount', 'worker');
+      await k('create', 'role', 'reader', '--verb=get,list', '--resource=leases', '--resource-name=one');
+      await k('create', 'rolebinding', 'reader', '--role=reader', '--serviceaccount=kc:worker', '--user=bob');
+      expect(server.getObject(ROLES, 'kc', 'reader')?.rules).to.deep.equal([
+        { verbs: ['get', 'list'], apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['one'] },
+      ]);
+      expect(server.getObject(ROLEBINDINGS, 'kc', 'reader')?.roleRef).to.deep.equal({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'reader' });
+      expect(server.getObject(ROLEBINDINGS, 'kc', 'reader')?.subjects).to.deep.include({ kind: 'ServiceAccount', name: 'worker', namespace: 'kc' });
+      expect(server.getObject(SERVICEACCOUNTS, 'kc', 'worker')).not.to.equal(undefined);
+      const noVerbs = yaml('role.yaml', 'apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: empty\nrules:\n- apiGroups: [""]\n  resources: [pods]\n');
+      expect(await failure('apply', '-f', noVerbs)).to.contain('rules[0].verbs: Required value: verbs must contain at least one value');
+      await k('delete', 'rolebinding,role,serviceaccount', '--all');
+      expect(server.listObjects(ROLES, 'kc')).to.deep.equal([]);
     });
 
     it('lists pods by label selector', async () => {

@@ -118,7 +118,49 @@ const DECODERS: Record<string, KindDecoder> = {
     }
     return { metadata: meta ? objectMeta(meta.bytes!) : {}, spec };
   },
+  'v1/ServiceAccount': (buf) => {
+    const all = fields(buf);
+    const meta = all.find((f) => f.number === 1);
+    const out: Record<string, unknown> = { metadata: meta ? objectMeta(meta.bytes!) : {} };
+    const secrets = all.filter((f) => f.number === 2).map((f) => strings(f.bytes!, { 1: 'kind', 2: 'namespace', 3: 'name', 5: 'apiVersion' }));
+    const pulls = all.filter((f) => f.number === 3).map((f) => strings(f.bytes!, { 1: 'name' }));
+    const automount = all.find((f) => f.number === 4);
+    if (secrets.length > 0) out.secrets = secrets;
+    if (pulls.length > 0) out.imagePullSecrets = pulls;
+    if (automount) out.automountServiceAccountToken = automount.varint !== 0n;
+    return out;
+  },
+  'rbac.authorization.k8s.io/v1/Role': (buf) => {
+    const all = fields(buf);
+    const meta = all.find((f) => f.number === 1);
+    const names: Record<number, string> = { 1: 'verbs', 2: 'apiGroups', 3: 'resources', 4: 'resourceNames', 5: 'nonResourceURLs' };
+    const rules = all
+      .filter((f) => f.number === 2)
+      .map((f) => {
+        const rule: Record<string, string[]> = {};
+        for (const part of fields(f.bytes!)) if (names[part.number]) (rule[names[part.number]!] ??= []).push(text(part));
+        return rule;
+      });
+    return { metadata: meta ? objectMeta(meta.bytes!) : {}, rules };
+  },
+  'rbac.authorization.k8s.io/v1/RoleBinding': (buf) => {
+    const all = fields(buf);
+    const meta = all.find((f) => f.number === 1);
+    const subjects = all.filter((f) => f.number === 2).map((f) => strings(f.bytes!, { 1: 'kind', 2: 'apiGroup', 3: 'name', 4: 'namespace' }));
+    const ref = all.find((f) => f.number === 3);
+    const out: Record<string, unknown> = { metadata: meta ? objectMeta(meta.bytes!) : {} };
+    if (subjects.length > 0) out.subjects = subjects;
+    if (ref) out.roleRef = strings(ref.bytes!, { 1: 'apiGroup', 2: 'kind', 3: 'name' });
+    return out;
+  },
 };
+
+/** A message of optional strings, by field number, as JSON (empty strings omitted, as Go's omitempty). */
+function strings(buf: Buffer, names: Record<number, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of fields(buf)) if (names[f.number] && text(f) !== '') out[names[f.number]!] = text(f);
+  return out;
+}
 
 /** The kinds whose protobuf bodies this server reads. */
 export const PROTOBUF_KINDS = Object.keys(DECODERS).map((k) => k.slice(k.lastIndexOf('/') + 1));

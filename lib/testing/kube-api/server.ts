@@ -1,7 +1,9 @@
 /**
- * A Kubernetes API server for tests: Leases, ConfigMaps and Pods over plain node:http, faithful
- * enough that @kubernetes/client-node and kubectl cannot tell it from a real apiserver for these
- * calls, plus per-client fault injection, token RBAC and a restart that keeps state.
+ * A Kubernetes API server for tests: Leases, ConfigMaps, Pods, ServiceAccounts, Roles and
+ * RoleBindings over node:http (or node:https with a self-signed certificate), faithful enough that
+ * @kubernetes/client-node and kubectl cannot tell it from a real apiserver for these calls, plus
+ * per-client fault injection, token RBAC (rules per token, or the stored Roles) and a restart that
+ * keeps state.
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -20,7 +22,7 @@ import { openApiV3Document, openApiV3Root } from './openapi.ts';
 import { PROTOBUF, ProtobufDecodeError, decodeProtobufBody } from './protobuf.ts';
 import { PatchApplyError, PatchDecodeError, applyJsonPatch, applyMergePatch, applyStrategicMergePatch } from './patch.ts';
 import { type Rule, rulesAllow } from './rbac.ts';
-import { CONFIGMAPS, type DecodedObject, type KubeObject, LEASES, PODS, RESOURCE_TYPES, type ResourceType } from './resources.ts';
+import { CONFIGMAPS, type DecodedObject, type KubeObject, LEASES, PODS, RESOURCE_TYPES, ROLEBINDINGS, ROLES, type ResourceType } from './resources.ts';
 import {
   type FieldRequirement,
   type Requirement,
@@ -55,8 +57,12 @@ export interface TokenSpec {
    * Defaults to the token itself as the service-account name.
    */
   user?: string;
-  /** When set, only these rules are allowed (403 Forbidden otherwise); when absent, everything is. */
-  rules?: readonly Rule[];
+  /**
+   * When set, only these rules are allowed (403 Forbidden otherwise); when absent, everything is.
+   * `'roles'`: what the Roles bound to the user by RoleBindings in the server allow, as the RBAC
+   * authorizer decides (so a test can apply a Role manifest and run members as its service account).
+   */
+  rules?: readonly Rule[] | 'roles';
 }
 
 export interface KubeApiServerOptions {
@@ -382,6 +388,36 @@ export class KubeApiServer extends EventEmitter {
     return path;
   }
 
+  /**
+   * The rules the RoleBindings of a namespace grant a user through their Roles (ClusterRoles are not
+   * held here, so a binding to one grants nothing). A service account's subject without a namespace
+   * means the binding's own, and service accounts are in the groups system:serviceaccounts,
+   * system:serviceaccounts:<namespace> and system:authenticated.
+   */
+  private rulesFromRoles(user: string, namespace: string | undefined): Rule[] {
+    if (namespace === undefined) return [];
+    const sa = /^system:serviceaccount:([^:]+):/.exec(user);
+    const groups = ['system:authenticated', ...(sa ? ['system:serviceaccounts', `system:serviceaccounts:${sa[1]}`] : [])];
+    const rules: Rule[] = [];
+    for (const binding of this.store.list(ROLEBINDINGS, namespace)) {
+      const subjects = (binding.subjects ?? []) as { kind?: string; name?: string; namespace?: string }[];
+      const applies = subjects.some((s) =>
+        s.kind === 'ServiceAccount'
+          ? user === `system:serviceaccount:${s.namespace || namespace}:${s.name}`
+          : s.kind === 'User'
+            ? user === s.name
+            : s.kind === 'Group' && groups.includes(s.name ?? ''),
+      );
+      const ref = binding.roleRef as { kind?: string; name?: string } | undefined;
+      if (!applies || ref?.kind !== 'Role' || !ref.name) continue;
+      const role = this.store.get(ROLES, namespace, ref.name);
+      for (const r of (role?.rules ?? []) as { verbs?: string[]; apiGroups?: string[]; resources?: string[]; resourceNames?: string[] }[]) {
+        rules.push({ verbs: r.verbs ?? [], apiGroups: r.apiGroups ?? [], resources: r.resources ?? [], resourceNames: r.resourceNames, namespaces: [namespace] });
+      }
+    }
+    return rules;
+  }
+
   // ---- programmatic access to objects ----
 
   getObject(type: ResourceType, namespace: string, name: string): KubeObject | undefined {
@@ -605,7 +641,8 @@ export class KubeApiServer extends EventEmitter {
       const exact = fs?.find((r) => r.field === 'metadata.name' && r.operator === '=');
       if (exact) authzName = exact.value;
     }
-    const rules = token === undefined ? undefined : this.tokens?.get(token)?.rules;
+    const granted = token === undefined ? undefined : this.tokens?.get(token)?.rules;
+    const rules = granted === 'roles' ? this.rulesFromRoles(this.userFor(token), namespace) : granted;
     if (rules) {
       const attrs = { verb: record.verb, group: type.group, resource: type.plural, subresource, name: authzName, namespace };
       if (!rulesAllow(rules, attrs)) throw forbidden(type.gr, subresource, authzName, this.userFor(token), record.verb, namespace);
