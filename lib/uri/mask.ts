@@ -40,8 +40,20 @@ function wordsOf(name: string): string[] {
   return out;
 }
 
+/** Names recur (every line of a poll names the same parameters): their words are kept. */
+const WORDS_CACHE = new Map<string, string[]>();
+
+function cachedWords(name: string): string[] {
+  let words = WORDS_CACHE.get(name);
+  if (!words) {
+    if (WORDS_CACHE.size >= 1000) WORDS_CACHE.clear();
+    WORDS_CACHE.set(name, (words = wordsOf(name)));
+  }
+  return words;
+}
+
 function namesSecret(name: string, parameter: boolean): boolean {
-  for (const word of wordsOf(name)) {
+  for (const word of cachedWords(name)) {
     if (SECRET_WORDS.has(word)) return true;
     if (parameter && PARAMETER_WORDS.has(word)) return true;
     if (SECRET_SUFFIXES.some((s) => word.length > s.length && word.endsWith(s))) return true;
@@ -97,9 +109,9 @@ function randomLooking(value: string): boolean {
   return switches >= alnum.length * 0.3 && entropy >= Math.min(4, Math.log2(alnum.length) - 0.6);
 }
 
-const SCHEME_START = /\b[a-z][a-z0-9+.-]*:\/\//gi;
-const HOST_AFTER_AT = /^@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(:\d*)?(?=[/?#\s"'<>),;\\]|$)/;
-const USER_PREFIX = /^[^\s:/@?#"'<>]*:/;
+// Sticky (y): matched at lastIndex, so a long text is never copied per URI.
+const HOST_AFTER_AT = /@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(:\d*)?(?=[/?#\s"'<>),;\\]|$)/y;
+const USER_PREFIX = /[^\s:/@?#"'<>]*:/y;
 
 /**
  * Masks the password of every `scheme://user:password@host`. The password may hold `@`, `#`, `/`, `?`
@@ -109,20 +121,27 @@ const USER_PREFIX = /^[^\s:/@?#"'<>]*:/;
 function maskUserInfo(text: string): string {
   let out = '';
   let from = 0;
-  SCHEME_START.lastIndex = 0;
-  for (let m = SCHEME_START.exec(text); m; m = SCHEME_START.exec(text)) {
-    const start = m.index + m[0].length;
-    if (start < from) continue;
-    const user = USER_PREFIX.exec(text.slice(start));
+  // Found by their `://` (a plain indexOf) rather than a regex run over every position of a long text.
+  for (let sep = text.indexOf('://'); sep !== -1; sep = text.indexOf('://', sep + 3)) {
+    const start = sep + 3;
+    if (start < from || !hasScheme(text, sep)) continue;
+    USER_PREFIX.lastIndex = start;
+    const user = USER_PREFIX.exec(text);
     if (!user) continue;
     const passStart = start + user[0].length;
     const end = passwordEnd(text, passStart);
     if (end === -1 || isExample(text, start, end)) continue;
     out += text.slice(from, passStart) + MASK;
     from = end;
-    SCHEME_START.lastIndex = end;
   }
   return out + text.slice(from);
+}
+
+/** Whether `://` at `sep` follows a scheme: a letter, then letters, digits, `+`, `.` or `-`. */
+function hasScheme(text: string, sep: number): boolean {
+  let i = sep - 1;
+  while (i >= 0 && /[A-Za-z0-9+.-]/.test(text[i]!)) i -= 1;
+  return i + 1 < sep && /[A-Za-z]/.test(text[i + 1]!);
 }
 
 /** `user:password@host`, as the product's own hints write an example URL, is not a secret. */
@@ -131,20 +150,30 @@ function isExample(text: string, userStart: number, at: number): boolean {
 }
 
 /** The index of the `@` that ends the password starting at `at`, or -1 when there is no user-info. */
+const PASSWORD_STOP = /[\r\n"'<>`]/g;
+const RAW_END = /\)(?=[&\s"'<>,]|$)|[\r\n]/g;
+const VALUE_END = /[&\s"'<>]/g;
+const WHITESPACE = /\s/;
+const RAW_VALUE = /^RAW\((.*)\)$/s;
+
 function passwordEnd(text: string, at: number): number {
-  const lineEnd = text.slice(at).search(/[\r\n]/);
-  let limit = lineEnd === -1 ? text.length : at + lineEnd;
-  const next = new RegExp(SCHEME_START.source, 'gi');
-  next.lastIndex = at;
-  const nextUri = next.exec(text);
-  if (nextUri && nextUri.index < limit) limit = nextUri.index;
-  const quote = text.slice(at, limit).search(/["'<>`]/);
-  if (quote !== -1) limit = at + quote;
-  const runEnd = text.slice(at, limit).search(/\s/);
+  PASSWORD_STOP.lastIndex = at;
+  let limit = PASSWORD_STOP.exec(text)?.index ?? text.length;
+  // The next URI of the text ends this one's password (its scheme start is the limit).
+  for (let sep = text.indexOf('://', at); sep !== -1 && sep < limit; sep = text.indexOf('://', sep + 3)) {
+    if (!hasScheme(text, sep)) continue;
+    let schemeStart = sep;
+    while (schemeStart > at && /[A-Za-z0-9+.-]/.test(text[schemeStart - 1]!)) schemeStart -= 1;
+    limit = schemeStart;
+    break;
+  }
+  const region = text.slice(at, limit);
+  const runEnd = region.search(WHITESPACE);
   const lastHostAt = (end: number): number => {
     let found = -1;
-    for (let i = text.indexOf('@', at); i !== -1 && i < end; i = text.indexOf('@', i + 1)) {
-      if (HOST_AFTER_AT.test(text.slice(i, limit))) found = i;
+    for (let i = region.indexOf('@'); i !== -1 && at + i < end; i = region.indexOf('@', i + 1)) {
+      HOST_AFTER_AT.lastIndex = i;
+      if (HOST_AFTER_AT.test(region)) found = at + i;
     }
     return found;
   };
@@ -160,15 +189,13 @@ const QUERY_KEY = /([?&;])([^=&#\s?"'<>]+)=/g;
 /** The end of the query value starting at `at`: a `RAW(...)` value runs to its closing parenthesis. */
 function queryValueEnd(text: string, at: number): number {
   if (text.startsWith('RAW(', at)) {
-    const close = /\)(?=[&\s"'<>,]|$)/g;
-    close.lastIndex = at + 4;
-    const m = close.exec(text);
-    if (m) return m.index + 1;
-    const line = text.slice(at).search(/[\r\n]/);
-    return line === -1 ? text.length : at + line;
+    RAW_END.lastIndex = at + 4;
+    const m = RAW_END.exec(text);
+    if (!m) return text.length;
+    return m[0] === ')' ? m.index + 1 : m.index;
   }
-  const stop = text.slice(at).search(/[&\s"'<>]/);
-  return stop === -1 ? text.length : at + stop;
+  VALUE_END.lastIndex = at;
+  return VALUE_END.exec(text)?.index ?? text.length;
 }
 
 /** Masks query values named like secrets, or that look like credentials, RAW(...) values whole. */
@@ -181,7 +208,7 @@ function maskQuery(text: string): string {
     if (m.index < from) continue;
     const end = queryValueEnd(text, valueStart);
     const value = text.slice(valueStart, end);
-    const raw = /^RAW\((.*)\)$/s.exec(value);
+    const raw = RAW_VALUE.exec(value);
     const plain = raw ? raw[1]! : safeDecode(value);
     if (value !== '' && value !== MASK && (isSensitiveKey(safeDecode(m[2]!)) || looksLikeCredential(plain))) {
       out += text.slice(from, valueStart) + MASK;
@@ -195,14 +222,44 @@ function maskQuery(text: string): string {
 /** Telegram bot tokens (`<bot id>:<35 characters>`), in `/bot<token>/` paths or anywhere: the id stays. */
 const TELEGRAM_TOKEN = /\b(\d{5,15}):[A-Za-z0-9_-]{30,}/g;
 const JWT_ANYWHERE = /\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g;
-const TOKEN_RUN = /[A-Za-z0-9_+-]{24,}={0,2}/g;
+/** Runs of a token alphabet long enough to be a credential, found with one pass over the characters. */
+function tokenRuns(text: string, visit: (start: number, end: number) => void): void {
+  let start = -1;
+  let digit = false;
+  for (let i = 0; i <= text.length; i += 1) {
+    const c = i < text.length ? text.charCodeAt(i) : 0;
+    const isDigit = c >= 48 && c <= 57;
+    const inRun = isDigit || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 43 || c === 45;
+    if (inRun) {
+      if (start === -1) {
+        start = i;
+        digit = false;
+      }
+      digit ||= isDigit;
+      continue;
+    }
+    if (start !== -1 && i - start >= 20 && digit) {
+      let end = i;
+      while (end < text.length && end - i < 2 && text[end] === '=') end += 1;
+      visit(start, end);
+    }
+    start = -1;
+  }
+}
 
 /** Masks credential-looking runs of text whatever names them (path segments included). */
 function maskCredentialValues(text: string): string {
-  return text
-    .replace(JWT_ANYWHERE, MASK)
-    .replace(TELEGRAM_TOKEN, (_m, id: string) => `${id}:${MASK}`)
-    .replace(TOKEN_RUN, (run) => (looksLikeCredential(run) ? MASK : run));
+  let masked = text;
+  if (masked.includes('eyJ')) masked = masked.replace(JWT_ANYWHERE, MASK);
+  if (masked.includes(':')) masked = masked.replace(TELEGRAM_TOKEN, (_m, id: string) => `${id}:${MASK}`);
+  let out = '';
+  let from = 0;
+  tokenRuns(masked, (start, end) => {
+    if (!looksLikeCredential(masked.slice(start, end))) return;
+    out += masked.slice(from, start) + MASK;
+    from = end;
+  });
+  return from === 0 ? masked : out + masked.slice(from);
 }
 
 /**
@@ -236,13 +293,19 @@ const BASIC = /\bBasic\s+(?=[A-Za-z0-9+/]*(?:[0-9+/=]|[a-z][A-Z]))[A-Za-z0-9+/]{
  * inside URIs, so the product's own text (`give a file of key=value lines`) is never touched.
  */
 export function maskSecrets(text: string): string {
-  return maskUri(text)
-    .replace(JSON_PAIR, (m, head: string, key: string) => (isSecretName(key) ? `${head}"${MASK}"` : m))
-    .replace(ENV_PAIR, (m, key: string, value: string) => (isSecretName(key) && value !== MASK ? `${key}=${MASK}` : m))
-    .replace(CREDENTIAL_HEADER, (_m, name: string) => `${name}: ${MASK}`)
-    .replace(COLON_PAIR, (m, before: string, key: string, value: string) => (isSecretName(key) && value !== MASK ? `${before}${key}: ${MASK}` : m))
-    .replace(AUTH_SCHEME, (_m, scheme: string) => `${scheme} ${MASK}`)
-    .replace(BASIC, `Basic ${MASK}`);
+  let out = maskUri(text);
+  // Each pattern runs only when the text can hold it: most log lines hold none, some are megabytes.
+  if (out.includes('"')) out = out.replace(JSON_PAIR, (m, head: string, key: string) => (isSecretName(key) ? `${head}"${MASK}"` : m));
+  if (out.includes('=')) out = out.replace(ENV_PAIR, (m, key: string, value: string) => (isSecretName(key) && value !== MASK ? `${key}=${MASK}` : m));
+  if (out.includes(':')) {
+    if (/authorization|cookie/i.test(out)) out = out.replace(CREDENTIAL_HEADER, (_m, name: string) => `${name}: ${MASK}`);
+    if (/:[ \t]/.test(out)) {
+      out = out.replace(COLON_PAIR, (m, before: string, key: string, value: string) => (isSecretName(key) && value !== MASK ? `${before}${key}: ${MASK}` : m));
+    }
+  }
+  if (out.includes('Bearer') || out.includes('AWS4-')) out = out.replace(AUTH_SCHEME, (_m, scheme: string) => `${scheme} ${MASK}`);
+  if (out.includes('Basic')) out = out.replace(BASIC, `Basic ${MASK}`);
+  return out;
 }
 
 /** Masks the values of sensitive keys in a plain config object (one level deep and nested objects). */
