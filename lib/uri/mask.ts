@@ -208,9 +208,7 @@ function maskQuery(text: string): string {
     if (m.index < from) continue;
     const end = queryValueEnd(text, valueStart);
     const value = text.slice(valueStart, end);
-    const raw = RAW_VALUE.exec(value);
-    const plain = raw ? raw[1]! : safeDecode(value);
-    if (value !== '' && value !== MASK && (isSensitiveKey(safeDecode(m[2]!)) || looksLikeCredential(plain))) {
+    if (value !== '' && value !== MASK && (isSensitiveKey(safeDecode(m[2]!)) || (value.length >= 20 && looksLikeCredential(rawOrDecoded(value))))) {
       out += text.slice(from, valueStart) + MASK;
       from = end;
       QUERY_KEY.lastIndex = end;
@@ -222,44 +220,15 @@ function maskQuery(text: string): string {
 /** Telegram bot tokens (`<bot id>:<35 characters>`), in `/bot<token>/` paths or anywhere: the id stays. */
 const TELEGRAM_TOKEN = /\b(\d{5,15}):[A-Za-z0-9_-]{30,}/g;
 const JWT_ANYWHERE = /\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g;
-/** Runs of a token alphabet long enough to be a credential, found with one pass over the characters. */
-function tokenRuns(text: string, visit: (start: number, end: number) => void): void {
-  let start = -1;
-  let digit = false;
-  for (let i = 0; i <= text.length; i += 1) {
-    const c = i < text.length ? text.charCodeAt(i) : 0;
-    const isDigit = c >= 48 && c <= 57;
-    const inRun = isDigit || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 43 || c === 45;
-    if (inRun) {
-      if (start === -1) {
-        start = i;
-        digit = false;
-      }
-      digit ||= isDigit;
-      continue;
-    }
-    if (start !== -1 && i - start >= 20 && digit) {
-      let end = i;
-      while (end < text.length && end - i < 2 && text[end] === '=') end += 1;
-      visit(start, end);
-    }
-    start = -1;
-  }
-}
+/** Runs of a token alphabet long enough to be a credential (20: an AWS access key id). */
+const TOKEN_RUN = /(?<![A-Za-z0-9_+-])[A-Za-z0-9_+-]{20,}={0,2}/g;
+const HAS_DIGIT = /[0-9]/;
 
-/** Masks credential-looking runs of text whatever names them (path segments included). */
 function maskCredentialValues(text: string): string {
   let masked = text;
   if (masked.includes('eyJ')) masked = masked.replace(JWT_ANYWHERE, MASK);
   if (masked.includes(':')) masked = masked.replace(TELEGRAM_TOKEN, (_m, id: string) => `${id}:${MASK}`);
-  let out = '';
-  let from = 0;
-  tokenRuns(masked, (start, end) => {
-    if (!looksLikeCredential(masked.slice(start, end))) return;
-    out += masked.slice(from, start) + MASK;
-    from = end;
-  });
-  return from === 0 ? masked : out + masked.slice(from);
+  return masked.replace(TOKEN_RUN, (run) => (HAS_DIGIT.test(run) && looksLikeCredential(run) ? MASK : run));
 }
 
 /**
@@ -321,7 +290,14 @@ export function maskConfig<T>(value: T): T {
   return typeof value === 'string' ? (maskUri(value) as T) : value;
 }
 
+/** A query value as the option parser reads it: RAW(...) verbatim, otherwise percent-decoded. */
+function rawOrDecoded(value: string): string {
+  const raw = RAW_VALUE.exec(value);
+  return raw ? raw[1]! : safeDecode(value);
+}
+
 function safeDecode(s: string): string {
+  if (!s.includes('%')) return s;
   try {
     return decodeURIComponent(s);
   } catch {
