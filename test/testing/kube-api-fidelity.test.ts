@@ -97,6 +97,14 @@ describe('kube-api test server: what kubectl sends and reads', () => {
       expect(server.getLease('s', 'ns')?.metadata.labels).to.deep.equal({ x: 'y' });
     });
 
+    it('replaces an atomic list (a Role\'s rules) rather than merging it', async () => {
+      const path = '/apis/rbac.authorization.k8s.io/v1/namespaces/ns/roles/r?fieldManager=kubectl';
+      const role = (verbs: string[]) => ({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'r' }, rules: [{ apiGroups: [''], resources: ['pods'], verbs }] });
+      expect((await call('PATCH', path, role(['get', 'list']), { 'content-type': 'application/apply-patch+yaml' })).status).to.equal(201);
+      const second = await call('PATCH', path, role(['watch']), { 'content-type': 'application/apply-patch+yaml' });
+      expect(second.json.rules).to.deep.equal([{ apiGroups: [''], resources: ['pods'], verbs: ['watch'] }]);
+    });
+
     it('requires a fieldManager (422) and reads JSON only, saying so', async () => {
       const missing = await apply('s', { metadata: { name: 's' } }, '');
       expect(missing.status).to.equal(422);

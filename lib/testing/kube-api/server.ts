@@ -906,7 +906,7 @@ export class KubeApiServer extends EventEmitter {
     const current = withKind(type, existing);
     let patched: unknown;
     try {
-      if (contentType === APPLY_PATCH) patched = applyStrategicMergePatch(current, patchDoc, true);
+      if (contentType === APPLY_PATCH) patched = applyStrategicMergePatch(current, patchDoc, type === PODS);
       else if (contentType === 'application/json-patch+json') patched = applyJsonPatch(current, patchDoc);
       else if (contentType === 'application/merge-patch+json') patched = applyMergePatch(current, patchDoc);
       else patched = applyStrategicMergePatch(current, patchDoc, type === PODS);
