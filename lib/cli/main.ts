@@ -12,9 +12,10 @@ export const HELP = `dromedary: Camel-style integration routes for Node.js, with
 
 Usage:
   dromedary run [paths...] [options]   Run the routes in the given folders or files (default: ./routes)
-  dromedary kube-api [--port n] [--namespace ns] [--kubeconfig file]
+  dromedary kube-api [--port n] [--namespace ns] [--kubeconfig file] [--anonymous]
                                        Start the Kubernetes API test server (leases, configmaps, pods)
-                                       and write a kubeconfig for it, until Ctrl-C
+                                       and write a kubeconfig (0600) with the token it requires, until
+                                       Ctrl-C; --anonymous accepts requests without a token (kubectl)
   dromedary --help                     Show this help
   dromedary --version                  Show the version
 
@@ -56,6 +57,7 @@ const runFlags = {
   properties: { type: 'string' },
   namespace: { type: 'string' },
   kubeconfig: { type: 'string' },
+  anonymous: { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 
 /** The CLI entry point; resolves with the exit code instead of calling process.exit, so tests can call it. */
@@ -141,14 +143,14 @@ export async function main(argv: readonly string[], out: NodeJS.WritableStream =
 }
 
 /** `dromedary kube-api`: the Kubernetes API test server until SIGINT/SIGTERM. */
-async function kubeApi(values: { port?: string; namespace?: string; kubeconfig?: string }, out: NodeJS.WritableStream): Promise<number> {
+async function kubeApi(values: { port?: string; namespace?: string; kubeconfig?: string; anonymous?: boolean }, out: NodeJS.WritableStream): Promise<number> {
   const port = values.port === undefined ? 0 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     process.stderr.write(`dromedary: --port "${values.port}" must be a port number from 0 to 65535\n`);
     return 2;
   }
   const { runKubeApiCommand } = await import('../testing/kube-api/command.ts');
-  const server = await runKubeApiCommand({ port, namespace: values.namespace, kubeconfigPath: values.kubeconfig, out: (line) => out.write(`${line}\n`) });
+  const server = await runKubeApiCommand({ port, namespace: values.namespace, kubeconfigPath: values.kubeconfig, anonymous: values.anonymous, out: (line) => out.write(`${line}\n`) });
   await new Promise<void>((resolve) => {
     process.once('SIGINT', () => resolve());
     process.once('SIGTERM', () => resolve());
