@@ -1,5 +1,6 @@
 import type { Logger } from '../logging/logger.ts';
 import type { ClusterService, LeadershipEvent } from './cluster-service.ts';
+import { trackSingleton } from './singleton-registry.ts';
 
 /** The seed's "custom singleton service": anything with start() and stop(). */
 export interface SingletonService {
@@ -48,7 +49,7 @@ export function singleton(cluster: ClusterService, lock: string, service: Single
   };
   const onLeadership = (event: LeadershipEvent) => void enqueue(() => apply(event.isLocal));
   view.on('leadership', onLeadership);
-  return {
+  return trackSingleton(cluster, {
     get running() {
       return running;
     },
@@ -59,5 +60,5 @@ export function singleton(cluster: ClusterService, lock: string, service: Single
       await enqueue(() => apply(false));
       await view.close();
     },
-  };
+  });
 }
