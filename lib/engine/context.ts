@@ -246,6 +246,7 @@ export class Context extends ServiceSupport {
     const starters = routes.filter((r) => !r.defersShutdown);
     const deferred = routes.filter((r) => r.defersShutdown);
     this.#announceDrain(routes);
+    for (const route of deferred) route.beginStop();
     await Promise.all(starters.map((route) => route.stopConsumer().catch((err: unknown) => this.#warn('stopping the consumer of', route, err))));
     const unfinished = new Map<Route, number>();
     const finish = async (route: Route, inflight: number): Promise<void> => {

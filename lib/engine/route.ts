@@ -250,10 +250,18 @@ export class Route {
     this.logger.info(`Started route ${this.id} (${this.endpoint.maskedUri})`, { endpoint: this.endpoint.maskedUri });
   }
 
-  /** Stops taking new exchanges. */
-  async stopConsumer(): Promise<void> {
+  /**
+   * The stop has begun: redelivery waits end now, so they do not hold it up. A route that defers its
+   * shutdown (direct:) still takes exchanges from other routes until stopConsumer().
+   */
+  beginStop(): void {
     this.#status = 'stopping';
     this.#stopping.abort();
+  }
+
+  /** Stops taking new exchanges. */
+  async stopConsumer(): Promise<void> {
+    this.beginStop();
     await this.#consumer?.stop();
   }
 
