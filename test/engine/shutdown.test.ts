@@ -119,23 +119,24 @@ describe('graceful shutdown: in-process routes keep serving until the work in fl
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const done: string[] = [];
-    const { context, lines } = await start(
+    const { context, lines, template } = await start(
       (r) => {
         r.from('timer:once?delay=0&repeatCount=1').routeId('caller').to('direct:slow').process(() => void done.push('caller'));
         r.from('direct:slow')
           .routeId('slow')
-          .process(() => gate)
-          .process(() => void done.push('slow'));
+          .process((ex) => (ex.body === 'probe' ? undefined : gate))
+          .process((ex) => void done.push(ex.body === 'probe' ? 'probe' : 'slow'));
       },
       { shutdownTimeout: SHUTDOWN_TIMEOUT },
     );
     await waitFor(() => context.route('slow')!.inflight === 1);
     const stopping = context.stop();
     await waitFor(() => lines.some((l) => l.message.startsWith('Shutting down')));
-    expect(context.route('slow')!.status).to.equal('started');
+    // Still serving while the stop waits.
+    await template.requestBody('direct:slow', 'probe');
     release();
     await stoppedWellWithinTimeout(stopping);
-    expect(done).to.deep.equal(['slow', 'caller']);
+    expect(done).to.deep.equal(['probe', 'slow', 'caller']);
     const announced = lines.find((l) => l.message.startsWith('Shutting down'))!;
     expect(announced.level).to.equal('info');
     expect(announced.message).to.equal('Shutting down: waiting up to 20s for 2 exchange(s) in flight (slow: 1, caller: 1)');
