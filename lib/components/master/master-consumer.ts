@@ -108,9 +108,9 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
   /**
    * The route's exchanges have finished (`drained`), so no work of this term runs any more: release
    * the lock, and a follower takes over at once. Otherwise the shutdown timeout passed first: end the
-   * term, so work that honours its signal stops, and do not release, so followers wait for the lease to
-   * run out — by then this process has exited, or its leadership has lapsed on its own clock first
-   * (renewDeadline < leaseDuration), whatever the unfinished work does.
+   * term, so work that honours its signal stops, and do not release: followers then wait a whole lease
+   * from the last renewal they saw, and this member's leadership has ended before that on its own clock
+   * (renewDeadline < leaseDuration); `dromedary run` exits right after the stop, ending what ignored it.
    */
   async afterDrain(drained: boolean): Promise<void> {
     const view = this.#view;
@@ -124,7 +124,7 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
     }
     this.#endTerm('the shutdown timeout passed with exchanges of this term in flight');
     this.#logger.warn(
-      `Route exchanges on ${this.endpoint.lock} were still running when the shutdown timeout passed: ending the term and leaving the lock to expire after its lease`,
+      `Exchanges from ${this.endpoint.maskedUri} were still running when the shutdown timeout passed: ending the term of ${this.endpoint.lock} and leaving the lock to expire after its lease`,
     );
     await view.close({ release: false });
   }
