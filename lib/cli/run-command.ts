@@ -1,6 +1,7 @@
 import { Context } from '../engine/context.ts';
 import { createClusterService, resolveClusterConfig, type ClusterFlags } from '../cluster/config.ts';
 import { CLUSTER_SERVICE } from '../components/master/master-component.ts';
+import { closeSingletons } from '../cluster/singleton-registry.ts';
 import { DromedaryError } from '../errors.ts';
 import type { Logger } from '../logging/logger.ts';
 import { discoverRouteFiles, loadRouteFiles } from './route-loader.ts';
@@ -37,6 +38,9 @@ export async function runRoutes(options: RunOptions): Promise<number> {
   const cluster = await createClusterService(clusterConfig, logger);
   const context = new Context({ logger, shutdownTimeout: options.shutdownTimeout, properties: options.properties });
   context.addService(CLUSTER_SERVICE, cluster);
+  // Services stop in reverse order, after the routes drained: the route files' singletons stop their
+  // services and release their locks before the cluster service stops (which would release them first).
+  context.addService('singletons', { start: async () => undefined, stop: () => closeSingletons(cluster) });
   const definitions = await loadRouteFiles(files, { context, cluster });
   if (definitions.length === 0) {
     throw new DromedaryError('NO_ROUTES', `The route files in ${options.paths.join(', ')} define no routes: call from('...') in them`);

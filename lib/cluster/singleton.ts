@@ -1,5 +1,6 @@
 import type { Logger } from '../logging/logger.ts';
 import type { ClusterService, LeadershipTerm } from './cluster-service.ts';
+import { trackSingleton } from './singleton-registry.ts';
 
 /**
  * What a singleton service gets when it starts: the leadership term it runs for. A term ends when
@@ -92,7 +93,7 @@ export function singleton(cluster: ClusterService, lock: string, service: Single
   };
   const onLeadership = () => void enqueue(sync);
   view.on('leadership', onLeadership);
-  return {
+  return trackSingleton(cluster, {
     get running() {
       return current !== undefined;
     },
@@ -106,7 +107,7 @@ export function singleton(cluster: ClusterService, lock: string, service: Single
       await enqueue(sync);
       await view.close();
     },
-  };
+  });
 }
 
 function handOut(term: LeadershipTerm): SingletonTerm {

@@ -108,14 +108,46 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
     this.#view.on('leadership', this.#onLeadership);
   }
 
+  /**
+   * Stops the delegate, so no new exchange starts here, but keeps the view open: the election goes on
+   * renewing while the route drains, and the lock is given up only in afterDrain. Releasing here would
+   * let a follower start while this member's last exchanges still run.
+   */
   protected async doStop(): Promise<void> {
     this.#generation += 1;
-    this.#endTerm('route stopping');
     this.#view?.off('leadership', this.#onLeadership);
+    // While draining, the term still ends the moment leadership is lost, so the exchanges in flight learn of it.
+    this.#view?.on('leadership', this.#whileDraining);
     this.#enqueue(() => this.#stopDelegate('route stopping'));
     await this.#queue;
-    await this.#view?.close();
+  }
+
+  readonly #whileDraining = (event: LeadershipEvent) => {
+    if (!event.isLocal) this.#endTerm(event.leader ? `${event.leader} leads ${this.endpoint.lock}` : `no member leads ${this.endpoint.lock}`);
+  };
+
+  /**
+   * The route's exchanges have finished (`drained`), so no work of this term runs any more: release
+   * the lock, and a follower takes over at once. Otherwise the shutdown timeout passed first: end the
+   * term, so work that honours its signal stops, and do not release: followers then wait a whole lease
+   * from the last renewal they saw, and this member's leadership has ended before that on its own clock
+   * (renewDeadline < leaseDuration); `dromedary run` exits right after the stop, ending what ignored it.
+   */
+  async afterDrain(drained: boolean): Promise<void> {
+    const view = this.#view;
     this.#view = undefined;
+    if (!view) return;
+    view.off('leadership', this.#whileDraining);
+    if (drained) {
+      this.#endTerm('route stopped');
+      await view.close();
+      return;
+    }
+    this.#endTerm('the shutdown timeout passed with exchanges of this term in flight');
+    this.#logger.warn(
+      `Exchanges from ${this.endpoint.maskedUri} were still running when the shutdown timeout passed: ending the term of ${this.endpoint.lock} and leaving the lock to expire after its lease`,
+    );
+    await view.close({ release: false });
   }
 
   #enqueue(action: () => Promise<void>): void {
