@@ -1,0 +1,63 @@
+// Starts the CLI on this Node (>= 22.19): the compiled library from dist/ in an installed package, the
+// TypeScript sources from lib/ in a source checkout (Node strips their types as it loads them).
+import { existsSync } from 'node:fs';
+import { registerHooks } from 'node:module';
+
+const root = new URL('../', import.meta.url);
+
+/** Where the running copy of dromedary lives: lib/ (.ts) in a checkout, else dist/ (.js). */
+function runningCopy() {
+  if (existsSync(new URL('lib/cli/main.ts', root))) return { dir: new URL('lib/', root), ext: '.ts' };
+  if (existsSync(new URL('dist/cli/main.js', root))) return { dir: new URL('dist/', root), ext: '.js' };
+  return undefined;
+}
+
+const ROUTE_TS = /\.m?ts$/;
+
+/**
+ * Route files import `dromedary`: they must get the copy that is running, whose route registry the CLI
+ * reads, even from a folder that has no dromedary installed or has another copy. TypeScript route files
+ * may also write relative imports the way tsc's bundler-style resolution allows (`./x.js` or `./x` for
+ * `./x.ts`); Node needs the file's real name, so those are tried too. Resolution only: loading .ts is
+ * Node's own type stripping, in this thread, with no helper process and nothing written to disk.
+ */
+function resolveHooks(copy) {
+  const targets = {
+    dromedary: new URL(`index${copy.ext}`, copy.dir).href,
+    'dromedary/testing': new URL(`testing/index${copy.ext}`, copy.dir).href,
+    'dromedary/package.json': new URL('package.json', root).href,
+  };
+  return {
+    resolve(specifier, context, nextResolve) {
+      const target = targets[specifier];
+      if (target) return { url: target, shortCircuit: true };
+      try {
+        return nextResolve(specifier, context);
+      } catch (err) {
+        const parent = context.parentURL ?? '';
+        if (err?.code !== 'ERR_MODULE_NOT_FOUND' || !specifier.startsWith('.') || !ROUTE_TS.test(parent) || parent.includes('/node_modules/')) throw err;
+        for (const candidate of [specifier.replace(/\.(m?)js$/, '.$1ts'), `${specifier}.ts`, `${specifier}/index.ts`]) {
+          if (candidate === specifier) continue;
+          try {
+            return nextResolve(candidate, context);
+          } catch {
+            // try the next spelling
+          }
+        }
+        throw err;
+      }
+    },
+  };
+}
+
+/** Runs `dromedary <argv>` and resolves with the exit code. */
+export async function runCli(argv) {
+  const copy = runningCopy();
+  if (!copy) {
+    process.stderr.write('dromedary: this copy is not built (no dist/): run npm run build in its folder, or install it from npm.\n');
+    return 1;
+  }
+  registerHooks(resolveHooks(copy));
+  const { main } = await import(new URL(`cli/main${copy.ext}`, copy.dir).href);
+  return main(argv);
+}
