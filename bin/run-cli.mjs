@@ -50,6 +50,21 @@ function resolveHooks(copy) {
   };
 }
 
+/**
+ * Under `npx dromedary` npm starts a shell that starts this process, and on SIGTERM npm signals only the
+ * shell, which dies and leaves this process running without its parent. Seeing the parent change, stop as
+ * on SIGTERM. Only under npm: a process started with nohup or by a shell that exits is meant to outlive it.
+ */
+function stopWhenNpmGoes() {
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    process.kill(process.pid, 'SIGTERM');
+  }, 1000);
+  timer.unref();
+}
+
 /** Runs `dromedary <argv>` and resolves with the exit code. */
 export async function runCli(argv) {
   const copy = runningCopy();
@@ -58,6 +73,9 @@ export async function runCli(argv) {
     return 1;
   }
   registerHooks(resolveHooks(copy));
+  // (A relaunched process has its lifeline instead, a --replicas member its stdin.)
+  const { npm_lifecycle_event, DROMEDARY_REEXEC, DROMEDARY_REPLICA_CHILD } = process.env;
+  if (npm_lifecycle_event && !DROMEDARY_REEXEC && !DROMEDARY_REPLICA_CHILD && argv.includes('run')) stopWhenNpmGoes();
   const { main } = await import(new URL(`cli/main${copy.ext}`, copy.dir).href);
   return main(argv);
 }

@@ -86,7 +86,10 @@ function shutdownOnSignals(logger: Logger, stop?: AbortSignal): Shutdown {
     if (requested && (name === 'supervisor exit' || name === 'output closed')) return;
     // One stop delivered twice: a terminal's Ctrl-C reaches `npm start`'s npm and this process, and npm
     // forwards it. A deliberate second signal, to force the exit, comes later than this.
-    if (requested && first?.name === name && performance.now() - first.at < REPEAT_WINDOW_MS) return;
+    if (requested && first?.name === name && performance.now() - first.at < REPEAT_WINDOW_MS) {
+      logger.debug(`Received ${name} again at once: the same stop delivered twice, not a second one`);
+      return;
+    }
     if (requested) {
       logger.warn(`Received ${name} again: exiting without waiting for in-flight exchanges`);
       forced(130);
