@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -124,6 +124,24 @@ console.log(JSON.stringify({ reply }));
     processes.push(p);
     await p.waitForLine(/Hello from TS/);
     await p.waitForLine(/Hello from JS/);
+    p.signal('SIGTERM');
+    expect((await p.exited).code, p.output).to.equal(0);
+  });
+
+  it("its CLI loads JavaScript route files, and its own compiled library, without Node's TypeScript stripper (amaro)", async () => {
+    await mkdir(join(app, 'js-routes'), { recursive: true });
+    await writeFile(
+      join(app, 'js-routes', 'a.mjs'),
+      "import { from } from 'dromedary';\nfrom('timer:a?delay=0&repeatCount=1').process(() => console.log('ts loader: ' + process.moduleLoadList.some((m) => /amaro/.test(m))));\n",
+    );
+    const child = spawn(process.execPath, [join(app, 'node_modules', '.bin', 'dromedary'), 'run', 'js-routes', '--cluster', 'none'], {
+      cwd: app,
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const p = new ProcessHandle(child);
+    processes.push(p);
+    await p.waitForLine(/ts loader: false/);
     p.signal('SIGTERM');
     expect((await p.exited).code, p.output).to.equal(0);
   });
