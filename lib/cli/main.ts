@@ -2,11 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DromedaryError } from '../errors.ts';
 import { parseDuration } from '../uri/duration.ts';
 import { maskSecrets } from '../uri/mask.ts';
-import { createCliLogger } from './logging.ts';
-import { runRoutes } from './run-command.ts';
-import { runReplicas } from './replicas.ts';
-import { readPropertiesFile } from './properties-file.ts';
-import { CLUSTER_KINDS } from '../cluster/config.ts';
+import type { createCliLogger } from './logging.ts';
 
 export const HELP = `dromedary: Camel-style integration routes for Node.js, with clustered singleton (master:) routes.
 
@@ -146,6 +142,14 @@ type RunValues = { [K in keyof typeof runFlags]?: (typeof runFlags)[K]['type'] e
 
 /** `dromedary run`. */
 async function run(argv: readonly string[], values: RunValues, paths: string[], out: NodeJS.WritableStream): Promise<number> {
+  // Loaded here, not at the top: help, --version and kube-api start without the engine and winston.
+  const [{ createCliLogger }, { runRoutes }, { runReplicas }, { readPropertiesFile }, { CLUSTER_KINDS }] = await Promise.all([
+    import('./logging.ts'),
+    import('./run-command.ts'),
+    import('./replicas.ts'),
+    import('./properties-file.ts'),
+    import('../cluster/config.ts'),
+  ]);
   let logger;
   try {
     logger = createCliLogger({ format: values['log-format'], level: values['log-level'], stream: out });
