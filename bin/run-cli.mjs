@@ -1,7 +1,8 @@
 // Starts the CLI on this Node (>= 22.19): the compiled library from dist/ in an installed package, the
 // TypeScript sources from lib/ in a source checkout (Node strips their types as it loads them).
-import { existsSync } from 'node:fs';
-import { registerHooks } from 'node:module';
+import { existsSync, readFileSync } from 'node:fs';
+import { findPackageJSON, registerHooks } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 const root = new URL('../', import.meta.url);
 
@@ -13,15 +14,18 @@ function runningCopy() {
 }
 
 const ROUTE_TS = /\.m?ts$/;
+/** Asked for by the route loader (lib/cli/route-loader.ts) to try a TypeScript route file as plain JavaScript. */
+const AS_JAVASCRIPT = '?as-javascript';
 
 /**
  * Route files import `dromedary`: they must get the copy that is running, whose route registry the CLI
  * reads, even from a folder that has no dromedary installed or has another copy. TypeScript route files
  * may also write relative imports the way tsc's bundler-style resolution allows (`./x.js` or `./x` for
- * `./x.ts`); Node needs the file's real name, so those are tried too. Resolution only: loading .ts is
- * Node's own type stripping, in this thread, with no helper process and nothing written to disk.
+ * `./x.ts`); Node needs the file's real name, so those are tried too. Loading .ts is Node's own type
+ * stripping, in this thread, with no helper process and nothing written to disk; a route file without
+ * TypeScript syntax is first tried as JavaScript, which spares loading the stripper at all.
  */
-function resolveHooks(copy) {
+function loaderHooks(copy) {
   const targets = {
     dromedary: new URL(`index${copy.ext}`, copy.dir).href,
     'dromedary/testing': new URL(`testing/index${copy.ext}`, copy.dir).href,
@@ -47,6 +51,12 @@ function resolveHooks(copy) {
         throw err;
       }
     },
+    // The file's own text as an ES module: V8 parses it or throws a SyntaxError before any of it runs.
+    // Only for an ES module: a .mts file, or a .ts file whose package.json says "type": "module".
+    load(url, context, nextLoad) {
+      if (!url.endsWith(AS_JAVASCRIPT) || !isModule(url)) return nextLoad(url, context);
+      return { format: 'module', source: readFileSync(fileURLToPath(url)), shortCircuit: true };
+    },
   };
 }
 
@@ -65,6 +75,12 @@ function stopWhenNpmGoes() {
   timer.unref();
 }
 
+function isModule(url) {
+  if (new URL(url).pathname.endsWith('.mts')) return true;
+  const pkg = findPackageJSON(url);
+  return pkg !== undefined && JSON.parse(readFileSync(pkg, 'utf8')).type === 'module';
+}
+
 /** Runs `dromedary <argv>` and resolves with the exit code. */
 export async function runCli(argv) {
   const copy = runningCopy();
@@ -72,7 +88,7 @@ export async function runCli(argv) {
     process.stderr.write('dromedary: this copy is not built (no dist/): run npm run build in its folder, or install it from npm.\n');
     return 1;
   }
-  registerHooks(resolveHooks(copy));
+  registerHooks(loaderHooks(copy));
   // (A relaunched process has its lifeline instead, a --replicas member its stdin.)
   const { npm_lifecycle_event, DROMEDARY_REEXEC, DROMEDARY_REPLICA_CHILD } = process.env;
   if (npm_lifecycle_event && !DROMEDARY_REEXEC && !DROMEDARY_REPLICA_CHILD && argv.includes('run')) stopWhenNpmGoes();

@@ -128,12 +128,14 @@ console.log(JSON.stringify({ reply }));
     expect((await p.exited).code, p.output).to.equal(0);
   });
 
-  it("its CLI loads JavaScript route files, and its own compiled library, without Node's TypeScript stripper (amaro)", async () => {
+  it("its CLI loads JavaScript route files, TypeScript ones without types, and its own compiled library without Node's TypeScript stripper (amaro)", async () => {
     await mkdir(join(app, 'js-routes'), { recursive: true });
     await writeFile(
       join(app, 'js-routes', 'a.mjs'),
       "import { from } from 'dromedary';\nfrom('timer:a?delay=0&repeatCount=1').process(() => console.log('ts loader: ' + process.moduleLoadList.some((m) => /amaro/.test(m))));\n",
     );
+    // A .ts file with no TypeScript syntax in it needs no stripper either.
+    await writeFile(join(app, 'js-routes', 'b.ts'), "import { from } from 'dromedary';\nfrom('timer:b?delay=0&period=50').log('type-free TypeScript');\n");
     const child = spawn(process.execPath, [join(app, 'node_modules', '.bin', 'dromedary'), 'run', 'js-routes', '--cluster', 'none'], {
       cwd: app,
       env: { ...process.env, NO_COLOR: '1' },
@@ -141,6 +143,7 @@ console.log(JSON.stringify({ reply }));
     });
     const p = new ProcessHandle(child);
     processes.push(p);
+    await p.waitForLine(/type-free TypeScript/);
     await p.waitForLine(/ts loader: false/);
     p.signal('SIGTERM');
     expect((await p.exited).code, p.output).to.equal(0);
