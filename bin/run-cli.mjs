@@ -16,6 +16,7 @@ function runningCopy() {
 const ROUTE_TS = /\.m?ts$/;
 /** Asked for by the route loader (lib/cli/route-loader.ts) to try a TypeScript route file as plain JavaScript. */
 const AS_JAVASCRIPT = '?as-javascript';
+const TYPE_ARGUMENTS = /[\w$\])]\s*<[^()=;]*>\s*\(/;
 
 /**
  * Route files import `dromedary`: they must get the copy that is running, whose route registry the CLI
@@ -55,7 +56,11 @@ function loaderHooks(copy) {
     // Only for an ES module: a .mts file, or a .ts file whose package.json says "type": "module".
     load(url, context, nextLoad) {
       if (!url.endsWith(AS_JAVASCRIPT) || !isModule(url)) return nextLoad(url, context);
-      return { format: 'module', source: readFileSync(fileURLToPath(url)), shortCircuit: true };
+      const source = readFileSync(fileURLToPath(url), 'utf8');
+      // The one TypeScript construct that also parses as JavaScript, with another meaning: type arguments
+      // (`get<string>(x)`, `new Map<K, V>(x)` read as comparisons). A file that may hold one is stripped.
+      if (TYPE_ARGUMENTS.test(source)) return nextLoad(url, context);
+      return { format: 'module', source, shortCircuit: true };
     },
   };
 }

@@ -136,6 +136,14 @@ describe('dromedary commands, options and route loading (end to end)', function 
       await p.waitForLine(/typed hello#1/);
     });
 
+    it('reads type arguments as TypeScript, though `get<string>(x)` would parse as JavaScript comparisons', async () => {
+      await routes({
+        'r.ts': "import { from } from 'dromedary';\nfrom('timer:t?delay=0&period=50').setHeader('h', 'v1').process((e) => { e.message.body = e.message.getHeader<string>('h'); }).log('header ${body}');\n",
+      });
+      const p = run(['run', '--cluster', 'none']);
+      await p.waitForLine(/header v1/);
+    });
+
     it('works with a read-only temp folder: nothing is written there', async () => {
       // Root ignores permissions, so a temp "folder" that is a file makes every write there fail.
       const notADir = join(dir, 'tmp-file');
