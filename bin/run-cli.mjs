@@ -39,7 +39,7 @@ function loaderHooks(copy) {
       try {
         return nextResolve(specifier, context);
       } catch (err) {
-        const parent = context.parentURL ?? '';
+        const parent = (context.parentURL ?? '').replace(/\?.*$/, '');
         if (err?.code !== 'ERR_MODULE_NOT_FOUND' || !specifier.startsWith('.') || !ROUTE_TS.test(parent) || parent.includes('/node_modules/')) throw err;
         for (const candidate of [specifier.replace(/\.(m?)js$/, '.$1ts'), `${specifier}.ts`, `${specifier}/index.ts`]) {
           if (candidate === specifier) continue;
@@ -57,7 +57,7 @@ function loaderHooks(copy) {
     load(url, context, nextLoad) {
       if (!url.endsWith(AS_JAVASCRIPT) || !isModule(url)) return nextLoad(url, context);
       const source = readFileSync(fileURLToPath(url), 'utf8');
-      // The one TypeScript construct that also parses as JavaScript, with another meaning: type arguments
+      // A TypeScript construct that also parses as JavaScript, with another meaning: type arguments
       // (`get<string>(x)`, `new Map<K, V>(x)` read as comparisons). A file that may hold one is stripped.
       if (TYPE_ARGUMENTS.test(source)) return nextLoad(url, context);
       return { format: 'module', source, shortCircuit: true };

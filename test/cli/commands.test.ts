@@ -129,11 +129,14 @@ describe('dromedary commands, options and route loading (end to end)', function 
       await routes({
         '_greeting.ts': "export const greeting: string = 'typed hello';\n",
         '_suffix.ts': 'export function suffix(n: number): string { return `#${n}`; }\n',
+        // Without TypeScript syntax of its own, so it is loaded as JavaScript first.
+        'plain.ts': "import { from } from 'dromedary';\nimport { greeting } from './_greeting.js';\nfrom('timer:p?delay=0&period=50').log(`plain ${greeting}`);\n",
         'r.ts':
           "import { from, type Exchange } from 'dromedary';\nimport { greeting } from './_greeting.js';\nimport { suffix } from './_suffix';\ninterface Shape { n: number }\nconst s: Shape = { n: 1 };\nfrom('timer:t?delay=0&period=50').process((e: Exchange) => { e.message.body = greeting + suffix(s.n); }).log('${body}');\n",
       });
       const p = run(['run', '--cluster', 'none']);
       await p.waitForLine(/typed hello#1/);
+      await p.waitForLine(/plain typed hello/);
     });
 
     it('reads type arguments as TypeScript, though `get<string>(x)` would parse as JavaScript comparisons', async () => {
