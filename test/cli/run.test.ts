@@ -130,7 +130,7 @@ describe('dromedary run (end to end)', function () {
 
     it('a CommonJS route file is told to become an ES module', async () => {
       await writeFile(join(dir, 'package.json'), '{"type":"commonjs"}\n');
-      await failsWith({ 'r.ts': "import { from } from 'dromedary';\nfrom('direct:x');\n" }, [/Cannot find module 'dromedary'.*Route files are ES modules: add "type": "module"/]);
+      await failsWith({ 'r.ts': "import { from } from 'dromedary';\nfrom('direct:x');\n" }, [/Route files are ES modules: add "type": "module"/]);
     });
 
     it('a folder with no route files says so', async () => {
