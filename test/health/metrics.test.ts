@@ -1,0 +1,159 @@
+import { expect } from 'chai';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Context } from '../../lib/engine/context.ts';
+import { Exchange } from '../../lib/exchange/index.ts';
+import { ElectorClusterService } from '../../lib/cluster/elector-cluster-service.ts';
+import { MemoryLockStore } from '../../lib/cluster/memory/memory-store.ts';
+import { validateTimings } from '../../lib/cluster/election/timings.ts';
+import type { ClusterView } from '../../lib/cluster/cluster-service.ts';
+import { startHealthServer, type HealthServer } from '../../lib/health/health-server.ts';
+import { captureLogger } from '../support/capture-logger.ts';
+import { spawnCli, type ProcessHandle } from '../support/cli-process.ts';
+import { waitFor } from '../support/wait.ts';
+
+/** The value of one sample line of the Prometheus text, e.g. `name{a="b"}`. */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe('/metrics on the health port', function () {
+  this.timeout(20_000);
+  let context: Context;
+  let cluster: ElectorClusterService;
+  let view: ClusterView;
+  let health: HealthServer;
+  let release: () => void;
+  let store: MemoryLockStore;
+  const timings = validateTimings({ leaseDuration: 1000, renewDeadline: 600, retryPeriod: 100 });
+
+  beforeEach(async () => {
+    const { logger } = captureLogger();
+    store = new MemoryLockStore();
+    cluster = new ElectorClusterService({ kind: 'memory', memberId: 'm1', store, timings, logger });
+    view = cluster.view('lock1');
+    await cluster.start();
+    context = new Context({ logger });
+    let gate!: Promise<void>;
+    gate = new Promise((resolve) => (release = resolve));
+    await context.addRoutes((r) => {
+      r.from('direct:ok').routeId('ok').setBody(() => 'fine');
+      r.from('direct:bad').routeId('bad').process(() => {
+        throw new RangeError('bad input');
+      });
+      r.from('direct:slow').routeId('slow').process(() => gate);
+    });
+    // Before the routes start, as `dromedary run` does, so every route reports its durations.
+    health = await startHealthServer({ context, cluster, port: 0 });
+    await context.start();
+  });
+
+  afterEach(async () => {
+    release();
+    await health.close();
+    await context.stop();
+    await view.close();
+    await cluster.stop();
+  });
+
+  it('counts exchanges per route and outcome, in flight, durations, leadership and term, and Node process metrics', async () => {
+    const template = context.createProducerTemplate();
+    for (let i = 0; i < 3; i += 1) await template.send('direct:ok', new Exchange({ body: i }));
+    for (let i = 0; i < 2; i += 1) await template.send('direct:bad', new Exchange({ body: i }));
+    const slow = template.send('direct:slow', new Exchange({ body: 'wait' }));
+    await waitFor(() => view.isLeader, { timeout: 5000, message: 'm1 to lead lock1' });
+
+    const res = await fetch(`${health.url}/metrics`);
+    expect(res.status).to.equal(200);
+    expect(res.headers.get('content-type')).to.match(/^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    expect(sample(text, 'dromedary_exchanges_total{route="ok",outcome="completed"}')).to.equal(3);
+    expect(sample(text, 'dromedary_exchanges_total{route="ok",outcome="failed"}')).to.equal(0);
+    expect(sample(text, 'dromedary_exchanges_total{route="bad",outcome="failed"}')).to.equal(2);
+    expect(sample(text, 'dromedary_exchanges_total{route="slow",outcome="completed"}')).to.equal(0);
+    expect(sample(text, 'dromedary_exchanges_inflight{route="slow"}')).to.equal(1);
+    expect(sample(text, 'dromedary_exchanges_inflight{route="ok"}')).to.equal(0);
+    expect(sample(text, 'dromedary_exchange_duration_seconds_count{route="ok",outcome="completed"}')).to.equal(3);
+    expect(sample(text, 'dromedary_exchange_duration_seconds_count{route="bad",outcome="failed"}')).to.equal(2);
+    expect(sample(text, 'dromedary_exchange_duration_seconds_bucket{le="+Inf",route="ok",outcome="completed"}')).to.equal(3);
+    expect(sample(text, 'dromedary_route_started{route="ok"}')).to.equal(1);
+    expect(sample(text, 'dromedary_lock_leader{lock="lock1"}')).to.equal(1);
+    expect(sample(text, 'dromedary_lock_leader_known{lock="lock1"}')).to.equal(1);
+    expect(sample(text, 'dromedary_lock_term{lock="lock1"}')).to.equal(view.term!.token);
+    expect(sample(text, 'dromedary_lock_members{lock="lock1"}')).to.equal(1);
+    expect(text).to.match(/^# TYPE dromedary_exchanges_total counter$/m);
+    expect(text).to.match(/^# TYPE dromedary_exchange_duration_seconds histogram$/m);
+    expect(text).to.match(/^process_cpu_seconds_total \d/m);
+    expect(text).to.match(/^nodejs_eventloop_lag_seconds \d/m);
+
+    // The slow exchange finishes: it moves from in flight to completed, and counters only grow.
+    release();
+    await slow;
+    await template.send('direct:ok', new Exchange({ body: 'again' }));
+    const after = await (await fetch(`${health.url}/metrics`)).text();
+    expect(sample(after, 'dromedary_exchanges_inflight{route="slow"}')).to.equal(0);
+    expect(sample(after, 'dromedary_exchanges_total{route="slow",outcome="completed"}')).to.equal(1);
+    expect(sample(after, 'dromedary_exchanges_total{route="ok",outcome="completed"}')).to.equal(4);
+    expect(sample(after, 'dromedary_exchanges_total{route="bad",outcome="failed"}')).to.equal(2);
+  });
+
+  it('shows a follower: leader 0, a leader known, and no term', async () => {
+    await waitFor(() => view.isLeader, { timeout: 5000, message: 'm1 to lead lock1' });
+    const follower = new ElectorClusterService({ kind: 'memory', memberId: 'm2', store, timings, logger: captureLogger().logger });
+    const followerView = follower.view('lock1');
+    await follower.start();
+    const followerContext = new Context();
+    const followerHealth = await startHealthServer({ context: followerContext, cluster: follower, port: 0 });
+    try {
+      await waitFor(() => followerView.leader === 'm1', { timeout: 5000, message: 'm2 to see m1 lead' });
+      const text = await (await fetch(`${followerHealth.url}/metrics`)).text();
+      expect(sample(text, 'dromedary_lock_leader{lock="lock1"}')).to.equal(0);
+      expect(sample(text, 'dromedary_lock_leader_known{lock="lock1"}')).to.equal(1);
+      expect(text).not.to.match(/^dromedary_lock_term\{/m);
+    } finally {
+      await followerHealth.close();
+      await followerView.close();
+      await follower.stop();
+    }
+  });
+});
+
+describe('prom-client is loaded only when the health port is on (end to end)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  const processes: ProcessHandle[] = [];
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dromedary-metrics-'));
+    await writeFile(join(dir, 'package.json'), '{"type":"module"}\n');
+    await mkdir(join(dir, 'routes'));
+    await writeFile(
+      join(dir, 'routes', 'probe.ts'),
+      [
+        "import { createRequire } from 'node:module';",
+        "import { from } from 'dromedary';",
+        'const require = createRequire(import.meta.url);',
+        "from('timer:probe?period=200&delay=0').process(() => {",
+        "  console.log(`prom-client loaded: ${Object.keys(require.cache).some((k) => k.includes('/prom-client/'))}`);",
+        '});',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  afterEach(async () => {
+    for (const p of processes.splice(0)) await p.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  for (const [flags, loaded] of [[[], false], [['--health-port', '0'], true]] as const) {
+    it(`${flags.length === 0 ? 'without' : 'with'} --health-port: ${loaded}`, async () => {
+      const p = spawnCli(['run', 'routes', '--cluster', 'none', ...flags], { cwd: dir });
+      processes.push(p);
+      const line = await p.waitForLine(/prom-client loaded: /, 20_000);
+      expect(line).to.contain(`prom-client loaded: ${loaded}`);
+    });
+  }
+});
