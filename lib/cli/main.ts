@@ -12,6 +12,9 @@ export const HELP = `dromedary: Camel-style integration routes for Node.js, with
 
 Usage:
   dromedary run [paths...] [options]   Run the routes in the given folders or files (default: ./routes)
+  dromedary status [paths...] [--output table|json]
+                                       Show each lock in the cluster store: holder, term, acquired and
+                                       renewed times, whether the lease holds (same cluster settings as run)
   dromedary kube-api [--port n] [--namespace ns] [--kubeconfig file]
                                        Start the Kubernetes API test server (leases, configmaps, pods)
                                        and write a kubeconfig for it, until Ctrl-C
@@ -55,6 +58,7 @@ const runFlags = {
   properties: { type: 'string' },
   namespace: { type: 'string' },
   kubeconfig: { type: 'string' },
+  output: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 /** The CLI entry point; resolves with the exit code instead of calling process.exit, so tests can call it. */
@@ -78,6 +82,7 @@ export async function main(argv: readonly string[], out: NodeJS.WritableStream =
     return command === undefined && !values.help ? 2 : 0;
   }
   if (command === 'kube-api') return kubeApi(values, out);
+  if (command === 'status') return (await import('./status-command.ts')).statusCommand(rest, values, out);
   if (command !== 'run') {
     process.stderr.write(`dromedary: unknown command "${command}". Commands: run, kube-api. Run dromedary --help for usage.\n`);
     return 2;
