@@ -28,10 +28,15 @@ export async function runStatus(options: StatusOptions): Promise<number> {
   return 0;
 }
 
+/** 13578 → "13.6s"; past a minute, formatDuration's minutes. */
+function seconds(ms: number): string {
+  return ms < 60_000 ? `${(ms / 1000).toFixed(1)}s` : formatDuration(Math.round(ms));
+}
+
 function lease(l: LockStatus): string {
   if (l.holder === undefined) return 'released';
   if (l.expiresInMs === undefined) return l.valid ? "valid (holder's pod is live)" : "expired (holder's pod is not live)";
-  return l.valid ? `valid, ${formatDuration(Math.round(l.expiresInMs))} left` : `expired ${formatDuration(Math.round(-l.expiresInMs))} ago`;
+  return l.valid ? `valid, ${seconds(l.expiresInMs)} left` : `expired ${seconds(-l.expiresInMs)} ago`;
 }
 
 function table(status: StoreStatus): string {
