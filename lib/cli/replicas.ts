@@ -31,20 +31,20 @@ interface Member {
   child: ChildProcess | undefined;
   startedAt: number;
   restarts: number;
-  /** Crashes since the member last ran for `stableAfter`: what the back-off grows with. */
-  crashesInARow: number;
+  /** Exits since the member last ran for `stableAfter`: what the back-off grows with. */
+  exitsInARow: number;
 }
 
 /** The wait before the nth restart in a row (1-based): base, 2×base, 4×base …, never above the cap. */
-export function restartBackoff(crashesInARow: number, base: number, cap: number): number {
-  return Math.min(cap, base * 2 ** Math.max(0, crashesInARow - 1));
+export function restartBackoff(exitsInARow: number, base: number, cap: number): number {
+  return Math.min(cap, base * 2 ** Math.max(0, exitsInARow - 1));
 }
 
 /**
  * `dromedary run --replicas N`: N member processes on this machine, like N pods of a Deployment.
  * Each gets its own member id (a line prefix in text logs, a `member` field in JSON logs) and, with
  * `--health-port P`, its own port P+i (member 1 gets P) or, with 0, any free port, which it prints.
- * A member that crashes is started again after an exponential back-off, as the kubelet does;
+ * A member that exits, crashed or not, is started again after an exponential back-off, as the kubelet does;
  * SIGINT or SIGTERM stops every member gracefully and waits for them.
  */
 export async function runReplicas(options: ReplicaOptions): Promise<number> {
@@ -62,7 +62,7 @@ export async function runReplicas(options: ReplicaOptions): Promise<number> {
     child: undefined,
     startedAt: 0,
     restarts: 0,
-    crashesInARow: 0,
+    exitsInARow: 0,
   }));
   if (basePort !== undefined) {
     options.logger.info(
@@ -121,22 +121,19 @@ export async function runReplicas(options: ReplicaOptions): Promise<number> {
         checkDone();
         return;
       }
-      if (code === 0) {
-        options.logger.info(`Member ${member.id} exited (${how})`, { member: member.id });
-        return;
-      }
+      // Like restartPolicy: Always, a member that exits cleanly (someone sent it SIGTERM) comes back too.
       if (restartDelay <= 0) {
         options.logger.warn(`Member ${member.id} exited (${how})`, { member: member.id });
         worstExit = Math.max(worstExit, code ?? 1);
         return;
       }
-      // Like the kubelet: a member that keeps crashing waits longer each time, up to the cap, so a
+      // Like the kubelet: a member that keeps exiting waits longer each time, up to the cap, so a
       // crash loop costs little; one that ran a good while before it crashed starts over.
-      member.crashesInARow = performance.now() - member.startedAt >= stableAfter ? 1 : member.crashesInARow + 1;
+      member.exitsInARow = performance.now() - member.startedAt >= stableAfter ? 1 : member.exitsInARow + 1;
       member.restarts += 1;
-      const delay = restartBackoff(member.crashesInARow, restartDelay, maxRestartDelay);
-      const backoff = member.crashesInARow > 1 ? `, back-off after ${member.crashesInARow} crashes in a row` : '';
-      options.logger.warn(`Member ${member.id} exited (${how}); starting it again in ${formatDuration(delay)} (restart #${member.restarts}${backoff})`, {
+      const delay = restartBackoff(member.exitsInARow, restartDelay, maxRestartDelay);
+      const backoff = member.exitsInARow > 1 ? `, back-off after ${member.exitsInARow} exits in a row` : '';
+      (code === 0 ? options.logger.info : options.logger.warn).call(options.logger, `Member ${member.id} exited (${how}); starting it again in ${formatDuration(delay)} (restart #${member.restarts}${backoff})`, {
         member: member.id,
         restartInMs: delay,
       });

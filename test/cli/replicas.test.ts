@@ -70,15 +70,25 @@ describe('dromedary run --replicas (end to end)', function () {
     supervisor = spawnCli(['run', 'routes', '--replicas', '1', '--member-id', 'bo'], { cwd: dir, env: clusterEnv() });
     const p = supervisor;
     // Each restart waits its back-off plus a member's start-up (a few seconds on a busy machine).
-    await p.waitForLine(/Member bo-1 exited \(code 3\); starting it again in 4s \(restart #3, back-off after 3 crashes in a row\)/, 40_000);
+    await p.waitForLine(/Member bo-1 exited \(code 3\); starting it again in 4s \(restart #3, back-off after 3 exits in a row\)/, 40_000);
     const exits = p.lines.filter((l) => /Member bo-1 exited \(code 3\)/.test(l));
     expect(exits[0]).to.match(/starting it again in 1s \(restart #1\)$/);
-    expect(exits[1]).to.match(/starting it again in 2s \(restart #2, back-off after 2 crashes in a row\)$/);
+    expect(exits[1]).to.match(/starting it again in 2s \(restart #2, back-off after 2 exits in a row\)$/);
     // The supervisor waited at least the announced delay before each start (its own timestamps).
     const starts = p.lines.filter((l) => /Started member bo-1 \(pid/.test(l));
     expect(starts.length).to.be.greaterThanOrEqual(3);
     expect(timeOf(starts[1]!) - timeOf(exits[0]!)).to.be.greaterThanOrEqual(1000 - 5);
     expect(timeOf(starts[2]!) - timeOf(exits[1]!)).to.be.greaterThanOrEqual(2000 - 5);
+  });
+
+  it('starts a member that exited cleanly (SIGTERM) again too, as restartPolicy: Always does', async () => {
+    supervisor = spawnCli(['run', 'routes', '--replicas', '2', '--member-id', 'ca'], { cwd: dir, env: clusterEnv() });
+    const p = supervisor;
+    await waitFor(() => p.count(/^ca-\d \| .*started 1 route/) === 2, { timeout: 20_000, message: () => `both members to start:\n${p.output}` });
+    const pid = Number(/Started member ca-1 \(pid (\d+)\)/.exec(p.output)![1]);
+    process.kill(pid, 'SIGTERM');
+    await p.waitForLine(/Member ca-1 exited \(code 0\); starting it again in 1s \(restart #1\)$/);
+    await waitFor(() => p.count(/^ca-1 \| .*started 1 route/) === 2, { timeout: 20_000, message: () => `ca-1 to start again:\n${p.output}` });
   });
 
   it('caps the back-off at 10 s', () => {
