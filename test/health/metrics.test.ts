@@ -9,6 +9,7 @@ import { MemoryLockStore } from '../../lib/cluster/memory/memory-store.ts';
 import { validateTimings } from '../../lib/cluster/election/timings.ts';
 import type { ClusterView } from '../../lib/cluster/cluster-service.ts';
 import { startHealthServer, type HealthServer } from '../../lib/health/health-server.ts';
+import { SAMPLES_PER_TICK, TICK_MS } from '../../lib/health/metrics.ts';
 import { captureLogger } from '../support/capture-logger.ts';
 import { spawnCli, type ProcessHandle } from '../support/cli-process.ts';
 import { waitFor } from '../support/wait.ts';
@@ -19,7 +20,7 @@ function sample(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
-describe('/metrics on the health port', function () {
+describe('/metrics and the console on the health port', function () {
   this.timeout(20_000);
   let context: Context;
   let cluster: ElectorClusterService;
@@ -97,6 +98,46 @@ describe('/metrics on the health port', function () {
     expect(sample(after, 'dromedary_exchanges_total{route="slow",outcome="completed"}')).to.equal(1);
     expect(sample(after, 'dromedary_exchanges_total{route="ok",outcome="completed"}')).to.equal(4);
     expect(sample(after, 'dromedary_exchanges_total{route="bad",outcome="failed"}')).to.equal(2);
+  });
+
+  it('times every exchange of a quiet route, and a sample of a busy one while counting them all', async () => {
+    const template = context.createProducerTemplate();
+    const scrape = async () => (await fetch(`${health.url}/metrics`)).text();
+    const timed = (text: string) => sample(text, 'dromedary_exchange_duration_seconds_count{route="ok",outcome="completed"}') ?? 0;
+    // A burst within one tick: the first SAMPLES_PER_TICK are timed, the rest only counted.
+    const burst = SAMPLES_PER_TICK * 4;
+    await Promise.all(Array.from({ length: burst }, (_, i) => template.send('direct:ok', new Exchange({ body: i }))));
+    const afterBurst = await scrape();
+    expect(sample(afterBurst, 'dromedary_exchanges_total{route="ok",outcome="completed"}')).to.equal(burst);
+    expect(timed(afterBurst)).to.be.at.least(SAMPLES_PER_TICK).and.below(burst);
+    // The next tick refills the budget: a quiet route's next exchange is timed.
+    const before = timed(afterBurst);
+    await waitFor(
+      async () => {
+        await template.send('direct:ok', new Exchange({ body: 'quiet' }));
+        return timed(await scrape()) > before;
+      },
+      { timeout: TICK_MS * 20, interval: TICK_MS, message: 'an exchange after the next tick to be timed' },
+    );
+  });
+
+  it('serves the console page and the overview it polls, read-only', async () => {
+    const template = context.createProducerTemplate();
+    await template.send('direct:ok', new Exchange({ body: 1 }));
+    await template.send('direct:bad', new Exchange({ body: 1 }));
+    await waitFor(() => view.isLeader, { timeout: 5000, message: 'm1 to lead lock1' });
+    const page = await fetch(`${health.url}/`);
+    expect(page.status).to.equal(200);
+    expect(page.headers.get('content-type')).to.equal('text/html; charset=utf-8');
+    expect(page.headers.get('content-security-policy')).to.match(/script-src 'sha256-[A-Za-z0-9+/=]+'/);
+    expect(await page.text()).to.contain('<title>dromedary console</title>');
+    const res = await fetch(`${health.url}/api/overview`);
+    const o = (await res.json()) as Record<string, unknown> & { routes: Array<Record<string, unknown>>; locks: Array<Record<string, unknown>> };
+    expect(o).to.include({ member: 'm1', kind: 'memory', state: 'started' });
+    expect(o.routes.find((r) => r.id === 'ok')).to.deep.equal({ id: 'ok', endpoint: 'direct:ok', status: 'started', completed: 1, failed: 0, inflight: 0 });
+    expect(o.routes.find((r) => r.id === 'bad')).to.include({ completed: 0, failed: 1 });
+    expect(o.locks).to.deep.equal([{ lock: 'lock1', leader: 'm1', isLeader: true, term: view.term!.token, members: [{ id: 'm1', isLeader: true, isLocal: true }] }]);
+    expect((await fetch(`${health.url}/api/overview`, { method: 'POST' })).status).to.equal(405);
   });
 
   it('shows a follower: leader 0, a leader known, and no term', async () => {
