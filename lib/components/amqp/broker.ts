@@ -123,7 +123,9 @@ export class BrokerConnection extends EventEmitter {
             { cause: err },
           );
         }
-        this.logger.debug(`RabbitMQ at ${this.maskedUrl} not reachable yet (${describe(err)}); retrying in ${delay}ms`);
+        // Said once at info, so a start that waits for a broker still booting is not silent; each retry at debug.
+        if (attempt === 1) this.logger.info(`Waiting for RabbitMQ at ${this.maskedUrl} (${describe(err)}): retrying for up to ${formatDuration(timeout)}`);
+        else this.logger.debug(`RabbitMQ at ${this.maskedUrl} not reachable yet (${describe(err)}); retrying in ${delay}ms`);
         await new Promise((r) => setTimeout(r, delay));
       }
     }
