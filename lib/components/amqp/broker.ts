@@ -200,7 +200,13 @@ export class BrokerConnection extends EventEmitter {
           if (this.#state === 'closed') return;
           // A changed password is worth shouting about; a broker still restarting is not.
           if (isAuthFailure(err)) this.logger.error(authError(this.maskedUrl, err).message);
-          else this.logger.debug(`Reconnect attempt ${this.#attempt} to ${this.maskedUrl} failed: ${describe(err)}`);
+          else if (this.#attempt === 1) {
+            // Once per outage at info: what it waits for, how often it tries, and what sends do meanwhile.
+            const cap = formatDuration(this.#opts.maxReconnectDelay ?? 5000);
+            this.logger.info(
+              `Still no connection to RabbitMQ at ${this.maskedUrl} (${describe(err)}): retrying at least every ${cap} until it answers; sends wait for it up to ${formatDuration(this.sendTimeout)}`,
+            );
+          } else this.logger.debug(`Reconnect attempt ${this.#attempt} to ${this.maskedUrl} failed: ${describe(err)}`);
           this.#scheduleReconnect();
         },
       );
