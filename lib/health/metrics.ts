@@ -1,6 +1,8 @@
 import type { Context } from '../engine/context.ts';
 import type { Route } from '../engine/route.ts';
 import type { ClusterService } from '../cluster/cluster-service.ts';
+import { MasterConsumer } from '../components/master/master-consumer.ts';
+import { isConsuming } from './overview.ts';
 import { EXCHANGE_OBSERVER, type ExchangeListener, type ExchangeObserver } from '../spi/exchange-observer.ts';
 
 type PromClient = typeof import('prom-client');
@@ -102,6 +104,33 @@ export async function createMetrics(options: { context: Context; cluster?: Clust
     collect() {
       this.reset();
       for (const route of context.routes) this.set({ route: route.id }, route.status === 'started' ? 1 : 0);
+    },
+  });
+
+  new prom.Gauge({
+    name: 'dromedary_route_consuming',
+    help: "1 while the route's consumer takes exchanges on this member (for a master: route, while this member leads), else 0",
+    labelNames: ['route'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const route of context.routes) this.set({ route: route.id }, isConsuming(route) ? 1 : 0);
+    },
+  });
+  const refusedSeen = new WeakMap<MasterConsumer, number>();
+  new prom.Counter({
+    name: 'dromedary_master_refused_total',
+    help: "Exchanges a master: route's gate refused because this member's leadership had lapsed (fencing)",
+    labelNames: ['route'],
+    registers: [registry],
+    collect() {
+      for (const route of context.routes) {
+        const consumer = route.consumer;
+        if (!(consumer instanceof MasterConsumer)) continue;
+        const last = refusedSeen.get(consumer) ?? 0;
+        this.inc({ route: route.id }, Math.max(0, consumer.refused - last));
+        refusedSeen.set(consumer, Math.max(last, consumer.refused));
+      }
     },
   });
 

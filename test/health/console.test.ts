@@ -78,10 +78,13 @@ describe('the web console at / on the health port (real members, real browser)',
     // The leader of "orders" is the member that logs "polled"; open its console.
     const leaderLine = await p.waitForLine(/^web-\d \| .*polled/, 30_000);
     const leader = /^(web-\d)/.exec(leaderLine)![1]!;
-    const url = await waitFor(() => {
-      const line = p.lines.find((l) => l.startsWith(`${leader} | `) && l.includes('Health endpoints on http://'));
-      return line && /(http:\/\/[\d.:]+)\/healthz/.exec(line)![1];
-    });
+    const urlOf = (member: string) =>
+      waitFor(() => {
+        const line = p.lines.find((l) => l.startsWith(`${member} | `) && l.includes('Health endpoints on http://'));
+        return line && /(http:\/\/[\d.:]+)\/healthz/.exec(line)![1];
+      });
+    const url = await urlOf(leader);
+    const follower = leader === 'web-1' ? 'web-2' : 'web-1';
     const page = await browser!.newPage();
     const errors: string[] = [];
     page.on('pageerror', (err) => errors.push(String(err)));
@@ -123,6 +126,21 @@ describe('the web console at / on the health port (real members, real browser)',
       { timeout: 10_000, message: 'the work route counts to grow on the page' },
     );
     expect(Number(later[4])).to.be.greaterThan(0);
+
+    // The follower's console shows the master: route on standby there, and the other member leading.
+    const followerPage = await browser!.newPage();
+    await followerPage.goto(`${await urlOf(follower)}/`);
+    const atFollower = await waitFor(
+      async () => {
+        const s = await shown(followerPage);
+        return s.routes.length === 2 && s.locks.length === 1 && s;
+      },
+      { timeout: 10_000, message: "the follower's console to fill" },
+    );
+    expect(atFollower.routes.find((r) => r[0] === 'poll-orders')![2]).to.equal('standby');
+    expect(atFollower.routes.find((r) => r[0] === 'work')![2]).to.equal('started');
+    expect(atFollower.locks[0]!.slice(0, 3)).to.deep.equal(['orders', leader, 'follower']);
+    await followerPage.close();
 
     await mkdir(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'console.png') });

@@ -10,6 +10,8 @@ import { validateTimings } from '../../lib/cluster/election/timings.ts';
 import type { ClusterView } from '../../lib/cluster/cluster-service.ts';
 import { startHealthServer, type HealthServer } from '../../lib/health/health-server.ts';
 import { SAMPLES_PER_TICK, TICK_MS } from '../../lib/health/metrics.ts';
+import { CLUSTER_SERVICE } from '../../lib/components/master/master-component.ts';
+import type { MasterConsumer } from '../../lib/components/master/master-consumer.ts';
 import { captureLogger } from '../support/capture-logger.ts';
 import { spawnCli, type ProcessHandle } from '../support/cli-process.ts';
 import { waitFor } from '../support/wait.ts';
@@ -37,6 +39,7 @@ describe('/metrics and the console on the health port', function () {
     view = cluster.view('lock1');
     await cluster.start();
     context = new Context({ logger });
+    context.addService(CLUSTER_SERVICE, cluster);
     let gate!: Promise<void>;
     gate = new Promise((resolve) => (release = resolve));
     await context.addRoutes((r) => {
@@ -45,6 +48,7 @@ describe('/metrics and the console on the health port', function () {
         throw new RangeError('bad input');
       });
       r.from('direct:slow').routeId('slow').process(() => gate);
+      r.from('master:lock1:timer:guarded?period=50').routeId('guarded').setBody(() => 'guarded');
     });
     // Before the routes start, as `dromedary run` does, so every route reports its durations.
     health = await startHealthServer({ context, cluster, port: 0 });
@@ -66,10 +70,14 @@ describe('/metrics and the console on the health port', function () {
     const slow = template.send('direct:slow', new Exchange({ body: 'wait' }));
     await waitFor(() => view.isLeader, { timeout: 5000, message: 'm1 to lead lock1' });
 
+    await waitFor(() => (context.route('guarded')!.consumer as MasterConsumer).isMaster, { timeout: 5000, message: 'the guarded route to consume on the leader' });
     const res = await fetch(`${health.url}/metrics`);
     expect(res.status).to.equal(200);
     expect(res.headers.get('content-type')).to.match(/^text\/plain; version=0\.0\.4/);
     const text = await res.text();
+    // The master route consumes here once this member leads (the views of one lock agree at once).
+    expect(sample(text, 'dromedary_route_consuming{route="guarded"}')).to.equal(1);
+    expect(sample(text, 'dromedary_master_refused_total{route="guarded"}')).to.equal(0);
     expect(sample(text, 'dromedary_exchanges_total{route="ok",outcome="completed"}')).to.equal(3);
     expect(sample(text, 'dromedary_exchanges_total{route="ok",outcome="failed"}')).to.equal(0);
     expect(sample(text, 'dromedary_exchanges_total{route="bad",outcome="failed"}')).to.equal(2);
@@ -80,6 +88,7 @@ describe('/metrics and the console on the health port', function () {
     expect(sample(text, 'dromedary_exchange_duration_seconds_count{route="bad",outcome="failed"}')).to.equal(2);
     expect(sample(text, 'dromedary_exchange_duration_seconds_bucket{le="+Inf",route="ok",outcome="completed"}')).to.equal(3);
     expect(sample(text, 'dromedary_route_started{route="ok"}')).to.equal(1);
+    expect(sample(text, 'dromedary_route_consuming{route="ok"}')).to.equal(1);
     expect(sample(text, 'dromedary_lock_leader{lock="lock1"}')).to.equal(1);
     expect(sample(text, 'dromedary_lock_leader_known{lock="lock1"}')).to.equal(1);
     expect(sample(text, 'dromedary_lock_term{lock="lock1"}')).to.equal(view.term!.token);
@@ -125,7 +134,7 @@ describe('/metrics and the console on the health port', function () {
     const template = context.createProducerTemplate();
     await template.send('direct:ok', new Exchange({ body: 1 }));
     await template.send('direct:bad', new Exchange({ body: 1 }));
-    await waitFor(() => view.isLeader, { timeout: 5000, message: 'm1 to lead lock1' });
+    await waitFor(() => (context.route('guarded')!.consumer as MasterConsumer).isMaster, { timeout: 5000, message: 'the guarded route to consume on the leader' });
     const page = await fetch(`${health.url}/`);
     expect(page.status).to.equal(200);
     expect(page.headers.get('content-type')).to.equal('text/html; charset=utf-8');
@@ -134,7 +143,8 @@ describe('/metrics and the console on the health port', function () {
     const res = await fetch(`${health.url}/api/overview`);
     const o = (await res.json()) as Record<string, unknown> & { routes: Array<Record<string, unknown>>; locks: Array<Record<string, unknown>> };
     expect(o).to.include({ member: 'm1', kind: 'memory', state: 'started' });
-    expect(o.routes.find((r) => r.id === 'ok')).to.deep.equal({ id: 'ok', endpoint: 'direct:ok', status: 'started', completed: 1, failed: 0, inflight: 0 });
+    expect(o.routes.find((r) => r.id === 'ok')).to.deep.equal({ id: 'ok', endpoint: 'direct:ok', status: 'started', consuming: true, completed: 1, failed: 0, inflight: 0 });
+    expect(o.routes.find((r) => r.id === 'guarded')).to.include({ status: 'started', consuming: true });
     expect(o.routes.find((r) => r.id === 'bad')).to.include({ completed: 0, failed: 1 });
     expect(o.locks).to.deep.equal([{ lock: 'lock1', leader: 'm1', isLeader: true, term: view.term!.token, members: [{ id: 'm1', isLeader: true, isLocal: true }] }]);
     expect((await fetch(`${health.url}/api/overview`, { method: 'POST' })).status).to.equal(405);
@@ -145,16 +155,27 @@ describe('/metrics and the console on the health port', function () {
     const follower = new ElectorClusterService({ kind: 'memory', memberId: 'm2', store, timings, logger: captureLogger().logger });
     const followerView = follower.view('lock1');
     await follower.start();
-    const followerContext = new Context();
+    const followerContext = new Context({ logger: captureLogger().logger });
+    followerContext.addService(CLUSTER_SERVICE, follower);
+    await followerContext.addRoutes((r) => {
+      r.from('master:lock1:timer:guarded?period=50').routeId('guarded').setBody(() => 'guarded');
+    });
     const followerHealth = await startHealthServer({ context: followerContext, cluster: follower, port: 0 });
+    await followerContext.start();
     try {
       await waitFor(() => followerView.leader === 'm1', { timeout: 5000, message: 'm2 to see m1 lead' });
       const text = await (await fetch(`${followerHealth.url}/metrics`)).text();
+      // Started on the follower too, but not consuming there.
+      expect(sample(text, 'dromedary_route_started{route="guarded"}')).to.equal(1);
+      expect(sample(text, 'dromedary_route_consuming{route="guarded"}')).to.equal(0);
+      const o = (await (await fetch(`${followerHealth.url}/api/overview`)).json()) as { routes: Array<Record<string, unknown>> };
+      expect(o.routes.find((r) => r.id === 'guarded')).to.include({ status: 'started', consuming: false });
       expect(sample(text, 'dromedary_lock_leader{lock="lock1"}')).to.equal(0);
       expect(sample(text, 'dromedary_lock_leader_known{lock="lock1"}')).to.equal(1);
       expect(text).not.to.match(/^dromedary_lock_term\{/m);
     } finally {
       await followerHealth.close();
+      await followerContext.stop();
       await followerView.close();
       await follower.stop();
     }
