@@ -13,11 +13,11 @@ export interface Metrics {
   readonly contentType: string;
 }
 
-/** Upper bounds in seconds: from sub-millisecond in-memory routes to slow HTTP and broker calls. */
 /** The duration histogram times up to SAMPLES_PER_TICK exchanges per route every TICK_MS (all of them below 500/s). */
 export const SAMPLES_PER_TICK = 50;
 export const TICK_MS = 100;
 
+/** Upper bounds in seconds: from sub-millisecond in-memory routes to slow HTTP and broker calls. */
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /**
@@ -51,7 +51,7 @@ export async function createMetrics(options: { context: Context; cluster?: Clust
       const budget = { left: SAMPLES_PER_TICK };
       budgets.add(budget);
       return {
-        wants: () => budget.left-- > 0,
+        wants: () => budget.left > 0 && budget.left-- > 0,
         finished: (exchange, startedMs) => (exchange.exception === undefined ? completed : failed).observe((performance.now() - startedMs) / 1000),
       };
     },
