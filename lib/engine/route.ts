@@ -135,9 +135,7 @@ export class Route {
       }
     }
     const processor = withCompletions(await compiler.compile(definition.steps), completions, logger, id);
-    const route = new Route({ id, definition, logger, endpoint, processor, producers, stopHooks, abort, stopping, needsOriginalMessage: errorHandler?.needsOriginalMessage ?? false });
-    route.#observe = context.service<ExchangeObserver>(EXCHANGE_OBSERVER)?.forRoute(id);
-    return route;
+    return new Route({ id, definition, logger, endpoint, processor, producers, stopHooks, abort, stopping, needsOriginalMessage: errorHandler?.needsOriginalMessage ?? false });
   }
 
   get status(): RouteStatus {
@@ -182,6 +180,7 @@ export class Route {
   };
 
   #done(exchange: Exchange, origin: boolean, started: number): void {
+    if (started >= 0) this.#observe!.finished(exchange, started);
     if (exchange.exception !== undefined) {
       // This route's error handler is done with it: a calling route must not redeliver or handle it again.
       markExhausted(exchange.exception);
@@ -189,7 +188,6 @@ export class Route {
       if (origin) logFailure(this.logger, this.id, exchange);
     }
     this.#inflight -= 1;
-    if (started >= 0) this.#observe!.finished(exchange, started);
     if (this.#inflight === 0 && this.#idleWaiters.length > 0) {
       const waiters = this.#idleWaiters;
       this.#idleWaiters = [];
@@ -198,6 +196,7 @@ export class Route {
   }
 
   async start(): Promise<void> {
+    this.#observe = this.endpoint.context.service<ExchangeObserver>(EXCHANGE_OBSERVER)?.forRoute(this.id);
     for (const producer of this.#producers) await producer.start();
     this.#consumer = await this.endpoint.createConsumer(this.dispatch);
     await this.#consumer.start();
