@@ -51,7 +51,7 @@ function fromRecord(lock: string, record: LockRecord, now: number): LockStatus {
   const holder = record.holderIdentity === '' ? undefined : record.holderIdentity;
   const renewed = Date.parse(record.renewTime);
   const expiresInMs = holder === undefined || Number.isNaN(renewed) ? undefined : renewed + record.leaseDurationMs - now;
-  // The election helper's records carry fencingToken; older ones use leaseTransitions as the token.
+  // A record that carries a fencingToken is read by it; one without uses leaseTransitions, the token before it.
   const token = (record as LockRecord & { fencingToken?: number }).fencingToken ?? record.leaseTransitions;
   return {
     lock,
