@@ -84,7 +84,11 @@ async function readFileLocks(config: ClusterConfig, now: number): Promise<StoreS
     const lock = decodeURIComponent(name);
     const current = await store.get(lock, signal);
     if (!current) continue;
-    locks.push({ ...fromRecord(lock, current.record, now), members: (await store.members(lock)).sort() });
+    // A one-shot reader sees each heartbeat once, so it judges the files' times against this machine's
+    // clock, a hint like the lease's validity here.
+    const beats = await store.heartbeats(lock);
+    const members = beats.filter((b) => now - b.mtimeMs < current.record.leaseDurationMs).map((b) => b.member);
+    locks.push({ ...fromRecord(lock, current.record, now), members: members.sort() });
   }
   return { backend: 'file', where: config.root, locks };
 }

@@ -263,28 +263,42 @@ export class FileLockStore implements LockStore {
   }
 
   /**
+   * Each member's heartbeat file with its modification time, as the file says (another machine's
+   * clock may have written it): for a one-shot reader such as `dromedary status`, which can only
+   * judge it as a hint. Members judge liveness with members().
+   */
+  async heartbeats(lock: string): Promise<{ member: string; file: string; mtimeMs: number }[]> {
+    const dir = join(this.#dir(lock), 'members');
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const beats: { member: string; file: string; mtimeMs: number }[] = [];
+    for (const name of names) {
+      const info = await lstat(join(dir, name)).catch(() => undefined);
+      if (info?.isFile()) beats.push({ member: decodeURIComponent(name), file: name, mtimeMs: info.mtimeMs });
+    }
+    return beats;
+  }
+
+  /**
    * The members seen alive: this one, and those whose heartbeat file this member saw change within
    * memberTimeout on its own monotonic clock. Never by the times in the files: a dead member whose
    * clock ran fast would stay listed, one whose clock ran slow would never be.
    */
   async members(lock: string): Promise<string[]> {
-    const dir = join(this.#dir(lock), 'members');
     const now = performance.now();
     const seen = this.#heartbeats.get(lock) ?? new Map<string, { mtimeMs: number; seenAt: number }>();
     this.#heartbeats.set(lock, seen);
-    const names = await readdir(dir).catch(() => [] as string[]);
+    const beats = await this.heartbeats(lock);
     const alive: string[] = [];
-    for (const name of names) {
-      const info = await lstat(join(dir, name)).catch(() => undefined);
-      if (!info?.isFile()) continue;
-      const previous = seen.get(name);
+    for (const { member, file, mtimeMs } of beats) {
+      const previous = seen.get(file);
       // A file seen for the first time may be a dead member's: it counts once it changes.
-      if (!previous) seen.set(name, { mtimeMs: info.mtimeMs, seenAt: -Infinity });
-      else if (previous.mtimeMs !== info.mtimeMs) seen.set(name, { mtimeMs: info.mtimeMs, seenAt: now });
-      const alivePeer = now - seen.get(name)!.seenAt < this.#memberTimeout;
-      if (alivePeer || this.#own.has(`${lock}/${name}`)) alive.push(decodeURIComponent(name));
+      if (!previous) seen.set(file, { mtimeMs, seenAt: -Infinity });
+      else if (previous.mtimeMs !== mtimeMs) seen.set(file, { mtimeMs, seenAt: now });
+      const alivePeer = now - seen.get(file)!.seenAt < this.#memberTimeout;
+      if (alivePeer || this.#own.has(`${lock}/${file}`)) alive.push(member);
     }
-    for (const name of seen.keys()) if (!names.includes(name)) seen.delete(name);
+    const files = new Set(beats.map((b) => b.file));
+    for (const file of seen.keys()) if (!files.has(file)) seen.delete(file);
     return alive;
   }
 
