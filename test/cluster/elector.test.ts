@@ -332,7 +332,7 @@ class Partitionable implements LockStore {
 /** A store whose watch also announces new versions of an unchanged record, as a shared ConfigMap does. */
 class Echoing implements LockStore {
   readonly #inner: MemoryLockStore;
-  readonly #subscribers = new Set<(version?: string, record?: LockRecord) => void>();
+  readonly #subscribers = new Set<(version?: string, record?: LockRecord | null) => void>();
   #echoes = 0;
   constructor(inner: MemoryLockStore) {
     this.#inner = inner;
@@ -352,7 +352,7 @@ class Echoing implements LockStore {
   update(lock: string, record: LockRecord, version: string, signal: AbortSignal) {
     return this.#inner.update(lock, record, version, signal);
   }
-  watch(lock: string, onChange: (version?: string, record?: LockRecord) => void): () => void {
+  watch(lock: string, onChange: (version?: string, record?: LockRecord | null) => void): () => void {
     this.#subscribers.add(onChange);
     const off = this.#inner.watch(lock, onChange);
     return () => {
