@@ -49,6 +49,18 @@ describe('file lock store', () => {
     await waitFor(async () => (await readdir(join(root, 'lock1'))).filter((n) => n.startsWith('v')).length <= 3);
   });
 
+  it('fails an update whose record was deleted meanwhile (lock files or folder removed), publishing nothing', async () => {
+    const store = new FileLockStore(root);
+    let current = await store.create('lock1', record('a'), signal);
+    current = await store.update('lock1', record('a'), current.version, signal);
+    for (const name of await readdir(join(root, 'lock1'))) if (name.startsWith('v')) await rm(join(root, 'lock1', name));
+    await store.update('lock1', record('a'), current.version, signal).then(() => expect.fail('should conflict'), (e) => expect(e).to.be.instanceOf(LockConflictError));
+    expect(await store.get('lock1', signal)).to.equal(undefined);
+    await rm(join(root, 'lock1'), { recursive: true });
+    await store.update('lock1', record('a'), current.version, signal).then(() => expect.fail('should conflict'), (e) => expect(e).to.be.instanceOf(LockConflictError));
+    expect(await store.get('lock1', signal)).to.equal(undefined);
+  });
+
   it('leaves no temporary files behind after normal writes', async () => {
     const store = new FileLockStore(root);
     let current = await store.create('lock1', record('a'), signal);

@@ -70,6 +70,11 @@ export class ResourceWatch {
       .join(',');
   }
 
+  /** Whether a stream is connected now (not connecting, and not waiting to reconnect after an error). */
+  get live(): boolean {
+    return this.#controller !== undefined;
+  }
+
   subscribe(key: string, onChange: Subscriber): () => void {
     const set = this.#subscribers.get(key) ?? new Set();
     this.#subscribers.set(key, set);
