@@ -397,7 +397,11 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
         this.#logger.warn(maskSecrets(`Leader election for ${this.lock} could not reach its store: ${text}`), { lock: this.lock, member: this.memberId });
       }
     } finally {
-      await this.#refreshMembers();
+      // Beside the election, not in its path: a slow membership listing must not delay a renewal.
+      if (!this.#refreshing) {
+        this.#refreshing = true;
+        void this.#refreshMembers().finally(() => (this.#refreshing = false));
+      }
     }
   }
 
@@ -664,6 +668,8 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
       return 'failed';
     }
   }
+
+  #refreshing = false;
 
   async #refreshMembers(): Promise<void> {
     if (!this.#running) return;
