@@ -143,7 +143,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     this.#logger = options.logger;
     this.#now = options.now ?? (() => performance.now());
     this.#random = options.random ?? Math.random;
-    this.#holderValid = options.holderValid ?? ((o) => o.observedAt + o.record.leaseDurationMs > o.now);
+    this.#holderValid = options.holderValid ?? leaseRunning;
     this.#acquireDelay = options.acquireDelay ?? 0;
     this.#callTimeout = options.callTimeout;
     this.#renewInterval = options.renewInterval ?? options.timings.retryPeriod;
@@ -375,7 +375,11 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
             return;
           }
         } else {
-          const valid = await this.#holderValid({ record, observedAt: this.#observedAt, now: this.#now() });
+          // A holder under this member id is another process of the same name (a duplicate, or this
+          // one's predecessor in a restarted container): whatever the protocol's own test (a live pod
+          // in ConfigMap mode would be this very pod), it blocks only until its lease runs out unrenewed.
+          const observation = { record, observedAt: this.#observedAt, now: this.#now() };
+          const valid = record.holderIdentity === this.memberId ? leaseRunning(observation) : await this.#holderValid(observation);
           if (valid) {
             this.#conflictsInARow = 0;
             this.#notHolding();
@@ -714,6 +718,11 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     for (const t of [this.#nextTimer, this.#stepDownTimer, this.#leadTimer]) if (t) clearTimeout(t);
     this.#nextTimer = this.#stepDownTimer = this.#leadTimer = undefined;
   }
+}
+
+/** The default holder test: the record changed less than its lease ago, by this member's clock. */
+function leaseRunning(o: Observation): boolean {
+  return o.observedAt + o.record.leaseDurationMs > o.now;
 }
 
 export type StopOutcome = 'released' | 'kept' | 'failed' | 'none';
