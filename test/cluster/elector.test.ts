@@ -454,7 +454,8 @@ describe('leader election core', () => {
       // From now on b hears nothing and its store says the watch is down.
       quiet.down();
       const reads = store.reads;
-      await waitFor(() => store.reads >= reads + 3, { timeout: 4 * fast.retryPeriod * fast.jitter + 200, message: 'b to poll while its watch is down' });
+      // Well before the lease b observed runs out (400 ms), which is when it would read otherwise.
+      await waitFor(() => store.reads >= reads + 3, { timeout: 3 * fast.retryPeriod * fast.jitter + 100, message: 'b to poll while its watch is down' });
       expect(b.leader).to.equal('a');
     });
   });
@@ -596,15 +597,17 @@ class Echoing implements LockStore {
   }
 }
 
-/** A store whose watch goes down on demand: no notifications, and watching() says so. */
+/** A store whose watch goes down on demand, as the Kubernetes stores' does: one notice, then silence, and watching() says so. */
 class WatchDown implements LockStore {
   readonly #inner: MemoryLockStore;
+  readonly #subscribers = new Set<(version?: string, record?: LockRecord | null) => void>();
   #down = false;
   constructor(inner: MemoryLockStore) {
     this.#inner = inner;
   }
   down(): void {
     this.#down = true;
+    for (const notify of this.#subscribers) notify(undefined, undefined);
   }
   get(lock: string, signal: AbortSignal) {
     return this.#inner.get(lock, signal);
@@ -616,9 +619,14 @@ class WatchDown implements LockStore {
     return this.#inner.update(lock, record, version, signal);
   }
   watch(lock: string, onChange: (version?: string, record?: LockRecord | null) => void): () => void {
-    return this.#inner.watch(lock, (version, record) => {
+    this.#subscribers.add(onChange);
+    const off = this.#inner.watch(lock, (version, record) => {
       if (!this.#down) onChange(version, record);
     });
+    return () => {
+      this.#subscribers.delete(onChange);
+      off();
+    };
   }
   watching(): boolean {
     return !this.#down;

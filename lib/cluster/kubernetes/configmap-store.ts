@@ -141,7 +141,7 @@ export class ConfigMapLockStore implements LockStore {
   /** Changes to the ConfigMap, and to the member pods (a holder's pod going away frees its locks). */
   watch(lock: string, onChange: (version?: string, record?: LockRecord | null) => void): () => void {
     const offMap = this.#watch.subscribe('configmap', (version, object, type) =>
-      onChange(version, type === 'DELETED' ? null : object ? this.#record(object as ConfigMap, lock).record : undefined),
+      onChange(version, type === 'DELETED' ? null : object && type !== 'DISCONNECTED' ? this.#record(object as ConfigMap, lock).record : undefined),
     );
     // A pod change carries no lock version; naming it by the pod's resourceVersion (never equal to
     // a ConfigMap version) makes an elector that is busy with an attempt check again afterwards

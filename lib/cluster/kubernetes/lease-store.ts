@@ -122,7 +122,7 @@ export class LeaseLockStore implements LockStore {
 
   watch(lock: string, onChange: (version?: string, record?: LockRecord | null) => void): () => void {
     return this.#watch.subscribe(this.#name(lock), (version, object, type) =>
-      onChange(version, type === 'DELETED' ? null : object ? this.#toVersioned(object as Lease).record : undefined),
+      onChange(version, type === 'DELETED' ? null : object && type !== 'DISCONNECTED' ? this.#toVersioned(object as Lease).record : undefined),
     );
   }
 
