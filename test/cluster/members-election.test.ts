@@ -189,6 +189,14 @@ describeMembers('lock records edited by someone else, and instance identity', (h
       const next = await h.currentRunner('lock1', killedAt);
       expect(next).not.to.equal(victim);
       const first = (await h.entries()).find((e) => e.what === 'lock1' && e.at > killedAt)!;
+      if (process.env.DEBUG_OUTAGE) {
+        const killEpoch = Date.now() - h.msSince(killedAt, h.now());
+        console.log('backAt', backAt - killEpoch, 'failover', h.msSince(killedAt, first.at), 'victim', victim, 'next', next);
+        for (const [id, token] of h.tokens) {
+          console.log(id, token, h.server!.requests({ token }).filter((r) => r.time > backAt - OUTAGE - 500).map((r) => `${r.verb}${r.verb === 'watch' || r.query.includes('watch') ? '(w)' : ''}:${r.status}@${r.time - killEpoch}`).join(' '));
+          console.log(h.members.get(id)?.lines.filter((l) => /lock1|Watch|watch/.test(l)).slice(-15).join('\n'));
+        }
+      }
       expect(h.msSince(killedAt, first.at)).to.be.below(bound);
       h.assertNeverTwoAtOnce(await h.entries(), 'lock1');
     });

@@ -171,7 +171,14 @@ export class LeaseLockStore implements LockStore {
     const spec = lease.spec ?? {};
     if (lease.metadata?.name && lease.metadata.uid) this.#uids.set(lease.metadata.name, lease.metadata.uid);
     const annotations = lease.metadata?.annotations ?? {};
-    const text = (t: unknown) => (t === undefined || t === null ? '' : t instanceof Date ? t.toISOString() : String(t));
+    // A read gives Dates (client-node parses them), a watch gives the raw MicroTime strings: both
+    // become the same millisecond ISO text, or one record read once each way would look changed,
+    // and every such "change" restarts a follower's lease clock.
+    const text = (t: unknown) => {
+      if (t === undefined || t === null) return '';
+      const date = t instanceof Date ? t : new Date(String(t));
+      return Number.isNaN(date.getTime()) ? String(t) : date.toISOString();
+    };
     const token = Number(annotations[FENCING_TOKEN_ANNOTATION]);
     return {
       version: String(lease.metadata?.resourceVersion ?? ''),

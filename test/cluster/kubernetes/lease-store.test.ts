@@ -87,6 +87,20 @@ describe('kubernetes backend: Lease lock store (real client-node against the API
     expect(server.getLease('orders-annotated', 'apps')!.metadata.annotations).not.to.have.property('dromedary.io/released-by');
   });
 
+  it('gives the same record through a read and through the watch, so a follower\'s lease clock restarts only when the record changed', async () => {
+    const { store: s } = await store('alpha');
+    const notices: Array<[string | undefined, LockRecord | null | undefined]> = [];
+    const off = s.watch('both-ways', (version, rec) => notices.push([version, rec]));
+    try {
+      await waitFor(() => s.watching('both-ways'), { message: 'the watch to connect' });
+      const created = await s.create('both-ways', { ...record('pod-a'), holderInstance: 'host-1-abcd', fencingToken: 7 }, signal());
+      const notified = await waitFor(() => notices.find(([version]) => version === created.version), { message: 'the creation to reach the watch' });
+      expect(notified[1]).to.deep.equal((await s.get('both-ways', signal()))!.record);
+    } finally {
+      off();
+    }
+  });
+
   it('reports an update of a deleted Lease as a lost race, and its deletion to the watch as null', async () => {
     const { store: s } = await store('alpha');
     const created = await s.create('deleted', record('pod-a'), signal());
