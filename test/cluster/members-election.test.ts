@@ -169,7 +169,10 @@ describeMembers('lock records edited by someone else, and instance identity', (h
     const renew = 3700;
     const retry = 150;
     const OUTAGE = 1900;
-    const bound = Math.ceil(lease + 2 * retry * h.JITTER + MARGIN);
+    // Three processes and the API server on a loaded machine: a wider margin than the harness's, still
+    // far below the whole extra lease (4.5 s) that a follower not polling through the outage costs.
+    const outageMargin = 4 * MARGIN;
+    const bound = Math.ceil(lease + 2 * retry * h.JITTER + outageMargin);
     it(`after an API outage of ${OUTAGE} ms and a SIGKILL of the leader right after its first renewal, another member runs the route within ${bound} ms`, async () => {
       const env = { DROMEDARY_LEASE_DURATION: `${lease}ms`, DROMEDARY_RENEW_DEADLINE: `${renew}ms`, DROMEDARY_RETRY_PERIOD: `${retry}ms` };
       for (const name of ['m1', 'm2', 'm3']) h.start(name, { env });
@@ -179,24 +182,17 @@ describeMembers('lock records edited by someone else, and instance identity', (h
       await new Promise((resolve) => setTimeout(resolve, OUTAGE));
       const backAt = Date.now();
       await h.server!.start();
-      await waitFor(() => h.server!.requests({ token: h.tokens.get(victim), verb: 'update', resource: 'leases' }).some((r) => r.time >= backAt && r.status === 200), {
+      const lock1 = leaseName(h.run, 'lock1');
+      await waitFor(() => h.server!.requests({ token: h.tokens.get(victim), verb: 'update', resource: 'leases' }).some((r) => r.name === lock1 && r.time >= backAt && r.status === 200), {
         timeout: renew,
         interval: 2,
-        message: 'the leader to renew once the API is back',
+        message: 'the leader to renew lock1 once the API is back',
       });
       const killedAt = h.now();
       h.kill(victim);
       const next = await h.currentRunner('lock1', killedAt);
       expect(next).not.to.equal(victim);
       const first = (await h.entries()).find((e) => e.what === 'lock1' && e.at > killedAt)!;
-      if (process.env.DEBUG_OUTAGE) {
-        const killEpoch = Date.now() - h.msSince(killedAt, h.now());
-        console.log('backAt', backAt - killEpoch, 'failover', h.msSince(killedAt, first.at), 'victim', victim, 'next', next);
-        for (const [id, token] of h.tokens) {
-          console.log(id, token, h.server!.requests({ token }).filter((r) => r.time > backAt - OUTAGE - 500).map((r) => `${r.verb}${r.verb === 'watch' || r.query.includes('watch') ? '(w)' : ''}:${r.status}@${r.time - killEpoch}`).join(' '));
-          console.log(h.members.get(id)?.lines.filter((l) => /lock1|Watch|watch/.test(l)).slice(-15).join('\n'));
-        }
-      }
       expect(h.msSince(killedAt, first.at)).to.be.below(bound);
       h.assertNeverTwoAtOnce(await h.entries(), 'lock1');
     });

@@ -251,6 +251,9 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     }
     if (version !== undefined && version === this.#observed?.version) return;
     if (record) this.#watchCarriesRecords = true;
+    // A watch that resumes after a disconnection replays what happened meanwhile, which this member
+    // may already have read: an older record must not replace a newer observation.
+    if (record && this.#observed && olderThan(record, this.#observed.record)) return;
     if (version !== undefined && record && !this.#holding && record.holderIdentity !== '' && !this.#mine(record)) {
       // A follower sees another member's renewal in the notification itself: observe it without a
       // read, and wait for the new expiry. (Should the notification be stale, observing it later
@@ -718,6 +721,13 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     for (const t of [this.#nextTimer, this.#stepDownTimer, this.#leadTimer]) if (t) clearTimeout(t);
     this.#nextTimer = this.#stepDownTimer = this.#leadTimer = undefined;
   }
+}
+
+/** Whether `a` is an earlier state of the lock than `b`: a lower fencing token, or the same term renewed earlier. */
+function olderThan(a: LockRecord, b: LockRecord): boolean {
+  const [ta, tb] = [tokenOf(a), tokenOf(b)];
+  if (ta === undefined || tb === undefined) return false;
+  return ta < tb || (ta === tb && a.holderInstance === b.holderInstance && a.renewTime !== '' && b.renewTime !== '' && Date.parse(a.renewTime) < Date.parse(b.renewTime));
 }
 
 /** The default holder test: the record changed less than its lease ago, by this member's clock. */
