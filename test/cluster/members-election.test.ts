@@ -1,11 +1,13 @@
 import { expect } from 'chai';
-import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeMembers, MS, reportRealClusterSkip, type MembersHarness } from '../support/cluster-members.ts';
 import { leaseName } from '../../lib/cluster/kubernetes/lease-store.ts';
 import { statusOf } from '../../lib/cluster/kubernetes/client.ts';
 import { waitFor } from '../support/wait.ts';
+import { spawnCli, type ProcessHandle } from '../support/cli-process.ts';
 
 reportRealClusterSkip('members-election.test');
 
@@ -96,17 +98,14 @@ describeMembers('lock records edited by someone else, and instance identity', (h
   // requests, each slowed by the latency.
   const stopBound = Math.ceil(RETRIES + 2 * LATENCY + MARGIN);
 
-  const edits: Array<[string, () => Promise<void>]> = [
+  const edits: Array<[string, (victim: string) => Promise<void>]> = [
     ['the record is deleted', () => editor.delete()],
     ['the holder is rewritten to "" without a release marker', () => editor.setHolder('')],
-    ['the holder is rewritten to a follower', () => editor.setHolder(`${h.run}-m2`)],
+    ['the holder is rewritten to a follower', (victim) => editor.setHolder([...h.members.keys()].find((id) => id !== victim)!)],
   ];
   for (const [what, edit] of edits) {
     it(`when ${what} while the leader runs (${LATENCY} ms API latency on it), the leader stops within ${stopBound} ms and nobody runs the route until a lease after the edit`, async () => {
-      // m2 is always a follower: it starts once m1 leads.
-      h.start('m1');
-      await h.currentRunner('lock1');
-      for (const name of ['m2', 'm3']) h.start(name);
+      for (const name of ['m1', 'm2', 'm3']) h.start(name);
       const victim = await h.settledRunner();
       if (h.server) {
         h.server.faults(h.tokens.get(victim)).latency(LATENCY);
@@ -118,7 +117,7 @@ describeMembers('lock records edited by someone else, and instance identity', (h
         });
       }
       const editedAt = h.now();
-      await edit();
+      await edit(victim);
       // Followers wait a full lease from when they saw the edit (never before it was made), the old
       // leader too once it stepped down; in ConfigMap mode acquireDelay is part of that wait.
       const leaseAfterEdit = editedAt + BigInt(LEASE) * MS;
@@ -197,4 +196,54 @@ describeMembers('lock records edited by someone else, and instance identity', (h
       h.assertNeverTwoAtOnce(await h.entries(), 'lock1');
     });
   }
+});
+
+/**
+ * Issue 10 item 3's supervisor case: `dromedary run --replicas 3` restarts a member killed with
+ * SIGKILL under the same member id. It is a new process, so it must not take its predecessor's
+ * record back at once ("in 1.6 s"): it waits for the lease like any follower, and one of the other
+ * members, which saw the last renewal earlier, takes over. File backend (the supervisor's default).
+ */
+describe('dromedary run --replicas: a member killed and restarted under its old id', function () {
+  this.timeout(60_000);
+  const LEASE = 4000;
+  let dir: string;
+  let supervisor: ProcessHandle | undefined;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dromedary-replicas-'));
+    await writeFile(join(dir, 'package.json'), '{"type":"module"}\n');
+    await mkdir(join(dir, 'routes'));
+    await writeFile(join(dir, 'routes', 'hello.ts'), "import { from } from 'dromedary';\nfrom('master:lock1:timer:clock?period=100&delay=0').log('Hello World!');\n");
+  });
+
+  afterEach(async () => {
+    await supervisor?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const memberOf = (line: string) => /^(\S+) \| /.exec(line)?.[1];
+
+  it('waits out its dead predecessor\'s lease like any follower, so another member takes over', async () => {
+    supervisor = spawnCli(['run', 'routes', '--replicas', '3', '--member-id', 'demo'], {
+      cwd: dir,
+      env: { DROMEDARY_CLUSTER_ROOT: join(dir, 'locks'), DROMEDARY_LEASE_DURATION: `${LEASE}ms`, DROMEDARY_RENEW_DEADLINE: '2500ms', DROMEDARY_RETRY_PERIOD: '150ms' },
+    });
+    const p = supervisor;
+    await waitFor(() => p.count(/Hello World!/) >= 5, { timeout: 20_000, message: `Hello World from a member:\n${p.output}` });
+    const first = memberOf(p.lines.find((l) => l.includes('Hello World!'))!)!;
+    // Every member has seen the leader's renewals, so the others' lease clocks run from before the kill.
+    await waitFor(() => ['demo-1', 'demo-2', 'demo-3'].every((m) => p.lines.some((l) => l.startsWith(`${m} | `) && l.includes(`member ${first} is now leader of lock1`))), {
+      timeout: 15_000,
+      message: 'every member to see the leader',
+    });
+    const pid = Number(/\(pid (\d+)\)/.exec(p.lines.find((l) => l.includes(`Started member ${first} (pid`))!)![1]);
+    const before = p.lines.length;
+    process.kill(pid, 'SIGKILL');
+    await p.waitForLine(new RegExp(`Member ${first} exited \\(signal SIGKILL\\); starting it again`));
+    const next = await waitFor(() => p.lines.slice(before).find((l) => l.includes('Hello World!')), { timeout: 15_000 + LEASE, message: 'someone to say Hello World again' });
+    expect(memberOf(next), `the restarted ${first} spoke first after the kill`).not.to.equal(first);
+    const restarted = p.lines.slice(before).filter((l) => l.startsWith(`${first} | `));
+    expect(restarted.some((l) => l.includes(`lock1 is held under this member id ${first} by another process`))).to.equal(true);
+  });
 });

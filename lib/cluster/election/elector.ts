@@ -239,7 +239,8 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
    */
   #onStoreChange(version: string | undefined, record: LockRecord | null | undefined): void {
     if (!this.#running) return;
-    if (this.#holding && version !== undefined && version !== this.#observed?.version && this.#foreign(record)) {
+    // A deletion is never this member's own write, whatever version it is announced with.
+    if (this.#holding && (record === null || (version !== undefined && version !== this.#observed?.version)) && this.#foreign(record)) {
       // Someone else deleted or rewrote the record while this member leads: it may not be the only
       // one that thinks it holds the lock any more, so the term ends now, even mid-attempt, before any
       // further read. (Safe direction: at worst a leader steps down needlessly and takes its own record back.)

@@ -111,6 +111,8 @@ export class ConfigMapLockStore implements LockStore {
       return this.#record(this.#last, lock);
     } catch (err) {
       if (statusOf(err) === 409) throw new LockConflictError(lock, 'the locks ConfigMap changed since it was read (409 Conflict)');
+      // Deleted since it was read: a lost race, so the elector reads again and finds no record.
+      if (statusOf(err) === 404) throw new LockConflictError(lock, 'the locks ConfigMap was deleted since it was read (404 Not Found)');
       throw this.#explain(err, 'update');
     }
   }
