@@ -446,17 +446,25 @@ describe('leader election core', () => {
       store.heal();
     });
 
-    it('a follower whose store watch is down polls every retryPeriod, so a renewal it missed restarts its lease clock at most one poll late', async () => {
+    it('a follower whose store watch is down polls every retryPeriod, so a renewal it missed delays its takeover by at most one poll, not a lease', async () => {
       const store = new MemoryLockStore();
+      const link = new Partitionable(store);
       const quiet = new WatchDown(store);
-      const { a, b } = await leaderAndFollower(store, quiet);
-      void a;
-      // From now on b hears nothing and its store says the watch is down.
+      const { b } = await leaderAndFollower(link, quiet);
+      // Until now b has followed the renewals through the watch, without reading.
+      const settled = store.writes;
+      await waitFor(() => store.writes >= settled + 3, { message: 'three renewals' });
+      // From now on b hears nothing and its store says its watch is down; the leader renews twice
+      // more (b can only learn of that by reading), then dies.
       quiet.down();
-      const reads = store.reads;
-      // Well before the lease b observed runs out (400 ms), which is when it would read otherwise.
-      await waitFor(() => store.reads >= reads + 3, { timeout: 3 * fast.retryPeriod * fast.jitter + 100, message: 'b to poll while its watch is down' });
-      expect(b.leader).to.equal('a');
+      const writes = store.writes;
+      await waitFor(() => store.writes >= writes + 2, { message: 'two renewals b did not hear of' });
+      const killedAt = performance.now();
+      link.cut();
+      await waitFor(() => b.isLeader, { timeout: 3000 });
+      // b saw the last renewal at most one poll after it was made (before killedAt), and takes over at
+      // most one poll after that lease ran out; 50 ms for the timers and the store's notifications.
+      expect(performance.now() - killedAt).to.be.below(fast.leaseDuration + 2 * fast.retryPeriod * fast.jitter + 50);
     });
   });
 
