@@ -132,6 +132,26 @@ describeMembers('lock records edited by someone else, and instance identity', (h
     });
   }
 
+  if (!configMapMode) {
+    // Issue 10 item 6: tokens read from each member's log of the terms it began.
+    const tokens = (id: string) => [...h.members.get(id)!.output.matchAll(/begins a term of lock1 with fencing token (\d+)/g)].map((m) => Number(m[1]));
+    it('a leader paused past its lease (SIGSTOP) and resumed (SIGCONT) held a lower fencing token than the member that took over, and any later term of its own a higher one', async () => {
+      for (const name of ['m1', 'm2', 'm3']) h.start(name);
+      const victim = await h.settledRunner();
+      const old = tokens(victim).at(-1)!;
+      const stoppedAt = h.now();
+      h.members.get(victim)!.signal('SIGSTOP');
+      const next = await h.currentRunner('lock1', stoppedAt);
+      h.members.get(victim)!.signal('SIGCONT');
+      const taken = tokens(next).at(-1)!;
+      expect(taken).to.be.above(old);
+      // The resumed member learns it lost the lock; should it lead again later, that is a newer term still.
+      await h.members.get(victim)!.waitForLine(new RegExp(`member ${next} is now leader of lock1$`));
+      const after = [...tokens(victim), ...tokens(next)];
+      expect(after.filter((t) => t > old && t !== taken).every((t) => t > taken)).to.equal(true);
+    });
+  }
+
   // ConfigMap mode: the harness gives each member id its own pod, and two processes in one pod are
   // the same pod to the protocol; the elector's rule is the same there (a holder under this member
   // id blocks until its lease runs out), and the elector tests cover it.

@@ -531,6 +531,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
       this.#lastTermToken = token;
       this.#term = new Term(this.lock, this.memberId, token, () => this.isLeader);
       this.#leadingSince = started + this.#acquireDelay;
+      this.#logger.info(`Member ${this.memberId} begins a term of ${this.lock} with fencing token ${token}`, { lock: this.lock, token });
       if (this.#acquireDelay > 0) {
         this.#logger.info(`Member ${this.memberId} acquired ${this.lock}; leading in ${this.#acquireDelay}ms`, { lock: this.lock });
         this.#leadTimer = setTimeout(() => this.#reportOnceLeading(), Math.max(0, this.#leadingSince - this.#now()) + 1);
