@@ -229,6 +229,17 @@ describe('kubernetes backend: Lease lock store (real client-node against the API
       expect(performance.now() - t0).to.be.below(1000);
     });
 
+    it('warns when the release is answered with 5xx: the lock is free once its lease runs out, and no handover is claimed', async () => {
+      const a = await member('alpha');
+      await waitFor(() => a.view.isLeader, { timeout: 5000 });
+      server.faults('alpha').fail(5, 503);
+      await a.service.stop();
+      const warning = a.lines.find((l) => l.level === 'warn' && l.message.includes('could not release lock1'));
+      expect(warning?.message).to.match(/HTTP 503.*followers take it over once its lease runs out, up to 2000ms from its last renewal/);
+      expect(a.messages()).not.to.include('no member leads lock1 now');
+      expect((server.getLease('svc-lock1', 'apps')!.spec as Record<string, unknown>).holderIdentity).to.equal('pod-alpha');
+    });
+
     /** Records each member's leading intervals from its view's events, and checks that none overlap. */
     function intervals(members: Array<{ service: ClusterService; view: ReturnType<ClusterService['view']> }>) {
       const closed: Array<[string, number, number]> = [];
