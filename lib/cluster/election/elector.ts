@@ -349,6 +349,9 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
           // the moment this member saw it gone before creating it again.
           if (this.#absentSince === undefined) {
             this.#absentSince = seenAt;
+            // Whatever record appears next is new to this member, even under a version number the
+            // old one had (the file store numbers a re-created record from 1 again).
+            this.#observed = undefined;
             this.#logger.warn(`The record of ${this.lock} disappeared (deleted by someone else?): its holder is unknown, so member ${this.memberId} waits ${this.#unknownHolderWait()}ms before taking it`, { lock: this.lock });
             this.#report();
           }
@@ -478,7 +481,9 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     const token = tokenOf(observed.record);
     if (token !== undefined && token > this.#highestToken) this.#highestToken = token;
     if (observed.record.holderIdentity !== '' && observed.record.leaseDurationMs > this.#longestLease) this.#longestLease = observed.record.leaseDurationMs;
-    if (previous?.version === observed.version) return;
+    // The same version is the same record, unless the record was deleted and re-created meanwhile
+    // and its numbering started over: then the content differs, and it is a change.
+    if (previous?.version === observed.version && sameRecord(previous.record, observed.record)) return;
     this.#observed = observed;
     if (!previous || !sameRecord(previous.record, observed.record)) {
       this.#observedAt = at;
