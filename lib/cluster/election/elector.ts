@@ -205,13 +205,14 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     this.#clearTimers();
     await this.#cycleDone;
     const wasHolding = this.#holding;
+    const validUntil = this.#validUntil;
     this.#holding = false;
     this.#leadingSince = Infinity;
     this.#validUntil = -Infinity;
     this.#endTerm('it stopped campaigning');
     this.#report();
     let outcome: StopOutcome = 'none';
-    if (wasHolding && !this.#keepUntilExpiry) outcome = await this.#release();
+    if (wasHolding && !this.#keepUntilExpiry) outcome = await this.#release(validUntil);
     else if (wasHolding) {
       this.#logger.warn(`Member ${this.memberId} did not release ${this.lock}: work of its term may still run, so followers wait for the lease to expire`, { lock: this.lock });
       outcome = 'kept';
@@ -651,7 +652,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
   }
 
   /** Writes the release marker (see LockRecord.releasedBy) by compare-and-swap on this member's own record. */
-  async #release(): Promise<StopOutcome> {
+  async #release(validUntil: number): Promise<StopOutcome> {
     const observed = this.#observed;
     if (!observed || !this.#mine(observed.record)) return 'none';
     const now = microTime();
@@ -664,8 +665,9 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
       acquireTime: now,
       renewTime: now,
     };
-    // The release may take as long as a renewal could: until the lease this member last renewed runs out.
-    this.#attemptDeadline = this.#now() + Math.max(this.#timings.retryPeriod, this.#timings.renewDeadline);
+    // As long as a renewal could have taken (until this member's leadership would have lapsed), and at
+    // least retryPeriod: later, followers are about to take over anyway, and the stop should not wait.
+    this.#attemptDeadline = Math.max(validUntil, this.#now() + this.#timings.retryPeriod);
     try {
       const written = await this.#call('release', (s) => this.#store.update(this.lock, released, observed.version, s));
       this.#observe(written, this.#now());
