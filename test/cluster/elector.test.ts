@@ -430,8 +430,9 @@ describe('leader election core', () => {
   describe('store calls', () => {
     it('elects and keeps a leader when every store call takes longer than retryPeriod (bounded by the renew deadline instead)', async () => {
       // Each call takes 200 ms, longer than retryPeriod (150 ms), the old timeout: no leader ever.
-      // An acquisition (a read and a create) and the first renewal after renewInterval still fit in renewDeadline.
-      const timings = validateTimings({ leaseDuration: 1500, renewDeadline: 1000, retryPeriod: 150 });
+      // An acquisition (a read and a create) and the first renewal after renewInterval fit in
+      // renewDeadline more than twice over, so a loaded machine's late timers do not matter.
+      const timings = validateTimings({ leaseDuration: 3000, renewDeadline: 2000, retryPeriod: 150 });
       const store = new MemoryLockStore();
       store.delay(200);
       const a = elector(store, 'a', 'lock1', { timings });
