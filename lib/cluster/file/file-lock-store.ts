@@ -22,6 +22,9 @@ const CREATE_NEW = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
  * Old versions are deleted, keeping the newest few. Should a very late writer publish an old number
  * whose file was already deleted, the check after the link sees a newer version and reports a
  * conflict, and readers always take the highest version, so its write never counts.
+ * Someone removing the lock files (or the lock's folder) deletes the record: an update then finds
+ * the version it was based on gone and reports a conflict (withdrawing what it published), so a
+ * leader learns its record was deleted instead of silently writing it back.
  *
  * NFS and other shared filesystems: link(2) is atomic on the server, which is why NFS-safe lock
  * files use it; but directory listings can be cached for a few seconds, so members see changes
@@ -127,12 +130,23 @@ export class FileLockStore implements LockStore {
   async update(lock: string, record: LockRecord, expectedVersion: string, _signal?: AbortSignal): Promise<VersionedRecord> {
     const expected = Number(expectedVersion);
     if (!Number.isInteger(expected)) throw new LockConflictError(lock, `not a version of this store: ${expectedVersion}`);
-    return this.#publish(lock, record, expected + 1, 'the record changed since it was read');
+    return this.#publish(lock, record, expected + 1, 'the record changed since it was read', expected);
   }
 
-  async #publish(lock: string, record: LockRecord, version: number, conflict: string): Promise<VersionedRecord> {
+  /**
+   * Publishes `version`. For an update, `basedOn` (the version read) must still be there once the new
+   * one is published: the newest few versions are never collected, so only a deletion of the record
+   * removes it, and the update is then withdrawn and lost like any other race.
+   */
+  async #publish(lock: string, record: LockRecord, version: number, conflict: string, basedOn?: number): Promise<VersionedRecord> {
     const temp = join(this.#dir(lock), `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
-    const handle = await open(temp, CREATE_NEW, 0o600);
+    let handle;
+    try {
+      handle = await open(temp, CREATE_NEW, 0o600);
+    } catch (err) {
+      if (basedOn !== undefined && (err as NodeJS.ErrnoException).code === 'ENOENT') throw new LockConflictError(lock, 'its folder was removed (the record was deleted)');
+      throw err;
+    }
     try {
       await handle.chmod(0o600);
       await handle.writeFile(JSON.stringify(record));
@@ -150,6 +164,10 @@ export class FileLockStore implements LockStore {
     }
     const versions = await this.#versions(lock);
     if (versions[0]! > version) throw new LockConflictError(lock, 'a newer version was published first');
+    if (basedOn !== undefined && basedOn > 0 && !versions.includes(basedOn)) {
+      await unlink(this.#file(lock, version)).catch(() => undefined);
+      throw new LockConflictError(lock, 'the record was deleted since it was read');
+    }
     void this.#collect(lock, versions);
     return { record, version: String(version) };
   }
