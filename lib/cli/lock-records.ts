@@ -8,7 +8,7 @@ export interface LockStatus {
   lock: string;
   /** The holder's member id; undefined when released or never held. */
   holder: string | undefined;
-  /** The fencing token of the holder's term; undefined in ConfigMap mode, which keeps none. */
+  /** The fencing token of the holder's term (leaseTransitions for a record written before tokens). */
   term: number | undefined;
   /** How many times the lock changed hands; undefined in ConfigMap mode. */
   transitions: number | undefined;
@@ -52,7 +52,7 @@ function fromRecord(lock: string, record: LockRecord, now: number): LockStatus {
   const renewed = Date.parse(record.renewTime);
   const expiresInMs = holder === undefined || Number.isNaN(renewed) ? undefined : renewed + record.leaseDurationMs - now;
   // A record that carries a fencingToken is read by it; one without uses leaseTransitions, the token before it.
-  const token = (record as LockRecord & { fencingToken?: number }).fencingToken ?? record.leaseTransitions;
+  const token = record.fencingToken ?? record.leaseTransitions;
   return {
     lock,
     holder,
@@ -127,10 +127,11 @@ async function readKubernetesLocks(config: ClusterConfig, now: number): Promise<
         .map((lock): LockStatus => {
           const holder = data[`leader.pod.${lock}`] || undefined;
           const time = data[`leader.local.timestamp.${lock}`] || undefined;
+          const token = Number(data[`leader.token.${lock}`]);
           return {
             lock,
             holder,
-            term: undefined,
+            term: Number.isSafeInteger(token) && data[`leader.token.${lock}`] ? token : undefined,
             transitions: undefined,
             acquireTime: time,
             renewTime: undefined,
@@ -145,21 +146,13 @@ async function readKubernetesLocks(config: ClusterConfig, now: number): Promise<
     const prefix = (env.DROMEDARY_K8S_LEASE_PREFIX || 'dromedary').toLowerCase();
     const api = kc.makeApiClient(k8s.CoordinationV1Api);
     const leases = await api.listNamespacedLease({ namespace, labelSelector: selector({ provider: 'dromedary', ...clusterLabels }) }, options());
-    const text = (t: unknown) => (t === undefined || t === null ? '' : t instanceof Date ? t.toISOString() : String(t));
+    const { leaseRecord, LOCK_ANNOTATION } = await import('../cluster/kubernetes/lease-store.ts');
     const locks = leases.items
       .map((lease) => {
         const name = lease.metadata?.name ?? '';
-        // The Lease name without the app's prefix: the lock name as Kubernetes spells it (lower case).
-        const lock = name.startsWith(`${prefix}-`) ? name.slice(prefix.length + 1) : name;
-        const spec = lease.spec ?? {};
-        const record: LockRecord = {
-          holderIdentity: spec.holderIdentity ?? '',
-          leaseDurationMs: (spec.leaseDurationSeconds ?? 0) * 1000,
-          acquireTime: text(spec.acquireTime),
-          renewTime: text(spec.renewTime),
-          leaseTransitions: spec.leaseTransitions ?? 0,
-        };
-        return fromRecord(lock, record, now);
+        // The lock's name as written on the Lease; else (a Lease from an older version) its name without the prefix.
+        const lock = lease.metadata?.annotations?.[LOCK_ANNOTATION] ?? (name.startsWith(`${prefix}-`) ? name.slice(prefix.length + 1) : name);
+        return fromRecord(lock, leaseRecord(lease), now);
       })
       .sort((a, b) => a.lock.localeCompare(b.lock));
     return { backend: 'kubernetes (Lease mode)', where: `${namespace}/leases`, locks };

@@ -44,6 +44,8 @@ export function leaseName(prefix: string, lock: string): string {
 export const INSTANCE_ANNOTATION = 'dromedary.io/holder-instance';
 export const RELEASED_BY_ANNOTATION = 'dromedary.io/released-by';
 export const FENCING_TOKEN_ANNOTATION = 'dromedary.io/fencing-token';
+/** The lock's own name: a Lease name is the lock name only when it fitted Kubernetes' rules unchanged. */
+export const LOCK_ANNOTATION = 'dromedary.io/lock';
 
 /**
  * Lock records as coordination.k8s.io/v1 Leases, one per lock, with client-go's field semantics:
@@ -150,6 +152,7 @@ export class LeaseLockStore implements LockStore {
         // writes); the instance, the release marker and the fencing token go in annotations. A
         // replace writes all three, so a release marker never survives into a later holder's record.
         annotations: {
+          [LOCK_ANNOTATION]: lock,
           ...(record.holderInstance ? { [INSTANCE_ANNOTATION]: record.holderInstance } : {}),
           ...(record.releasedBy ? { [RELEASED_BY_ANNOTATION]: record.releasedBy } : {}),
           ...(record.fencingToken !== undefined ? { [FENCING_TOKEN_ANNOTATION]: String(record.fencingToken) } : {}),
@@ -168,31 +171,8 @@ export class LeaseLockStore implements LockStore {
   }
 
   #toVersioned(lease: Lease): VersionedRecord {
-    const spec = lease.spec ?? {};
     if (lease.metadata?.name && lease.metadata.uid) this.#uids.set(lease.metadata.name, lease.metadata.uid);
-    const annotations = lease.metadata?.annotations ?? {};
-    // A read gives Dates (client-node parses them), a watch gives the raw MicroTime strings: both
-    // become the same millisecond ISO text, or one record read once each way would look changed,
-    // and every such "change" restarts a follower's lease clock.
-    const text = (t: unknown) => {
-      if (t === undefined || t === null) return '';
-      const date = t instanceof Date ? t : new Date(String(t));
-      return Number.isNaN(date.getTime()) ? String(t) : date.toISOString();
-    };
-    const token = Number(annotations[FENCING_TOKEN_ANNOTATION]);
-    return {
-      version: String(lease.metadata?.resourceVersion ?? ''),
-      record: {
-        holderIdentity: spec.holderIdentity ?? '',
-        leaseDurationMs: (spec.leaseDurationSeconds ?? 0) * 1000,
-        acquireTime: text(spec.acquireTime),
-        renewTime: text(spec.renewTime),
-        leaseTransitions: spec.leaseTransitions ?? 0,
-        ...(annotations[INSTANCE_ANNOTATION] ? { holderInstance: annotations[INSTANCE_ANNOTATION] } : {}),
-        ...(annotations[RELEASED_BY_ANNOTATION] ? { releasedBy: annotations[RELEASED_BY_ANNOTATION] } : {}),
-        ...(annotations[FENCING_TOKEN_ANNOTATION] && Number.isSafeInteger(token) ? { fencingToken: token } : {}),
-      },
-    };
+    return { version: String(lease.metadata?.resourceVersion ?? ''), record: leaseRecord(lease) };
   }
 
   #explain(err: unknown, verb: string, lock: string): Error {
@@ -204,4 +184,29 @@ export class LeaseLockStore implements LockStore {
     const status = statusOf(err);
     return new Error(`${verb} Lease ${this.#name(lock)} failed${status ? ` with HTTP ${status}` : ''}: ${(err as Error)?.message?.split('\n')[0] ?? String(err)}`);
   }
+}
+
+/** A Lease as a lock record; also read by `dromedary status`. */
+export function leaseRecord(lease: Lease): LockRecord {
+  const spec = lease.spec ?? {};
+  const annotations = lease.metadata?.annotations ?? {};
+  // A read gives Dates (client-node parses them), a watch gives the raw MicroTime strings: both
+  // become the same millisecond ISO text, or one record read once each way would look changed,
+  // and every such "change" restarts a follower's lease clock.
+  const text = (t: unknown) => {
+    if (t === undefined || t === null) return '';
+    const date = t instanceof Date ? t : new Date(String(t));
+    return Number.isNaN(date.getTime()) ? String(t) : date.toISOString();
+  };
+  const token = Number(annotations[FENCING_TOKEN_ANNOTATION]);
+  return {
+    holderIdentity: spec.holderIdentity ?? '',
+    leaseDurationMs: (spec.leaseDurationSeconds ?? 0) * 1000,
+    acquireTime: text(spec.acquireTime),
+    renewTime: text(spec.renewTime),
+    leaseTransitions: spec.leaseTransitions ?? 0,
+    ...(annotations[INSTANCE_ANNOTATION] ? { holderInstance: annotations[INSTANCE_ANNOTATION] } : {}),
+    ...(annotations[RELEASED_BY_ANNOTATION] ? { releasedBy: annotations[RELEASED_BY_ANNOTATION] } : {}),
+    ...(annotations[FENCING_TOKEN_ANNOTATION] && Number.isSafeInteger(token) ? { fencingToken: token } : {}),
+  };
 }

@@ -78,7 +78,7 @@ describe('kubernetes backend: Lease lock store (real client-node against the API
     const created = await s.create('annotated', held, signal());
     const lease = server.getLease('orders-annotated', 'apps')!;
     expect((lease.spec as Record<string, unknown>).holderIdentity).to.equal('pod-a');
-    expect(lease.metadata.annotations).to.deep.equal({ 'dromedary.io/holder-instance': 'host-1-abcd', 'dromedary.io/fencing-token': '1764000000123' });
+    expect(lease.metadata.annotations).to.deep.equal({ 'dromedary.io/lock': 'annotated', 'dromedary.io/holder-instance': 'host-1-abcd', 'dromedary.io/fencing-token': '1764000000123' });
     expect((await s.get('annotated', signal()))!.record).to.include({ holderInstance: 'host-1-abcd', fencingToken: 1_764_000_000_123 });
     const released = await s.update('annotated', { ...held, holderIdentity: '', releasedBy: 'host-1-abcd' }, created.version, signal());
     expect((await s.get('annotated', signal()))!.record).to.include({ holderIdentity: '', releasedBy: 'host-1-abcd', holderInstance: 'host-1-abcd' });
