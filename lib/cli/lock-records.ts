@@ -50,7 +50,8 @@ export async function readLockStatuses(config: ClusterConfig, now = Date.now()):
 function fromRecord(lock: string, record: LockRecord, now: number): LockStatus {
   const holder = record.holderIdentity === '' ? undefined : record.holderIdentity;
   const renewed = Date.parse(record.renewTime);
-  const expiresInMs = holder === undefined || Number.isNaN(renewed) ? undefined : renewed + record.leaseDurationMs - now;
+  // `now` is taken before the reads: a record renewed since then was renewed now, not in the future.
+  const expiresInMs = holder === undefined || Number.isNaN(renewed) ? undefined : Math.min(renewed, now) + record.leaseDurationMs - now;
   // A record that carries a fencingToken is read by it; one without uses leaseTransitions, the token before it.
   const token = record.fencingToken ?? record.leaseTransitions;
   return {

@@ -38,7 +38,7 @@ describe('singleton services and their leadership term', () => {
     handles.push(handle);
     await waitFor(() => handle.running);
     const [term] = terms;
-    expect(term).to.include({ lock: 'lock1', memberId: 'a', token: store.peek('lock1')!.record.leaseTransitions });
+    expect(term).to.include({ lock: 'lock1', memberId: 'a', token: store.peek('lock1')!.record.fencingToken });
     expect(handle.term).to.equal(term);
     const { isLeader } = term!;
     expect(isLeader()).to.equal(true);

@@ -58,10 +58,10 @@ describe('stopping dromedary through npm and a relaunch', function () {
     return p;
   }
 
-  /** The pid of the dromedary process itself, from its member id (host name and pid). */
+  /** The pid of the dromedary process itself, from its instance id (host name, pid, random suffix). */
   async function memberPid(p: ProcessHandle): Promise<number> {
-    const line = await p.waitForLine(/Cluster service file started as member \S+-\d+/, 20_000);
-    const pid = Number(/-(\d+)\s*$/.exec(line)![1]);
+    const line = await p.waitForLine(/Cluster service file started as member \S+ \(instance \S+-\d+-[0-9a-f]+\)/, 20_000);
+    const pid = Number(/\(instance \S+-(\d+)-[0-9a-f]+\)/.exec(line)![1]);
     pids.push(pid);
     return pid;
   }
