@@ -43,6 +43,13 @@ class RecordEditor {
     else await coordination.deleteNamespacedLease({ name: leaseName(h.run, 'lock1'), namespace });
   }
 
+  /** File backend: the whole cluster folder removed, every lock's records and heartbeats with it. */
+  async deleteClusterFolder(): Promise<void> {
+    const root = join(this.#h.dir, 'locks');
+    await rename(root, `${root}.removed`);
+    await rm(`${root}.removed`, { recursive: true, force: true });
+  }
+
   /** Sets the holder without the protocol: '' (no release marker) or another member id. */
   async setHolder(holder: string): Promise<void> {
     const h = this.#h;
@@ -102,6 +109,8 @@ describeMembers('lock records edited by someone else, and instance identity', (h
     ['the record is deleted', () => editor.delete()],
     ['the holder is rewritten to "" without a release marker', () => editor.setHolder('')],
     ['the holder is rewritten to a follower', (victim) => editor.setHolder([...h.members.keys()].find((id) => id !== victim)!)],
+    // The members make the folder again (with its checks) and go on: nobody may lead before a lease, someone must after.
+    ...(h.target.cluster === 'file' ? [['the whole cluster folder is removed', () => editor.deleteClusterFolder()] as [string, (victim: string) => Promise<void>]] : []),
   ];
   for (const [what, edit] of edits) {
     it(`when ${what} while the leader runs (${LATENCY} ms API latency on it), the leader stops within ${stopBound} ms and nobody runs the route until a lease after the edit`, async () => {

@@ -4,7 +4,7 @@ import { chmod, link, lstat, lutimes, mkdir, open, readdir, unlink } from 'node:
 import { join } from 'node:path';
 import { LockConflictError, type LockRecord, type LockStore, type VersionedRecord } from '../election/lock-store.ts';
 import { assertLockName } from '../lock-name.ts';
-import { currentUid } from './private-folder.ts';
+import { currentUid, preparePrivateFolder } from './private-folder.ts';
 
 const { O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_WRONLY } = constants;
 /** Exclusive create, never through a symbolic link (O_EXCL refuses one at the name; O_NOFOLLOW says so twice). */
@@ -76,7 +76,15 @@ export class FileLockStore implements LockStore {
       await mkdir(dir, { mode: 0o700 });
       await chmod(dir, 0o700);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && dir !== this.root) {
+        // The cluster folder itself was removed (an operator cleaning up): make it again, under the
+        // checks it passed at startup, or no member could ever lead again. Its records went with it,
+        // so the electors treat every holder as unknown and wait a full lease.
+        await preparePrivateFolder(this.root, 'DROMEDARY_CLUSTER_ROOT');
+        return this.#ensureDir(dir, true);
+      }
+      if (code !== 'EEXIST') throw err;
     }
     const info = await lstat(dir);
     const uid = currentUid();
