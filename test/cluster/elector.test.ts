@@ -328,6 +328,42 @@ describe('leader election core', () => {
     });
   });
 
+  describe('progress while waiting (issue 13)', () => {
+    it('a follower says once, at info, who holds the lock and when it takes over at the latest, and again only when the holder changes', async () => {
+      const store = new MemoryLockStore();
+      const link = new Partitionable(store);
+      const a = elector(link, 'a');
+      a.start();
+      await waitFor(() => a.isLeader);
+      // c never takes a held lock (as in ConfigMap mode while the holder's pod runs), so it stays a follower throughout.
+      const capture = captureLogger();
+      const c = elector(store, 'c', 'lock1', { logger: capture.logger, holderValid: () => true });
+      c.start();
+      await waitFor(() => c.leader === 'a');
+      const renewals = store.writes;
+      await waitFor(() => store.writes >= renewals + 5, { message: 'five renewals by a' });
+      const waiting = () => capture.lines.filter((l) => l.message.includes(' is held by '));
+      expect(waiting().map((l) => l.level)).to.deep.equal(['info']);
+      const first = /^lock1 is held by a; taking over at the latest in (\d+\.\d) s if it is not renewed$/.exec(waiting()[0]!.message);
+      expect(first, waiting()[0]!.message).to.not.equal(null);
+      expect(Number(first![1])).to.be.within(0, fast.leaseDuration / 1000);
+      expect(waiting()[0]!.meta).to.include({ lock: 'lock1', holder: 'a' });
+
+      // a is cut off; b takes over once a's lease runs out: c names the new holder, once.
+      const b = elector(store, 'b');
+      b.start();
+      link.cut();
+      await waitFor(() => b.isLeader, { timeout: fast.leaseDuration * 2 + 1000 });
+      await waitFor(() => c.leader === 'b');
+      const after = store.writes;
+      await waitFor(() => store.writes >= after + 5, { message: 'five renewals by b' });
+      expect(waiting().map((l) => l.message.replace(/[\d.]+ s/, 'N s'))).to.deep.equal([
+        'lock1 is held by a; taking over at the latest in N s if it is not renewed',
+        'lock1 is held by b; taking over at the latest in N s if it is not renewed',
+      ]);
+    });
+  });
+
   describe('instance identity (issue 10 item 3)', () => {
     it('two processes with one member id never both lead, and the follower logs an error naming both instances and the fix', async () => {
       const store = new MemoryLockStore();

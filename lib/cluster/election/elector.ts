@@ -263,6 +263,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
       const observedAt = this.#observedAt;
       this.#absentSince = undefined;
       this.#observe({ record, version }, this.#now());
+      this.#sayWaiting(record);
       this.#report();
       // Only a changed record moves the expiry. A new version of the same record (another lock's
       // write to a shared ConfigMap) must not push the next poll back, or frequent writes would
@@ -389,6 +390,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
           const observation = { record, observedAt: this.#observedAt, now: this.#now() };
           const valid = record.holderIdentity === this.memberId ? leaseRunning(observation) : await this.#holderValid(observation);
           if (valid) {
+            this.#sayWaiting(record);
             this.#conflictsInARow = 0;
             this.#notHolding();
             return;
@@ -488,6 +490,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     this.#observed = observed;
     if (!previous || !sameRecord(previous.record, observed.record)) {
       this.#observedAt = at;
+      if (observed.record.holderIdentity === '') this.#waitingFor = undefined;
       this.#noticeSameId(observed.record);
     }
   }
@@ -520,9 +523,32 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     );
   }
 
+  /** The holder (member and instance) this member last said it waits for; said again only for another one. */
+  #waitingFor: string | undefined;
+
+  /**
+   * Tells, once per holder, that this member waits for another's lease and when it takes over at
+   * the latest: a follower is otherwise silent for as long as the holder keeps renewing.
+   */
+  #sayWaiting(record: LockRecord): void {
+    // A process under this member's own id has its own line (see #noticeSameId).
+    if (record.holderIdentity === this.memberId) return;
+    const holder = `${record.holderIdentity}\n${record.holderInstance ?? ''}`;
+    if (holder === this.#waitingFor) return;
+    this.#waitingFor = holder;
+    const remaining = this.#observedAt + record.leaseDurationMs - this.#now();
+    const meta = { lock: this.lock, member: this.memberId, holder: record.holderIdentity };
+    if (remaining > 0) {
+      this.#logger.info(`${this.lock} is held by ${record.holderIdentity}; taking over at the latest in ${(remaining / 1000).toFixed(1)} s if it is not renewed`, meta);
+    } else {
+      this.#logger.info(`${this.lock} is held by ${record.holderIdentity}, whose lease ran out unrenewed but who still holds it by the protocol; waiting for it`, meta);
+    }
+  }
+
   /** A write that made this member holder succeeded; the attempt began at `started`. */
   #won(started: number, written: LockRecord): void {
     this.#conflictsInARow = 0;
+    this.#waitingFor = undefined;
     this.#lastAttemptOk = true;
     if (!this.#running) {
       this.#holding = true;
