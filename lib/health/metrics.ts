@@ -140,7 +140,7 @@ export async function createMetrics(options: { context: Context; cluster?: Clust
         // Another reference to a lock that already has views: closing it never stops the election.
         const view = cluster.view(lock);
         try {
-          return { lock, isLeader: view.isLeader, leader: view.leader, token: view.term?.token, members: view.members.length };
+          return { lock, isLeader: view.isLeader, leader: view.leader, token: view.term?.token, members: view.members.length, stats: view.stats };
         } finally {
           void view.close();
         }
@@ -173,6 +173,31 @@ export async function createMetrics(options: { context: Context; cluster?: Clust
       collect() {
         this.reset();
         for (const l of locks()) if (l.token !== undefined) this.set({ lock: l.lock }, l.token);
+      },
+    });
+    // A lock's election, and its count, starts over when its last view closes and a new one opens.
+    const transitionsSeen = new Map<string, number>();
+    new prom.Counter({
+      name: 'dromedary_lock_transitions_total',
+      help: 'Leadership transitions this member saw: terms it began, times it stopped leading, and changes of leader from one other member to another',
+      labelNames: ['lock'],
+      registers: [registry],
+      collect() {
+        for (const { lock, stats } of locks()) {
+          const last = transitionsSeen.get(lock) ?? 0;
+          this.inc({ lock }, stats.transitions >= last ? stats.transitions - last : stats.transitions);
+          transitionsSeen.set(lock, stats.transitions);
+        }
+      },
+    });
+    new prom.Gauge({
+      name: 'dromedary_lock_last_renew_age_seconds',
+      help: "Seconds since this member's last successful renewal of the lock; absent while it does not lead",
+      labelNames: ['lock'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { lock, stats } of locks()) if (stats.lastRenewAgeMs !== undefined) this.set({ lock }, stats.lastRenewAgeMs / 1000);
       },
     });
     new prom.Gauge({

@@ -364,6 +364,34 @@ describe('leader election core', () => {
     });
   });
 
+  describe('stats for metrics (issue 13)', () => {
+    it('counts terms begun, leaderships ended and changes between other leaders; the renew age only on the leader', async () => {
+      const store = new MemoryLockStore();
+      const link = new Partitionable(store);
+      const a = elector(link, 'a');
+      a.start();
+      await waitFor(() => a.isLeader);
+      // c never takes a held lock, so it only watches the leader change from a to b.
+      const c = elector(store, 'c', 'lock1', { holderValid: () => true });
+      const b = elector(store, 'b');
+      c.start();
+      b.start();
+      await waitFor(() => b.leader === 'a' && c.leader === 'a');
+      expect(a.stats.transitions).to.equal(1);
+      expect(a.stats.lastRenewAgeMs).to.be.within(0, fast.renewDeadline);
+      expect(b.stats).to.deep.equal({ transitions: 0, lastRenewAgeMs: undefined });
+      expect(c.stats).to.deep.equal({ transitions: 0, lastRenewAgeMs: undefined });
+
+      link.cut();
+      await waitFor(() => b.isLeader && c.leader === 'b', { timeout: fast.leaseDuration * 2 + 1000 });
+      expect(a.isLeader).to.equal(false);
+      expect(a.stats).to.deep.equal({ transitions: 2, lastRenewAgeMs: undefined });
+      expect(b.stats.transitions).to.equal(1);
+      expect(b.stats.lastRenewAgeMs).to.be.within(0, fast.renewDeadline);
+      expect(c.stats).to.deep.equal({ transitions: 1, lastRenewAgeMs: undefined });
+    });
+  });
+
   describe('instance identity (issue 10 item 3)', () => {
     it('two processes with one member id never both lead, and the follower logs an error naming both instances and the fix', async () => {
       const store = new MemoryLockStore();

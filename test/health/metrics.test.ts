@@ -93,6 +93,10 @@ describe('/metrics and the console on the health port', function () {
     expect(sample(text, 'dromedary_lock_leader_known{lock="lock1"}')).to.equal(1);
     expect(sample(text, 'dromedary_lock_term{lock="lock1"}')).to.equal(view.term!.token);
     expect(sample(text, 'dromedary_lock_members{lock="lock1"}')).to.equal(1);
+    // Leading now: every term it began but the current one also ended, so an odd count (1 unless a renewal was late).
+    expect(sample(text, 'dromedary_lock_transitions_total{lock="lock1"}')! % 2).to.equal(1);
+    expect(sample(text, 'dromedary_lock_last_renew_age_seconds{lock="lock1"}')).to.be.within(0, timings.renewDeadline / 1000);
+    expect(text).to.match(/^# TYPE dromedary_lock_transitions_total counter$/m);
     expect(text).to.match(/^# TYPE dromedary_exchanges_total counter$/m);
     expect(text).to.match(/^# TYPE dromedary_exchange_duration_seconds histogram$/m);
     expect(text).to.match(/^process_cpu_seconds_total \d/m);
@@ -173,6 +177,9 @@ describe('/metrics and the console on the health port', function () {
       expect(sample(text, 'dromedary_lock_leader{lock="lock1"}')).to.equal(0);
       expect(sample(text, 'dromedary_lock_leader_known{lock="lock1"}')).to.equal(1);
       expect(text).not.to.match(/^dromedary_lock_term\{/m);
+      // Learning of the leader it found is no transition; it renews nothing.
+      expect(sample(text, 'dromedary_lock_transitions_total{lock="lock1"}')).to.equal(0);
+      expect(text).not.to.match(/^dromedary_lock_last_renew_age_seconds\{/m);
     } finally {
       await followerHealth.close();
       await followerContext.stop();

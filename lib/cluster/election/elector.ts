@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { LeadershipLostError } from '../../errors.ts';
 import type { Logger } from '../../logging/logger.ts';
-import type { LeadershipTerm } from '../cluster-service.ts';
+import type { LeadershipTerm, LockStats } from '../cluster-service.ts';
 import { maskSecrets } from '../../uri/mask.ts';
 import { isRelease, LockConflictError, LockStoreTimeoutError, microTime, type LockRecord, type LockStore, type VersionedRecord } from './lock-store.ts';
 import { newInstanceId } from './instance.ts';
@@ -130,6 +130,11 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
   /** The current term while holding; ended (its signal aborted) as soon as this member knows it lapsed. */
   #term: Term | undefined;
   #reportedTerm: LeadershipTerm | undefined;
+  /** See LockStats.transitions; #lastOther is the other member last reported as leader since this one last led. */
+  #transitions = 0;
+  #lastOther: string | undefined;
+  /** Monotonic time of this member's last successful write as holder. */
+  #lastRenewAt: number | undefined;
   /** Set by stop({ release: false }) callers: work of the term may still run, so never release. */
   #keepUntilExpiry = false;
 
@@ -177,6 +182,12 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
 
   get members(): readonly string[] {
     return this.#members;
+  }
+
+  /** Transitions seen and the age of the last renewal (see LockStats). */
+  get stats(): LockStats {
+    const leading = this.isLeader && this.#lastRenewAt !== undefined;
+    return { transitions: this.#transitions, lastRenewAgeMs: leading ? Math.max(0, this.#now() - this.#lastRenewAt!) : undefined };
   }
 
   /** The state last reported through 'change'. */
@@ -581,6 +592,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
       return;
     }
     this.#validUntil = started + this.#timings.renewDeadline;
+    this.#lastRenewAt = this.#now();
     if (this.#stepDownTimer) clearTimeout(this.#stepDownTimer);
     // Fires when renewDeadline passes with no successful renew: the leader steps down by itself.
     this.#stepDownTimer = setTimeout(() => this.#stepDownIfExpired(), Math.max(0, this.#validUntil - this.#now()) + 1);
@@ -636,6 +648,11 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     // A new term of the same leader is a change too: its listeners must learn the new term.
     const term = this.term;
     if (leader === this.#reported.leader && isLocal === this.#reported.isLocal && term === this.#reportedTerm) return;
+    const previousTerm = this.#reportedTerm;
+    if (previousTerm !== undefined && term !== previousTerm) this.#transitions += 1; // stopped leading
+    if (term !== undefined && term !== previousTerm) this.#transitions += 1; // began a term
+    if (previousTerm === undefined && term === undefined && leader !== undefined && this.#lastOther !== undefined && leader !== this.#lastOther) this.#transitions += 1;
+    this.#lastOther = term !== undefined ? undefined : (leader ?? this.#lastOther);
     this.#reportedTerm = term;
     this.#reported = { leader, isLocal };
     this.emit('change', this.#reported);
