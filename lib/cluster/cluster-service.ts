@@ -16,6 +16,8 @@ export interface ClusterService {
   isLeader(lock: string): boolean;
   /** Locks with an open view. */
   readonly locks: string[];
+  /** The requests this member made to its cluster store, for metrics; absent when it has no store to count. */
+  readonly storeRequests?: StoreRequests;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -106,4 +108,15 @@ export interface LockStats {
   readonly transitions: number;
   /** Milliseconds since this member's last successful renewal (or acquisition), while it leads; else undefined. */
   readonly lastRenewAgeMs: number | undefined;
+}
+
+/** Called as each cluster store request finishes: its verb (get, create, update, release, members, heartbeat), outcome (ok, conflict, error, timeout) and duration. */
+export type StoreRequestListener = (verb: string, outcome: string, seconds: number) => void;
+
+/** The requests a member made to its cluster store (see election/instrumented-store.ts). */
+export interface StoreRequests {
+  /** Requests finished since the service was made, by verb and outcome. */
+  counts(): ReadonlyArray<{ readonly verb: string; readonly outcome: string; readonly count: number }>;
+  /** Calls `listener` as each request finishes; returns the function that stops it. */
+  onRequest(listener: StoreRequestListener): () => void;
 }
