@@ -16,6 +16,8 @@ export interface ClusterService {
   isLeader(lock: string): boolean;
   /** Locks with an open view. */
   readonly locks: string[];
+  /** The requests this member made to its cluster store, for metrics; absent when it has no store to count. */
+  readonly storeRequests?: StoreRequests;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -85,6 +87,8 @@ export interface ClusterView extends EventEmitter<ClusterViewEvents> {
   readonly members: readonly ClusterMember[];
   /** This member's current term while it leads (isLeader), else undefined. */
   readonly term: LeadershipTerm | undefined;
+  /** What this member's election of the lock has seen, for metrics; read at the moment it is asked. */
+  readonly stats: LockStats;
   /**
    * Releases this reference. When it was the last one, the election stops and a leader releases the
    * lock so a follower takes over at once, unless `release: false`: then work of the current term may
@@ -92,4 +96,27 @@ export interface ClusterView extends EventEmitter<ClusterViewEvents> {
    * followers wait it out. `release: false` from any view of the lock sticks until its election stops.
    */
   close(options?: { release?: boolean }): Promise<void>;
+}
+
+/** Counts of one lock's election on this member, since the election started (the lock's first view). */
+export interface LockStats {
+  /**
+   * Leadership transitions this member saw: each term it began, each time it stopped leading, and
+   * each time the leader it knew of changed from one other member to another (a gap with no known
+   * leader in between does not count by itself, nor does the first leader it learns of).
+   */
+  readonly transitions: number;
+  /** Milliseconds since this member's last successful renewal (or acquisition), while it leads; else undefined. */
+  readonly lastRenewAgeMs: number | undefined;
+}
+
+/** Called as each cluster store request finishes: its verb (get, create, update, release, members, heartbeat), outcome (ok, conflict, error, timeout) and duration. */
+export type StoreRequestListener = (verb: string, outcome: string, seconds: number) => void;
+
+/** The requests a member made to its cluster store (see election/instrumented-store.ts). */
+export interface StoreRequests {
+  /** Requests finished since the service was made, by verb and outcome. */
+  counts(): ReadonlyArray<{ readonly verb: string; readonly outcome: string; readonly count: number }>;
+  /** Calls `listener` as each request finishes; returns the function that stops it. */
+  onRequest(listener: StoreRequestListener): () => void;
 }

@@ -1,8 +1,9 @@
 import { ServiceSupport } from '../spi/service.ts';
 import type { Logger } from '../logging/logger.ts';
-import type { ClusterService, ClusterView } from './cluster-service.ts';
+import type { ClusterService, ClusterView, StoreRequests } from './cluster-service.ts';
 import { Elector, type ElectorOptions } from './election/elector.ts';
 import { newInstanceId } from './election/instance.ts';
+import { InstrumentedLockStore } from './election/instrumented-store.ts';
 import type { LockStore } from './election/lock-store.ts';
 import type { ElectionTimings } from './election/timings.ts';
 import { assertLockName } from './lock-name.ts';
@@ -37,7 +38,7 @@ export class ElectorClusterService extends ServiceSupport implements ClusterServ
   readonly memberId: string;
   readonly instanceId: string;
   readonly timings: ElectionTimings;
-  readonly #store: LockStore;
+  readonly #store: InstrumentedLockStore;
   readonly #logger: Logger;
   readonly #electorOptions: ElectorClusterServiceOptions['elector'];
   readonly #entries = new Map<string, Entry>();
@@ -48,9 +49,14 @@ export class ElectorClusterService extends ServiceSupport implements ClusterServ
     this.memberId = options.memberId;
     this.instanceId = options.instanceId ?? newInstanceId();
     this.timings = options.timings;
-    this.#store = options.store;
+    // Every election request goes through the counting wrapper, so metrics can tell the store's health.
+    this.#store = new InstrumentedLockStore(options.store);
     this.#logger = options.logger.child({ member: options.memberId });
     this.#electorOptions = options.elector;
+  }
+
+  get storeRequests(): StoreRequests {
+    return this.#store;
   }
 
   get locks(): string[] {

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { ClusterMember, ClusterView, ClusterViewEvents, LeadershipEvent, LeadershipTerm, MembershipEvent } from './cluster-service.ts';
+import type { ClusterMember, ClusterView, ClusterViewEvents, LeadershipEvent, LeadershipTerm, LockStats, MembershipEvent } from './cluster-service.ts';
 import type { Elector } from './election/elector.ts';
 
 /**
@@ -53,6 +53,10 @@ export class LockView extends EventEmitter<ClusterViewEvents> implements Cluster
 
   get term(): LeadershipTerm | undefined {
     return this.#closed ? undefined : this.#elector.term;
+  }
+
+  get stats(): LockStats {
+    return this.#elector.stats;
   }
 
   get localMember(): ClusterMember {

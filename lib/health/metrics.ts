@@ -17,6 +17,8 @@ export interface Metrics {
 export const SAMPLES_PER_TICK = 50;
 export const TICK_MS = 100;
 
+/** Upper bounds in seconds of cluster store requests: a local file or memory, up to an API server near its timeout. */
+const STORE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 /** Upper bounds in seconds: from sub-millisecond in-memory routes to slow HTTP and broker calls. */
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -140,7 +142,7 @@ export async function createMetrics(options: { context: Context; cluster?: Clust
         // Another reference to a lock that already has views: closing it never stops the election.
         const view = cluster.view(lock);
         try {
-          return { lock, isLeader: view.isLeader, leader: view.leader, token: view.term?.token, members: view.members.length };
+          return { lock, isLeader: view.isLeader, leader: view.leader, token: view.term?.token, members: view.members.length, stats: view.stats };
         } finally {
           void view.close();
         }
@@ -175,6 +177,31 @@ export async function createMetrics(options: { context: Context; cluster?: Clust
         for (const l of locks()) if (l.token !== undefined) this.set({ lock: l.lock }, l.token);
       },
     });
+    // A lock's election, and its count, starts over when its last view closes and a new one opens.
+    const transitionsSeen = new Map<string, number>();
+    new prom.Counter({
+      name: 'dromedary_lock_transitions_total',
+      help: 'Leadership transitions this member saw: terms it began, times it stopped leading, and changes of leader from one other member to another',
+      labelNames: ['lock'],
+      registers: [registry],
+      collect() {
+        for (const { lock, stats } of locks()) {
+          const last = transitionsSeen.get(lock) ?? 0;
+          this.inc({ lock }, stats.transitions >= last ? stats.transitions - last : stats.transitions);
+          transitionsSeen.set(lock, stats.transitions);
+        }
+      },
+    });
+    new prom.Gauge({
+      name: 'dromedary_lock_last_renew_age_seconds',
+      help: "Seconds since this member's last successful renewal of the lock; absent while it does not lead",
+      labelNames: ['lock'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { lock, stats } of locks()) if (stats.lastRenewAgeMs !== undefined) this.set({ lock }, stats.lastRenewAgeMs / 1000);
+      },
+    });
     new prom.Gauge({
       name: 'dromedary_lock_members',
       help: 'Members this member sees taking part in the lock, itself included',
@@ -185,6 +212,33 @@ export async function createMetrics(options: { context: Context; cluster?: Clust
         for (const l of locks()) this.set({ lock: l.lock }, l.members);
       },
     });
+  }
+
+  const requests = cluster?.storeRequests;
+  if (requests) {
+    const requestsSeen = new Map<string, number>();
+    new prom.Counter({
+      name: 'dromedary_cluster_store_requests_total',
+      help: 'Requests this member made to its cluster store, by verb (get, create, update, release, members, heartbeat) and outcome (ok, conflict, error, timeout)',
+      labelNames: ['verb', 'outcome'],
+      registers: [registry],
+      collect() {
+        for (const { verb, outcome, count } of requests.counts()) {
+          const key = `${verb} ${outcome}`;
+          this.inc({ verb, outcome }, count - (requestsSeen.get(key) ?? 0));
+          requestsSeen.set(key, count);
+        }
+      },
+    });
+    const latency = new prom.Histogram({
+      name: 'dromedary_cluster_store_request_duration_seconds',
+      help: 'Time a cluster store request took, until it finished or was abandoned (timeout), by verb',
+      labelNames: ['verb'],
+      buckets: STORE_BUCKETS,
+      registers: [registry],
+    });
+    // A few requests per retryPeriod: each observed as it finishes, for as long as the cluster service lives.
+    requests.onRequest((verb, _outcome, seconds) => latency.observe({ verb }, seconds));
   }
 
   return {

@@ -328,6 +328,70 @@ describe('leader election core', () => {
     });
   });
 
+  describe('progress while waiting (issue 13)', () => {
+    it('a follower says once, at info, who holds the lock and when it takes over at the latest, and again only when the holder changes', async () => {
+      const store = new MemoryLockStore();
+      const link = new Partitionable(store);
+      const a = elector(link, 'a');
+      a.start();
+      await waitFor(() => a.isLeader);
+      // c never takes a held lock (as in ConfigMap mode while the holder's pod runs), so it stays a follower throughout.
+      const capture = captureLogger();
+      const c = elector(store, 'c', 'lock1', { logger: capture.logger, holderValid: () => true });
+      c.start();
+      await waitFor(() => c.leader === 'a');
+      const renewals = store.writes;
+      await waitFor(() => store.writes >= renewals + 5, { message: 'five renewals by a' });
+      const waiting = () => capture.lines.filter((l) => l.message.includes(' is held by '));
+      expect(waiting().map((l) => l.level)).to.deep.equal(['info']);
+      const first = /^lock1 is held by a; taking over at the latest in (\d+\.\d) s if it is not renewed$/.exec(waiting()[0]!.message);
+      expect(first, waiting()[0]!.message).to.not.equal(null);
+      expect(Number(first![1])).to.be.within(0, fast.leaseDuration / 1000);
+      expect(waiting()[0]!.meta).to.include({ lock: 'lock1', holder: 'a' });
+
+      // a is cut off; b takes over once a's lease runs out: c names the new holder, once.
+      const b = elector(store, 'b');
+      b.start();
+      link.cut();
+      await waitFor(() => b.isLeader, { timeout: fast.leaseDuration * 2 + 1000 });
+      await waitFor(() => c.leader === 'b');
+      const after = store.writes;
+      await waitFor(() => store.writes >= after + 5, { message: 'five renewals by b' });
+      expect(waiting().map((l) => l.message.replace(/[\d.]+ s/, 'N s'))).to.deep.equal([
+        'lock1 is held by a; taking over at the latest in N s if it is not renewed',
+        'lock1 is held by b; taking over at the latest in N s if it is not renewed',
+      ]);
+    });
+  });
+
+  describe('stats for metrics (issue 13)', () => {
+    it('counts terms begun, leaderships ended and changes between other leaders; the renew age only on the leader', async () => {
+      const store = new MemoryLockStore();
+      const link = new Partitionable(store);
+      const a = elector(link, 'a');
+      a.start();
+      await waitFor(() => a.isLeader);
+      // c never takes a held lock, so it only watches the leader change from a to b.
+      const c = elector(store, 'c', 'lock1', { holderValid: () => true });
+      const b = elector(store, 'b');
+      c.start();
+      b.start();
+      await waitFor(() => b.leader === 'a' && c.leader === 'a');
+      expect(a.stats.transitions).to.equal(1);
+      expect(a.stats.lastRenewAgeMs).to.be.within(0, fast.renewDeadline);
+      expect(b.stats).to.deep.equal({ transitions: 0, lastRenewAgeMs: undefined });
+      expect(c.stats).to.deep.equal({ transitions: 0, lastRenewAgeMs: undefined });
+
+      link.cut();
+      await waitFor(() => b.isLeader && c.leader === 'b', { timeout: fast.leaseDuration * 2 + 1000 });
+      expect(a.isLeader).to.equal(false);
+      expect(a.stats).to.deep.equal({ transitions: 2, lastRenewAgeMs: undefined });
+      expect(b.stats.transitions).to.equal(1);
+      expect(b.stats.lastRenewAgeMs).to.be.within(0, fast.renewDeadline);
+      expect(c.stats).to.deep.equal({ transitions: 1, lastRenewAgeMs: undefined });
+    });
+  });
+
   describe('instance identity (issue 10 item 3)', () => {
     it('two processes with one member id never both lead, and the follower logs an error naming both instances and the fix', async () => {
       const store = new MemoryLockStore();

@@ -93,6 +93,15 @@ describe('/metrics and the console on the health port', function () {
     expect(sample(text, 'dromedary_lock_leader_known{lock="lock1"}')).to.equal(1);
     expect(sample(text, 'dromedary_lock_term{lock="lock1"}')).to.equal(view.term!.token);
     expect(sample(text, 'dromedary_lock_members{lock="lock1"}')).to.equal(1);
+    // Leading now: every term it began but the current one also ended, so an odd count (1 unless a renewal was late).
+    expect(sample(text, 'dromedary_lock_transitions_total{lock="lock1"}')! % 2).to.equal(1);
+    expect(sample(text, 'dromedary_lock_last_renew_age_seconds{lock="lock1"}')).to.be.within(0, timings.renewDeadline / 1000);
+    expect(text).to.match(/^# TYPE dromedary_lock_transitions_total counter$/m);
+    // The election's store requests: it found no record and created it (then renews it by updates, below).
+    expect(sample(text, 'dromedary_cluster_store_requests_total{verb="create",outcome="ok"}')).to.equal(1);
+    expect(sample(text, 'dromedary_cluster_store_requests_total{verb="get",outcome="ok"}')).to.be.at.least(1);
+    const updates = sample(text, 'dromedary_cluster_store_requests_total{verb="update",outcome="ok"}') ?? 0;
+    expect(text).to.match(/^# TYPE dromedary_cluster_store_request_duration_seconds histogram$/m);
     expect(text).to.match(/^# TYPE dromedary_exchanges_total counter$/m);
     expect(text).to.match(/^# TYPE dromedary_exchange_duration_seconds histogram$/m);
     expect(text).to.match(/^process_cpu_seconds_total \d/m);
@@ -107,6 +116,16 @@ describe('/metrics and the console on the health port', function () {
     expect(sample(after, 'dromedary_exchanges_total{route="slow",outcome="completed"}')).to.equal(1);
     expect(sample(after, 'dromedary_exchanges_total{route="ok",outcome="completed"}')).to.equal(4);
     expect(sample(after, 'dromedary_exchanges_total{route="bad",outcome="failed"}')).to.equal(2);
+    // Renewals go on every retryPeriod: the request counter grows from scrape to scrape, by what happened between them.
+    await waitFor(async () => sample(await (await fetch(`${health.url}/metrics`)).text(), 'dromedary_cluster_store_requests_total{verb="update",outcome="ok"}')! > updates, {
+      timeout: timings.renewDeadline * 5,
+      message: 'more renewals counted',
+    });
+    const later = await (await fetch(`${health.url}/metrics`)).text();
+    expect(sample(later, 'dromedary_cluster_store_requests_total{verb="create",outcome="ok"}')).to.equal(1);
+    // Timed as they finish since the health port opened (the service started before it, so its first requests are only counted).
+    expect(sample(later, 'dromedary_cluster_store_request_duration_seconds_count{verb="update"}')).to.be.at.least(1);
+    expect(sample(later, 'dromedary_cluster_store_requests_total{verb="update",outcome="conflict"}')).to.equal(undefined);
   });
 
   it('times every exchange of a quiet route, and a sample of a busy one while counting them all', async () => {
@@ -173,6 +192,9 @@ describe('/metrics and the console on the health port', function () {
       expect(sample(text, 'dromedary_lock_leader{lock="lock1"}')).to.equal(0);
       expect(sample(text, 'dromedary_lock_leader_known{lock="lock1"}')).to.equal(1);
       expect(text).not.to.match(/^dromedary_lock_term\{/m);
+      // Learning of the leader it found is no transition; it renews nothing.
+      expect(sample(text, 'dromedary_lock_transitions_total{lock="lock1"}')).to.equal(0);
+      expect(text).not.to.match(/^dromedary_lock_last_renew_age_seconds\{/m);
     } finally {
       await followerHealth.close();
       await followerContext.stop();

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { LeadershipLostError } from '../../errors.ts';
 import type { Logger } from '../../logging/logger.ts';
-import type { LeadershipTerm } from '../cluster-service.ts';
+import type { LeadershipTerm, LockStats } from '../cluster-service.ts';
 import { maskSecrets } from '../../uri/mask.ts';
 import { isRelease, LockConflictError, LockStoreTimeoutError, microTime, type LockRecord, type LockStore, type VersionedRecord } from './lock-store.ts';
 import { newInstanceId } from './instance.ts';
@@ -130,6 +130,11 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
   /** The current term while holding; ended (its signal aborted) as soon as this member knows it lapsed. */
   #term: Term | undefined;
   #reportedTerm: LeadershipTerm | undefined;
+  /** See LockStats.transitions; #lastOther is the other member last reported as leader since this one last led. */
+  #transitions = 0;
+  #lastOther: string | undefined;
+  /** Monotonic time of this member's last successful write as holder. */
+  #lastRenewAt: number | undefined;
   /** Set by stop({ release: false }) callers: work of the term may still run, so never release. */
   #keepUntilExpiry = false;
 
@@ -177,6 +182,12 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
 
   get members(): readonly string[] {
     return this.#members;
+  }
+
+  /** Transitions seen and the age of the last renewal (see LockStats). */
+  get stats(): LockStats {
+    const leading = this.isLeader && this.#lastRenewAt !== undefined;
+    return { transitions: this.#transitions, lastRenewAgeMs: leading ? Math.max(0, this.#now() - this.#lastRenewAt!) : undefined };
   }
 
   /** The state last reported through 'change'. */
@@ -263,6 +274,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
       const observedAt = this.#observedAt;
       this.#absentSince = undefined;
       this.#observe({ record, version }, this.#now());
+      this.#sayWaiting(record);
       this.#report();
       // Only a changed record moves the expiry. A new version of the same record (another lock's
       // write to a shared ConfigMap) must not push the next poll back, or frequent writes would
@@ -389,6 +401,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
           const observation = { record, observedAt: this.#observedAt, now: this.#now() };
           const valid = record.holderIdentity === this.memberId ? leaseRunning(observation) : await this.#holderValid(observation);
           if (valid) {
+            this.#sayWaiting(record);
             this.#conflictsInARow = 0;
             this.#notHolding();
             return;
@@ -488,6 +501,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     this.#observed = observed;
     if (!previous || !sameRecord(previous.record, observed.record)) {
       this.#observedAt = at;
+      if (observed.record.holderIdentity === '') this.#waitingFor = undefined;
       this.#noticeSameId(observed.record);
     }
   }
@@ -520,9 +534,32 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     );
   }
 
+  /** The holder (member and instance) this member last said it waits for; said again only for another one. */
+  #waitingFor: string | undefined;
+
+  /**
+   * Tells, once per holder, that this member waits for another's lease and when it takes over at
+   * the latest: a follower is otherwise silent for as long as the holder keeps renewing.
+   */
+  #sayWaiting(record: LockRecord): void {
+    // A process under this member's own id has its own line (see #noticeSameId).
+    if (record.holderIdentity === this.memberId) return;
+    const holder = `${record.holderIdentity}\n${record.holderInstance ?? ''}`;
+    if (holder === this.#waitingFor) return;
+    this.#waitingFor = holder;
+    const remaining = this.#observedAt + record.leaseDurationMs - this.#now();
+    const meta = { lock: this.lock, member: this.memberId, holder: record.holderIdentity };
+    if (remaining > 0) {
+      this.#logger.info(`${this.lock} is held by ${record.holderIdentity}; taking over at the latest in ${(remaining / 1000).toFixed(1)} s if it is not renewed`, meta);
+    } else {
+      this.#logger.info(`${this.lock} is held by ${record.holderIdentity}, whose lease ran out unrenewed but who still holds it by the protocol; waiting for it`, meta);
+    }
+  }
+
   /** A write that made this member holder succeeded; the attempt began at `started`. */
   #won(started: number, written: LockRecord): void {
     this.#conflictsInARow = 0;
+    this.#waitingFor = undefined;
     this.#lastAttemptOk = true;
     if (!this.#running) {
       this.#holding = true;
@@ -555,6 +592,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
       return;
     }
     this.#validUntil = started + this.#timings.renewDeadline;
+    this.#lastRenewAt = this.#now();
     if (this.#stepDownTimer) clearTimeout(this.#stepDownTimer);
     // Fires when renewDeadline passes with no successful renew: the leader steps down by itself.
     this.#stepDownTimer = setTimeout(() => this.#stepDownIfExpired(), Math.max(0, this.#validUntil - this.#now()) + 1);
@@ -610,6 +648,11 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     // A new term of the same leader is a change too: its listeners must learn the new term.
     const term = this.term;
     if (leader === this.#reported.leader && isLocal === this.#reported.isLocal && term === this.#reportedTerm) return;
+    const previousTerm = this.#reportedTerm;
+    if (previousTerm !== undefined && term !== previousTerm) this.#transitions += 1; // stopped leading
+    if (term !== undefined && term !== previousTerm) this.#transitions += 1; // began a term
+    if (previousTerm === undefined && term === undefined && leader !== undefined && this.#lastOther !== undefined && leader !== this.#lastOther) this.#transitions += 1;
+    this.#lastOther = term !== undefined ? undefined : (leader ?? this.#lastOther);
     this.#reportedTerm = term;
     this.#reported = { leader, isLocal };
     this.emit('change', this.#reported);
