@@ -1,7 +1,8 @@
 // Starts the CLI on this Node (>= 22.19): the compiled library from dist/ in an installed package, the
 // TypeScript sources from lib/ in a source checkout (Node strips their types as it loads them).
 import { existsSync, readFileSync } from 'node:fs';
-import { findPackageJSON, registerHooks } from 'node:module';
+import { registerHooks } from 'node:module';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = new URL('../', import.meta.url);
@@ -81,9 +82,22 @@ function stopWhenNpmGoes() {
 }
 
 function isModule(url) {
-  if (new URL(url).pathname.endsWith('.mts')) return true;
-  const pkg = findPackageJSON(url);
+  const file = fileURLToPath(url);
+  if (file.endsWith('.mts')) return true;
+  const pkg = nearestPackageJson(dirname(file));
   return pkg !== undefined && JSON.parse(readFileSync(pkg, 'utf8')).type === 'module';
+}
+
+/**
+ * The package.json that decides a file's module type: the nearest one above it. (module.findPackageJSON
+ * answers with the file itself, or its folder, when there is none, so it cannot tell that case apart.)
+ */
+function nearestPackageJson(folder) {
+  for (let dir = folder; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'package.json');
+    if (existsSync(candidate)) return candidate;
+    if (dirname(dir) === dir) return undefined;
+  }
 }
 
 /** Runs `dromedary <argv>` and resolves with the exit code. */

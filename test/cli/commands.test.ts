@@ -139,6 +139,17 @@ describe('dromedary commands, options and route loading (end to end)', function 
       await p.waitForLine(/plain typed hello/);
     });
 
+    it('loads .ts route files from a folder with no package.json above it, with and without TypeScript syntax', async () => {
+      await rm(join(dir, 'package.json'));
+      await routes({
+        'plain.ts': "import { from } from 'dromedary';\nfrom('timer:p?delay=0&period=50').log('plain without package.json');\n",
+        'typed.ts': "import { from, type Exchange } from 'dromedary';\nconst n: number = 2;\nfrom('timer:t?delay=0&period=50').process((e: Exchange) => { e.message.body = n; }).log('typed ${body} without package.json');\n",
+      });
+      const p = run(['run', '--cluster', 'none']);
+      await p.waitForLine(/plain without package.json/);
+      await p.waitForLine(/typed 2 without package.json/);
+    });
+
     it('reads type arguments as TypeScript, though `get<string>(x)` would parse as JavaScript comparisons', async () => {
       await routes({
         'r.ts': "import { from } from 'dromedary';\nfrom('timer:t?delay=0&period=50').setHeader('h', 'v1').process((e) => { e.message.body = e.message.getHeader<string>('h'); }).log('header ${body}');\n",
