@@ -78,9 +78,12 @@ export class ElectorClusterService extends ServiceSupport implements ClusterServ
       });
       let last: string | undefined;
       const onChange = ({ leader, isLocal }: { leader: string | undefined; isLocal: boolean }) => {
-        if (leader === last) return;
-        last = leader;
-        if (leader) this.#logger.info(`member ${leader} is now leader of ${lock}${isLocal ? ' (this member)' : ''}`, { lock, leader });
+        // Keyed by whether it is this process too: another process under this member's id (a duplicate
+        // id, or this member restarted) leading, then this one, are two changes.
+        const key = leader === undefined ? undefined : `${leader}${isLocal ? ' (this member)' : leader === this.memberId ? ' (another process with this member id)' : ''}`;
+        if (key === last) return;
+        last = key;
+        if (key) this.#logger.info(`member ${key} is now leader of ${lock}`, { lock, leader });
         else this.#logger.info(`no member leads ${lock} now`, { lock });
       };
       elector.on('change', onChange);

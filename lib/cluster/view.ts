@@ -64,9 +64,15 @@ export class LockView extends EventEmitter<ClusterViewEvents> implements Cluster
   }
 
   get members(): readonly ClusterMember[] {
+    const self = this.#elector.memberId;
+    const isLeader = this.isLeader;
     const leader = this.leader;
-    const ids = new Set([...this.#elector.members, this.#elector.memberId, ...(leader ? [leader] : [])]);
-    return [...ids].sort().map((id) => ({ id, isLocal: id === this.#elector.memberId, isLeader: id === leader }));
+    const ids = new Set([...this.#elector.members, self, ...(leader ? [leader] : [])]);
+    const members = [...ids].sort().map((id) => ({ id, isLocal: id === self, isLeader: id === self ? isLeader : id === leader }));
+    // Another process under this member's id leads (a duplicate id, or this member restarted): it is
+    // not this one, so it is listed beside it rather than marking this one leader.
+    if (leader === self && !isLeader) members.push({ id: leader, isLocal: false, isLeader: true });
+    return members;
   }
 
   async close(options: { release?: boolean } = {}): Promise<void> {

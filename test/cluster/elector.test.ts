@@ -546,6 +546,22 @@ describe('leader election core', () => {
       return { service: s, ...capture };
     }
 
+    it('lists another process under this member id that leads beside this one, not as this one', async () => {
+      const store = new MemoryLockStore();
+      const { service: first } = service(store, 'twin');
+      await first.start();
+      const leading = first.view('lock1');
+      await waitFor(() => leading.isLeader);
+      const { service: second } = service(store, 'twin');
+      await second.start();
+      const waiting = second.view('lock1');
+      await waitFor(() => waiting.leader === 'twin');
+      expect(waiting.isLeader).to.equal(false);
+      expect(waiting.members).to.deep.include({ id: 'twin', isLocal: true, isLeader: false });
+      expect(waiting.members).to.deep.include({ id: 'twin', isLocal: false, isLeader: true });
+      expect(leading.members).to.deep.equal([{ id: 'twin', isLocal: true, isLeader: true }]);
+    });
+
     it('tells a listener that joins late the current leadership at once', async () => {
       const store = new MemoryLockStore();
       const { service: a } = service(store, 'a');

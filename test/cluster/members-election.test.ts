@@ -183,6 +183,16 @@ describeMembers('lock records edited by someone else, and instance identity', (h
       const runners = new Set(all.filter((e) => e.what === 'lock1').map((e) => e.member));
       expect(runners.size, `processes that ran lock1: ${[...runners].join(', ')}`).to.equal(1);
       h.assertNeverTwoAtOnce(all, 'lock1');
+      // The other process says whom it waits for as what it is, not as itself; and once the leader is
+      // gone and it leads, it says that it is this member.
+      const leaderPid = Number([...runners][0]!.split('@')[1]);
+      const leaderTwin = twins.find((p) => p.pid === leaderPid)!;
+      const otherTwin = twins.find((p) => p !== leaderTwin)!;
+      expect(otherTwin.output).to.contain(`member ${id} (another process with this member id) is now leader of lock1`);
+      expect(otherTwin.output).not.to.contain(`member ${id} (this member) is now leader of lock1`);
+      leaderTwin.signal('SIGKILL');
+      if (configMapMode) h.server!.setPodStatus(id, { ready: false }, h.NAMESPACE);
+      await otherTwin.waitForLine(new RegExp(`member ${id} \\(this member\\) is now leader of lock1`), 15_000 + 2 * LEASE);
     });
   }
 
