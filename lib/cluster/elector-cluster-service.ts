@@ -80,10 +80,11 @@ export class ElectorClusterService extends ServiceSupport implements ClusterServ
       const onChange = ({ leader, isLocal }: { leader: string | undefined; isLocal: boolean }) => {
         // Keyed by whether it is this process too: another process under this member's id (a duplicate
         // id, or this member restarted) leading, then this one, are two changes.
-        const key = leader === undefined ? undefined : `${leader}${isLocal ? ' (this member)' : leader === this.memberId ? ' (another process with this member id)' : ''}`;
+        const who = isLocal ? ' (this member)' : leader === this.memberId ? ' (another process with this member id)' : '';
+        const key = leader === undefined ? undefined : `${leader}${who}`;
         if (key === last) return;
         last = key;
-        if (key) this.#logger.info(`member ${key} is now leader of ${lock}`, { lock, leader });
+        if (key) this.#logger.info(`member ${leader} is now leader of ${lock}${who}`, { lock, leader });
         else this.#logger.info(`no member leads ${lock} now`, { lock });
       };
       elector.on('change', onChange);

@@ -188,11 +188,11 @@ describeMembers('lock records edited by someone else, and instance identity', (h
       const leaderPid = Number([...runners][0]!.split('@')[1]);
       const leaderTwin = twins.find((p) => p.pid === leaderPid)!;
       const otherTwin = twins.find((p) => p !== leaderTwin)!;
-      expect(otherTwin.output).to.contain(`member ${id} (another process with this member id) is now leader of lock1`);
-      expect(otherTwin.output).not.to.contain(`member ${id} (this member) is now leader of lock1`);
+      expect(otherTwin.output).to.contain(`member ${id} is now leader of lock1 (another process with this member id)`);
+      expect(otherTwin.output).not.to.contain(`member ${id} is now leader of lock1 (this member)`);
       leaderTwin.signal('SIGKILL');
       if (configMapMode) h.server!.setPodStatus(id, { ready: false }, h.NAMESPACE);
-      await otherTwin.waitForLine(new RegExp(`member ${id} \\(this member\\) is now leader of lock1`), 15_000 + 2 * LEASE);
+      await otherTwin.waitForLine(new RegExp(`member ${id} is now leader of lock1 \\(this member\\)`), 15_000 + 2 * LEASE);
     });
   }
 

@@ -1,7 +1,6 @@
 import { expect } from 'chai';
-import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { describeMembers, MS, reportRealClusterSkip, type MembersHarness } from '../support/cluster-members.ts';
+import { describeMembers, MS, reportRealClusterSkip, type Entry, type MembersHarness } from '../support/cluster-members.ts';
 import { waitFor } from '../support/wait.ts';
 
 reportRealClusterSkip('members-fencing.test');
@@ -10,48 +9,21 @@ reportRealClusterSkip('members-fencing.test');
 const SLOW_ROUTE = fileURLToPath(new URL('fixtures/fencing', import.meta.url));
 const SLOW = 1500;
 
-interface Line {
-  member: string;
-  what: string;
-  at: bigint;
-  token: number;
-}
-
-async function lines(h: MembersHarness): Promise<Line[]> {
-  const text = await readFile(h.records, 'utf8');
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const [member, what, at, token] = line.split(' ');
-      return { member: member!, what: what!, at: BigInt(at!), token: Number(token) };
-    })
-    .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-}
-
-/** The member running lock1's exchanges after `since`, once it has begun two. */
-async function currentRunner(h: MembersHarness, since = 0n): Promise<string> {
-  return waitFor(
-    async () => {
-      const last = (await lines(h)).filter((l) => l.what === 'begin' && l.at > since).slice(-2);
-      return last.length === 2 && last[0]!.member === last[1]!.member ? last[0]!.member : undefined;
-    },
-    { timeout: 15_000 + 2 * h.ACQUIRE_DELAY + 2 * SLOW, message: 'a member to run lock1 steadily' },
-  );
-}
+/** The member running lock1's exchanges after `since`, once it has begun two (each takes SLOW ms). */
+const currentRunner = (h: MembersHarness, since = 0n) => h.currentRunner('begin', since, { count: 2, extra: 2 * SLOW });
 
 /**
  * Starts three members and pauses (SIGSTOP) the leader while one of its exchanges is inside the
  * route: its last record is a `begin` made less than SLOW/2 ago, so the `end` is still to come.
  */
-async function pauseLeaderMidExchange(h: MembersHarness): Promise<{ victim: string; stoppedAt: bigint; inFlight: Line }> {
+async function pauseLeaderMidExchange(h: MembersHarness): Promise<{ victim: string; stoppedAt: bigint; inFlight: Entry }> {
   for (const name of ['m1', 'm2', 'm3']) h.start(name, { routes: SLOW_ROUTE, env: { SLOW_MS: String(SLOW) } });
   const victim = await currentRunner(h);
   const running = [...h.members.values()];
   await waitFor(() => running.every((m) => m.output.includes(`member ${victim} is now leader of lock1`)), { timeout: 15_000, message: `every member to see ${victim} lead lock1` });
   const inFlight = await waitFor(
     async () => {
-      const last = (await lines(h)).filter((l) => l.member === victim).at(-1);
+      const last = (await h.entries()).filter((l) => l.member === victim).at(-1);
       return last?.what === 'begin' && h.now() - last.at < BigInt(SLOW / 2) * MS ? last : undefined;
     },
     { timeout: 3 * SLOW, message: `${victim} to begin an exchange` },
@@ -78,7 +50,7 @@ describeMembers('fencing: a master route exchange stops when its leadership term
       h.members.get(victim)!.signal('SIGCONT');
       // The in-flight exchange's wait is overdue on resume: its next step comes at once, and is refused.
       await h.members.get(victim)!.waitForLine(stoppedLine, 10_000);
-      const all = await lines(h);
+      const all = await h.entries();
       expect(all.filter((l) => l.member === victim && l.at > inFlight.at && l.at < resumedAt), 'the pause caught the exchange mid-flight').to.deep.equal([]);
       const finished = all.filter((l) => l.member === victim && l.what === 'end' && l.at > inFlight.at);
       expect(finished, `${victim} finished its exchange after resuming, while ${next} led`).to.deep.equal([]);
@@ -99,7 +71,7 @@ describeMembers('fencing: a master route exchange stops when its leadership term
       await h.members.get(victim)!.waitForLine(stoppedLine, 10_000);
       const next = await currentRunner(h, resumedAt);
       expect(next).to.equal(victim);
-      const all = await lines(h);
+      const all = await h.entries();
       expect(all.filter((l) => l.at > stoppedAt + 50n * MS && l.at < resumedAt), 'records while the holder was stopped').to.deep.equal([]);
       const firstAfter = all.find((l) => l.member === victim && l.at > inFlight.at)!;
       expect(firstAfter.what, 'the exchange of the ended term did not finish').to.equal('begin');

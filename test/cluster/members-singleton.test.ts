@@ -1,7 +1,6 @@
 import { expect } from 'chai';
-import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { describeMembers, MS, reportRealClusterSkip, type MembersHarness } from '../support/cluster-members.ts';
+import { describeMembers, MS, reportRealClusterSkip, type Entry, type MembersHarness } from '../support/cluster-members.ts';
 import { waitFor } from '../support/wait.ts';
 
 reportRealClusterSkip('members-singleton.test');
@@ -10,39 +9,9 @@ reportRealClusterSkip('members-singleton.test');
 const SERVICE = fileURLToPath(new URL('fixtures/singleton', import.meta.url));
 const PERIOD = 100;
 
-interface Line {
-  member: string;
-  what: string;
-  at: bigint;
-  token: number;
-}
-
-async function lines(h: MembersHarness): Promise<Line[]> {
-  const text = await readFile(h.records, 'utf8');
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const [member, what, at, token] = line.split(' ');
-      return { member: member!, what: what!, at: BigInt(at!), token: Number(token) };
-    })
-    .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-}
-
-/** The member doing units of work after `since`, once it has done three in a row. */
-async function currentWorker(h: MembersHarness, since = 0n): Promise<string> {
-  return waitFor(
-    async () => {
-      const last = (await lines(h)).filter((l) => l.what === 'unit' && l.at > since).slice(-3);
-      return last.length === 3 && last.every((l) => l.member === last[0]!.member) ? last[0]!.member : undefined;
-    },
-    { timeout: 15_000 + 2 * h.ACQUIRE_DELAY, message: 'a member to do units of work steadily' },
-  );
-}
-
 /** The singleton's leader, once every running member has seen it lead (so each starts its lease clock from it). */
 async function settledWorker(h: MembersHarness): Promise<string> {
-  const worker = await currentWorker(h);
+  const worker = await h.currentRunner('unit');
   const running = [...h.members.values()].filter((m) => m.running);
   await waitFor(() => running.every((m) => m.output.includes(`member ${worker} is now leader of svc`)), { timeout: 15_000, message: `every member to see ${worker} lead svc` });
   return worker;
@@ -61,19 +30,19 @@ describeMembers('custom singleton service gated by its leadership term', (h) => 
       const victim = await settledWorker(h);
       const stoppedAt = h.now();
       h.members.get(victim)!.signal('SIGSTOP');
-      const next = await currentWorker(h, stoppedAt);
+      const next = await h.currentRunner('unit', stoppedAt);
       expect(next).not.to.equal(victim);
       const resumedAt = h.now();
       h.members.get(victim)!.signal('SIGCONT');
       // The resumed member's loop is due at once; its term's signal fires when it notices the lapse.
-      await waitFor(async () => (await lines(h)).some((l) => l.member === victim && l.what === 'service-stop' && l.at > resumedAt), {
+      await waitFor(async () => (await h.entries()).some((l) => l.member === victim && l.what === 'service-stop' && l.at > resumedAt), {
         timeout: 10_000,
         message: `${victim} to stop its service after SIGCONT`,
       });
       // Several periods of its loop, and its renewal attempts, after the resume.
       const until = h.now() + BigInt(h.RENEW + h.RETRY + 3 * PERIOD) * MS;
-      await waitFor(async () => (await lines(h)).some((l) => l.at > until), { timeout: 10_000 });
-      const all = await lines(h);
+      await waitFor(async () => (await h.entries()).some((l) => l.at > until), { timeout: 10_000 });
+      const all = await h.entries();
       const afterResume = all.filter((l) => l.what === 'unit' && l.member === victim && l.at > resumedAt);
       expect(afterResume, `${victim} did units of work after resuming, while ${next} led`).to.deep.equal([]);
       // Never two at once: every unit of the old leader comes before the new leader's first.
@@ -97,8 +66,8 @@ describeMembers('custom singleton service gated by its leadership term', (h) => 
       await h.followersPolledPastLease(victim, Date.now());
       const resumedAt = h.now();
       h.members.get(victim)!.signal('SIGCONT');
-      const next = await currentWorker(h, resumedAt);
-      const all = await lines(h);
+      const next = await h.currentRunner('unit', resumedAt);
+      const all = await h.entries();
       expect(next).to.equal(victim);
       const whileStopped = all.filter((l) => l.what === 'unit' && l.at > stoppedAt + BigInt(PERIOD) * MS && l.at < resumedAt);
       expect(whileStopped, 'units of work while the holder was stopped').to.deep.equal([]);

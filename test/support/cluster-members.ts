@@ -66,6 +66,8 @@ export interface Entry {
   member: string;
   what: string;
   at: bigint;
+  /** A fencing token, when the fixture records one as a fourth field (NaN otherwise). */
+  token: number;
 }
 
 /** Lists and deletes, through the API, what one test's members created. */
@@ -246,21 +248,25 @@ export class MembersHarness {
       .split('\n')
       .filter(Boolean)
       .map((line) => {
-        const [member, what, at] = line.split(' ');
-        return { member: member!, what: what!, at: BigInt(at!) };
+        const [member, what, at, token] = line.split(' ');
+        return { member: member!, what: what!, at: BigInt(at!), token: Number(token) };
       })
       .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
   }
 
-  /** The member that recorded `what` most recently, once it is recording steadily. */
-  async currentRunner(what: string, since = 0n): Promise<string> {
+  /**
+   * The member that recorded `what` most recently, once it is recording steadily: its last `count`
+   * records (3 by default) are its own. `extra`: more time for fixtures whose records are slow to come.
+   */
+  async currentRunner(what: string, since = 0n, options: { count?: number; extra?: number } = {}): Promise<string> {
+    const count = options.count ?? 3;
     return waitFor(
       async () => {
         const mine = (await this.entries()).filter((e) => e.what === what && e.at > since);
-        const last = mine.slice(-3);
-        return last.length === 3 && last.every((e) => e.member === last[0]!.member) ? last[0]!.member : undefined;
+        const last = mine.slice(-count);
+        return last.length === count && last.every((e) => e.member === last[0]!.member) ? last[0]!.member : undefined;
       },
-      { timeout: 15_000 + 2 * this.ACQUIRE_DELAY, message: `someone to run ${what}` },
+      { timeout: 15_000 + 2 * this.ACQUIRE_DELAY + (options.extra ?? 0), message: `someone to run ${what}` },
     );
   }
 
