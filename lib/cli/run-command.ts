@@ -44,9 +44,6 @@ export async function runRoutes(options: RunOptions): Promise<number> {
   // services and release their locks before the cluster service stops (which would release them first).
   context.addService('singletons', { start: async () => undefined, stop: () => closeSingletons(cluster) });
   const definitions = await loadRouteFiles(files, { context, cluster });
-  if (definitions.length === 0) {
-    throw new DromedaryError('NO_ROUTES', `The route files in ${options.paths.join(', ')} define no routes: call from('...') in them`);
-  }
   await context.addRoutes(definitions);
   const health =
     options.healthPort === undefined
