@@ -5,6 +5,7 @@ import { closeSingletons } from '../cluster/singleton-registry.ts';
 import { DromedaryError } from '../errors.ts';
 import type { Logger } from '../logging/logger.ts';
 import { discoverRouteFiles, loadRouteFiles } from './route-loader.ts';
+import { listenError } from './listen-error.ts';
 
 export interface RunOptions {
   paths: string[];
@@ -48,7 +49,11 @@ export async function runRoutes(options: RunOptions): Promise<number> {
   const health =
     options.healthPort === undefined
       ? undefined
-      : await (await import('../health/health-server.ts')).startHealthServer({ context, cluster, port: options.healthPort, host: options.healthHost });
+      : await (await import('../health/health-server.ts'))
+          .startHealthServer({ context, cluster, port: options.healthPort, host: options.healthHost })
+          .catch((err: unknown) => {
+            throw listenError(err, '--health-port (or DROMEDARY_HEALTH_PORT)') ?? err;
+          });
   if (health) logger.info(`Health endpoints on ${health.url}/healthz, /readyz and /leadership`);
   if (!shutdown.requested) {
     try {
