@@ -239,6 +239,10 @@ async function run(argv: readonly string[], values: RunValues, paths: string[], 
     logger.error(`Startup failed: ${maskSecrets(message)}`);
     if (!(err instanceof DromedaryError) || process.env.DROMEDARY_DEBUG) logger.debug(maskSecrets(String((err as Error)?.stack ?? err)));
     await flush(logger);
+    if (process.env.DROMEDARY_REPLICA_CHILD === '1') {
+      const { CONFIGURATION_ERROR_EXIT, isConfigurationError } = await import('./exit-codes.ts');
+      if (isConfigurationError(err)) return CONFIGURATION_ERROR_EXIT;
+    }
     return 1;
   }
 }
