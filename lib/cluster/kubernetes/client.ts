@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigurationError, DromedaryError } from '../../errors.ts';
-import { SERVICE_ACCOUNT_DIR } from '../config.ts';
+import { SERVICE_ACCOUNT_DIR, inKubernetesPod } from '../config.ts';
 import { describeKubeconfigError } from './kubeconfig-error.ts';
 
 /** The @kubernetes/client-node module; imported only when the kubernetes backend is chosen. */
@@ -11,17 +12,37 @@ export async function loadClientNode(): Promise<K8s> {
   return import('@kubernetes/client-node');
 }
 
-/** KUBECONFIG (or ~/.kube/config), else the pod's service account: client-node's loadFromDefault. */
-export function loadKubeConfig(k8s: K8s, env: Readonly<Record<string, string | undefined>>): InstanceType<K8s['KubeConfig']> {
+/**
+ * KUBECONFIG, else ~/.kube/config, else the pod's service account, as client-node's loadFromDefault looks;
+ * but where it would fall back to http://localhost:8080 (and fail later with a TLS complaint), this says
+ * that no configuration was found and where it looked.
+ */
+export function loadKubeConfig(
+  k8s: K8s,
+  env: Readonly<Record<string, string | undefined>>,
+  serviceAccountDir = SERVICE_ACCOUNT_DIR,
+): InstanceType<K8s['KubeConfig']> {
   const kc = new k8s.KubeConfig();
+  const home = env.HOME || env.USERPROFILE || homedir();
+  const userFile = join(home, '.kube', 'config');
+  const source = env.KUBECONFIG ? `KUBECONFIG=${env.KUBECONFIG}` : existsSync(userFile) ? userFile : undefined;
   try {
     if (env.KUBECONFIG) kc.loadFromFile(env.KUBECONFIG);
-    else kc.loadFromDefault();
+    else if (source) kc.loadFromFile(userFile);
+    else if (inKubernetesPod(env, serviceAccountDir)) kc.loadFromCluster();
+    else {
+      throw new ConfigurationError(
+        `no Kubernetes client configuration found: KUBECONFIG is not set, ${userFile} does not exist, and this is not a pod with a service account ` +
+          `(KUBERNETES_SERVICE_HOST ${env.KUBERNETES_SERVICE_HOST ? 'is set' : 'is not set'}, ${join(serviceAccountDir, 'token')} ${existsSync(join(serviceAccountDir, 'token')) ? 'exists' : 'does not exist'}). ` +
+          'Set KUBECONFIG to a kubeconfig file (dromedary kube-api writes one for a local test server), or choose another --cluster',
+      );
+    }
   } catch (err) {
-    throw new ConfigurationError(`cannot load the Kubernetes client configuration${env.KUBECONFIG ? ` from KUBECONFIG=${env.KUBECONFIG}` : ' from ~/.kube/config'}: ${describeKubeconfigError(err)}`);
+    if (err instanceof ConfigurationError) throw err;
+    throw new ConfigurationError(`cannot load the Kubernetes client configuration${source ? ` from ${source}` : ' of the service account'}: ${describeKubeconfigError(err)}`);
   }
   if (!kc.getCurrentCluster()) {
-    throw new ConfigurationError('no Kubernetes cluster configured: set KUBECONFIG, or run inside a pod with a service account');
+    throw new ConfigurationError(`no Kubernetes cluster configured in ${source ?? 'the service account'}: its current context names no cluster; set one with kubectl config use-context`);
   }
   return kc;
 }
