@@ -9,6 +9,7 @@ import { LeaseLockStore } from '../../../lib/cluster/kubernetes/lease-store.ts';
 import { loadClientNode, loadKubeConfig } from '../../../lib/cluster/kubernetes/client.ts';
 import { captureLogger } from '../../support/capture-logger.ts';
 import { waitFor } from '../../support/wait.ts';
+import { spawnCli } from '../../support/cli-process.ts';
 
 // Issue 17: a closed or wrong API port logged only `fetch failed`, a 401 only `HTTP-Code: 401`, and a
 // token without `watch` on leases only a debug line.
@@ -117,6 +118,31 @@ describe('kubernetes backend: failed API requests name the server, the cause and
       stop();
     } finally {
       await store.close();
+    }
+  });
+
+  it('dromedary run and dromedary status log the URL and the cause of an API they cannot reach', async () => {
+    const probe = createNetServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const url = `https://127.0.0.1:${(probe.address() as { port: number }).port}`;
+    await new Promise((resolve) => probe.close(resolve));
+    const kubeconfig = join(dir, 'closed.yaml');
+    await writeFile(kubeconfig, pointedAt(url), { mode: 0o600 });
+    await writeFile(join(dir, 'route.mjs'), "export default (r) => r.from('master:l1:timer:t?period=1000').log('x');\n");
+    const cause = new RegExp(`cannot reach the Kubernetes API at ${url.replace(/[.]/g, '\\.')}: ECONNREFUSED`);
+    const run = spawnCli(['run', '--cluster', 'kubernetes', join(dir, 'route.mjs')], { env: { KUBECONFIG: kubeconfig } });
+    try {
+      await run.waitForLine(cause);
+      expect(run.output).not.to.match(/fetch failed/);
+    } finally {
+      await run.stop();
+    }
+    const status = spawnCli(['status', '--cluster', 'kubernetes'], { env: { KUBECONFIG: kubeconfig } });
+    try {
+      expect((await status.exited).code, status.output).to.not.equal(0);
+      expect(status.output).to.match(cause);
+    } finally {
+      await status.stop();
     }
   });
 });
