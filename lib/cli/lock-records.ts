@@ -95,7 +95,7 @@ async function readFileLocks(config: ClusterConfig, now: number): Promise<StoreS
 }
 
 async function readKubernetesLocks(config: ClusterConfig, now: number): Promise<StoreStatus> {
-  const { loadClientNode, loadKubeConfig, resolveNamespace, statusOf, withSignal } = await import('../cluster/kubernetes/client.ts');
+  const { apiTarget, describeApiFailure, loadClientNode, loadKubeConfig, resolveNamespace, statusOf, withSignal } = await import('../cluster/kubernetes/client.ts');
   const { parseClusterLabels } = await import('../cluster/kubernetes/index.ts');
   const env = config.env;
   const k8s = await loadClientNode();
@@ -159,6 +159,8 @@ async function readKubernetesLocks(config: ClusterConfig, now: number): Promise<
     return { backend: 'kubernetes (Lease mode)', where: `${namespace}/leases`, locks };
   } catch (err) {
     if (err instanceof ConfigurationError) throw err;
+    const failure = describeApiFailure(err, apiTarget(kc));
+    if (failure) throw new ConfigurationError(`cannot read the locks in namespace ${namespace}: ${failure}`);
     const status = statusOf(err);
     throw new ConfigurationError(
       `cannot read the locks from the Kubernetes API in namespace ${namespace}${status ? ` (HTTP ${status})` : ''}: ${(err as Error).message}` +

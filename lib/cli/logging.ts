@@ -28,9 +28,11 @@ function textLine(colour: boolean) {
 
 /** The CLI's logger: the one place in dromedary that configures winston transports. */
 export function createCliLogger(options: { format?: string; level?: string; stream?: NodeJS.WritableStream; meta?: Record<string, unknown> }) {
-  const format = (options.format ?? process.env.DROMEDARY_LOG_FORMAT ?? 'text').toLowerCase();
+  const givenFormat = options.format ?? process.env.DROMEDARY_LOG_FORMAT ?? 'text';
+  const format = givenFormat.toLowerCase();
   if (format !== 'text' && format !== 'json') {
-    throw new ConfigurationError(`unknown log format "${options.format}": use --log-format text or --log-format json (or DROMEDARY_LOG_FORMAT)`);
+    const source = options.format === undefined ? 'DROMEDARY_LOG_FORMAT' : '--log-format';
+    throw new ConfigurationError(`unknown log format "${givenFormat}" (${source}): use text or json`);
   }
   const given = (options.level ?? process.env.DROMEDARY_LOG_LEVEL ?? 'info').toLowerCase();
   // `trace` is Camel's name (and .log()'s) for winston's `silly`.

@@ -239,6 +239,10 @@ async function run(argv: readonly string[], values: RunValues, paths: string[], 
     logger.error(`Startup failed: ${maskSecrets(message)}`);
     if (!(err instanceof DromedaryError) || process.env.DROMEDARY_DEBUG) logger.debug(maskSecrets(String((err as Error)?.stack ?? err)));
     await flush(logger);
+    if (process.env.DROMEDARY_REPLICA_CHILD === '1') {
+      const { CONFIGURATION_ERROR_EXIT, isConfigurationError } = await import('./exit-codes.ts');
+      if (isConfigurationError(err)) return CONFIGURATION_ERROR_EXIT;
+    }
     return 1;
   }
 }
@@ -251,7 +255,23 @@ async function kubeApi(values: { port?: string; namespace?: string; kubeconfig?:
     return 2;
   }
   const { runKubeApiCommand } = await import('../testing/kube-api/command.ts');
-  const server = await runKubeApiCommand({ port, namespace: values.namespace, kubeconfigPath: values.kubeconfig, anonymous: values.anonymous, out: (line) => out.write(`${line}\n`) });
+  let server: Awaited<ReturnType<typeof runKubeApiCommand>>;
+  try {
+    server = await runKubeApiCommand({ port, namespace: values.namespace, kubeconfigPath: values.kubeconfig, anonymous: values.anonymous, out: (line) => out.write(`${line}\n`) });
+  } catch (err) {
+    const { listenError } = await import('./listen-error.ts');
+    const e = err as NodeJS.ErrnoException;
+    const known =
+      listenError(err, '--port') ??
+      (e?.syscall === 'open' || e?.syscall === 'rename' || e?.syscall === 'mkdir'
+        ? `--kubeconfig ${values.kubeconfig ?? 'kubeconfig.dromedary-test.yaml'} cannot be written (${e.code}): ${
+            e.code === 'ENOENT' ? 'its folder does not exist, create it or choose another path' : 'choose a path this user can write'
+          }`
+        : undefined);
+    if (known === undefined) throw err;
+    process.stderr.write(`dromedary: ${typeof known === 'string' ? known : known.message}\n`);
+    return 1;
+  }
   await new Promise<void>((resolve) => {
     process.once('SIGINT', () => resolve());
     process.once('SIGTERM', () => resolve());

@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline';
 import { DromedaryError } from '../errors.ts';
 import type { Logger } from '../logging/logger.ts';
 import { formatDuration } from '../uri/duration.ts';
+import { CONFIGURATION_ERROR_EXIT } from './exit-codes.ts';
 
 export interface ReplicaOptions {
   count: number;
@@ -33,6 +34,8 @@ interface Member {
   restarts: number;
   /** Exits since the member last ran for `stableAfter`: what the back-off grows with. */
   exitsInARow: number;
+  /** The member's last `Startup failed: …` line, to give as the cause when it exits on its configuration. */
+  startupFailure: string | undefined;
 }
 
 /** The wait before the nth restart in a row (1-based): base, 2×base, 4×base …, never above the cap. */
@@ -63,6 +66,7 @@ export async function runReplicas(options: ReplicaOptions): Promise<number> {
     startedAt: 0,
     restarts: 0,
     exitsInARow: 0,
+    startupFailure: undefined,
   }));
   if (basePort !== undefined) {
     options.logger.info(
@@ -84,6 +88,8 @@ export async function runReplicas(options: ReplicaOptions): Promise<number> {
   // In JSON mode every line the supervisor writes is one JSON object: a member's own lines get its
   // id as a field, and anything else it prints (a crash's stack trace on stderr) is wrapped.
   const relay = (member: Member, line: string, stream: 'stdout' | 'stderr') => {
+    const failure = /Startup failed: (.*)$/.exec((json ? jsonMessage(line) : undefined) ?? line);
+    if (failure) member.startupFailure = failure[1];
     if (!json) {
       out.write(`${member.id.padEnd(width)} | ${line}\n`);
       return;
@@ -117,8 +123,19 @@ export async function runReplicas(options: ReplicaOptions): Promise<number> {
       member.child = undefined;
       const how = signal ? `signal ${signal}` : `code ${code}`;
       if (stopping) {
-        if (code !== 0 && code !== null) worstExit = Math.max(worstExit, code);
+        if (code !== 0 && code !== null) worstExit = Math.max(worstExit, code === CONFIGURATION_ERROR_EXIT ? 1 : code);
         checkDone();
+        return;
+      }
+      if (code === CONFIGURATION_ERROR_EXIT) {
+        // Every member runs the same route files and options: none would start, now or after a restart.
+        options.logger.error(
+          `Member ${member.id} cannot start: ${member.startupFailure ?? 'its configuration is wrong (see its output above)'}. ` +
+            'A restart cannot fix this: stopping every member. Fix it and run again.',
+          { member: member.id },
+        );
+        worstExit = Math.max(worstExit, 1);
+        stopAll('configuration error');
         return;
       }
       // Like restartPolicy: Always, a member that exits cleanly (someone sent it SIGTERM) comes back too.
@@ -147,10 +164,10 @@ export async function runReplicas(options: ReplicaOptions): Promise<number> {
 
   for (const member of members) start(member);
 
-  const stopAll = (signal: NodeJS.Signals) => {
+  const stopAll = (signal: NodeJS.Signals | 'configuration error') => {
     if (stopping) return;
     stopping = true;
-    options.logger.info(`Received ${signal}: stopping ${members.length} members`);
+    if (signal !== 'configuration error') options.logger.info(`Received ${signal}: stopping ${members.length} members`);
     for (const t of pendingRestarts) clearTimeout(t);
     for (const m of members) m.child?.kill('SIGTERM');
     checkDone();
@@ -161,6 +178,16 @@ export async function runReplicas(options: ReplicaOptions): Promise<number> {
   process.off('SIGINT', stopAll);
   process.off('SIGTERM', stopAll);
   return worstExit;
+}
+
+/** The message of a JSON log line, if it is one. */
+function jsonMessage(line: string): string | undefined {
+  try {
+    const parsed = JSON.parse(line) as { message?: unknown };
+    return typeof parsed.message === 'string' ? parsed.message : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The first member's health port: undefined when off, 0 for any free port each. */

@@ -82,17 +82,39 @@ async function importRouteFile(file: string): Promise<unknown> {
 }
 
 /**
+ * A route file whose top-level await waits on nothing that can ever settle it leaves Node with an empty event
+ * loop, and Node would exit 13 with a warning that names no file: fail the load instead, so the file is named.
+ */
+async function untilSettledOrIdle<T>(loading: Promise<T>): Promise<T> {
+  let idle!: () => void;
+  const neverSettles = new Promise<never>((_, reject) => {
+    idle = () => reject(new Error('its top-level await never settled (it awaits a promise nothing resolves, and nothing else is left to run)'));
+  });
+  process.once('beforeExit', idle);
+  try {
+    return await Promise.race([loading, neverSettles]);
+  } finally {
+    process.removeListener('beforeExit', idle);
+  }
+}
+
+/**
  * Imports each file and collects its routes: those it defined with the top-level `from(...)`, and
  * those its default-exported function adds to the builder it is given.
  */
 export async function loadRouteFiles(files: readonly string[], environment: RouteFileEnvironment): Promise<RouteDefinition[]> {
   const routes: RouteDefinition[] = [];
+  const exported: string[] = [];
   for (const file of files) {
     const shown = relative(process.cwd(), file) || file;
     discardPendingDeclarations();
     try {
-      const module = (await importRouteFile(file)) as { default?: unknown };
+      const module = (await untilSettledOrIdle(importRouteFile(file))) as Record<string, unknown>;
       routes.push(...takePendingRoutes());
+      if (module.default !== undefined && typeof module.default !== 'function') {
+        throw new Error(`its default export is ${describeValue(module.default)}; ${EXPECTED}`);
+      }
+      exported.push(`${shown} exports ${describeExports(module)}`);
       // Top-level errorHandler()/onException()/onCompletion() apply to the whole context, as context.onException() does.
       environment.context.errorHandling.adopt(takePendingErrorHandling());
       if (typeof module.default === 'function') {
@@ -105,7 +127,30 @@ export async function loadRouteFiles(files: readonly string[], environment: Rout
       throw new RouteFileError(shown, lineIn(err, file), withHint(err, file));
     }
   }
+  if (routes.length === 0) {
+    throw new DromedaryError('NO_ROUTES', `The route files define no routes (${exported.join('; ')}): ${EXPECTED}`);
+  }
   return routes;
+}
+
+const EXPECTED = "a route file calls from('...') at its top level, or default-exports a function (builder, { context, cluster }) => { builder.from('...') }";
+
+function describeExports(module: Record<string, unknown>): string {
+  const names = Object.keys(module);
+  if (names.length === 0) return 'nothing';
+  return names.map((name) => `${name} (${describeValue(module[name])})`).join(', ');
+}
+
+function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (typeof value === 'function') return 'a function';
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  if (typeof value === 'object') {
+    const keys = Object.keys(value);
+    return `an object${keys.length ? ` with keys ${keys.slice(0, 5).join(', ')}${keys.length > 5 ? ', ...' : ''}` : ''}`;
+  }
+  const text = typeof value === 'string' ? JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value) : String(value);
+  return `a ${typeof value} ${text}`;
 }
 
 const TYPE_STRIPPING = "TypeScript route files run with Node's type stripping";

@@ -5,6 +5,7 @@ import { closeSingletons } from '../cluster/singleton-registry.ts';
 import { DromedaryError } from '../errors.ts';
 import type { Logger } from '../logging/logger.ts';
 import { discoverRouteFiles, loadRouteFiles } from './route-loader.ts';
+import { listenError } from './listen-error.ts';
 
 export interface RunOptions {
   paths: string[];
@@ -44,14 +45,15 @@ export async function runRoutes(options: RunOptions): Promise<number> {
   // services and release their locks before the cluster service stops (which would release them first).
   context.addService('singletons', { start: async () => undefined, stop: () => closeSingletons(cluster) });
   const definitions = await loadRouteFiles(files, { context, cluster });
-  if (definitions.length === 0) {
-    throw new DromedaryError('NO_ROUTES', `The route files in ${options.paths.join(', ')} define no routes: call from('...') in them`);
-  }
   await context.addRoutes(definitions);
   const health =
     options.healthPort === undefined
       ? undefined
-      : await (await import('../health/health-server.ts')).startHealthServer({ context, cluster, port: options.healthPort, host: options.healthHost });
+      : await (await import('../health/health-server.ts'))
+          .startHealthServer({ context, cluster, port: options.healthPort, host: options.healthHost })
+          .catch((err: unknown) => {
+            throw listenError(err, '--health-port (or DROMEDARY_HEALTH_PORT)') ?? err;
+          });
   if (health) logger.info(`Health endpoints on ${health.url}/healthz, /readyz and /leadership`);
   if (!shutdown.requested) {
     try {

@@ -91,6 +91,23 @@ describe('dromedary run --replicas (end to end)', function () {
     await waitFor(() => p.count(/^ca-1 \| .*started 1 route/) === 2, { timeout: 20_000, message: () => `ca-1 to start again:\n${p.output}` });
   });
 
+  for (const format of ['text', 'json']) {
+    it(`stops, with the cause, when a member cannot start on its configuration (a bad route file), instead of restarting it (${format} logs)`, async () => {
+      await writeFile(join(dir, 'routes', 'broken.mjs'), 'export default 42;\n');
+      supervisor = spawnCli(['run', 'routes', '--replicas', '2', '--member-id', 'cf', '--log-format', format], { cwd: dir, env: clusterEnv() });
+      const p = supervisor;
+      // Bounded by two member start-ups on a busy machine, not by any restart back-off (there is none).
+      const { code } = await waitFor(() => (p.running ? undefined : p.exited), { timeout: 30_000, message: () => `the supervisor to stop:\n${p.output}` });
+      expect(code, p.output).to.equal(1);
+      expect(p.output).to.match(
+        /Member cf-\d cannot start: Failed to load route file routes\/broken\.mjs: its default export is a number 42; .*A restart cannot fix this: stopping every member/,
+      );
+      expect(p.count(/Started member cf-1 \(pid/), p.output).to.equal(1);
+      expect(p.count(/Started member cf-2 \(pid/), p.output).to.equal(1);
+      expect(p.output).not.to.contain('starting it again');
+    });
+  }
+
   it('caps the back-off at 10 s', () => {
     expect([1, 2, 3, 4, 5, 6, 20].map((n) => restartBackoff(n, 1000, 10_000))).to.deep.equal([1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]);
   });

@@ -72,6 +72,19 @@ describe('dromedary run (end to end)', function () {
     expect(parsed.timestamp).to.be.a('string');
   });
 
+  for (const [variable, value, expected] of [
+    ['DROMEDARY_LOG_FORMAT', 'xml', 'unknown log format "xml" (DROMEDARY_LOG_FORMAT): use text or json'],
+    ['DROMEDARY_LOG_LEVEL', 'loud', 'unknown log level "loud" (DROMEDARY_LOG_LEVEL)'],
+  ] as const) {
+    it(`names the value of ${variable} it refuses`, async () => {
+      await routes({ 'r.mjs': "export default (r) => r.from('direct:a');\n" });
+      const p = run(['run'], { [variable]: value });
+      expect((await p.exited).code).to.equal(2);
+      expect(p.output).to.contain(expected);
+      expect(p.output).not.to.contain('undefined');
+    });
+  }
+
   it('prints help', async () => {
     const p = run(['--help']);
     expect((await p.exited).code).to.equal(0);
@@ -131,6 +144,26 @@ describe('dromedary run (end to end)', function () {
     it('a CommonJS route file is told to become an ES module', async () => {
       await writeFile(join(dir, 'package.json'), '{"type":"commonjs"}\n');
       await failsWith({ 'r.ts': "import { from } from 'dromedary';\nfrom('direct:x');\n" }, [/Route files are ES modules: add "type": "module"/]);
+    });
+
+    it('a route file whose default export is not a function says what it exported and what is expected', async () => {
+      await failsWith({ 'n.mjs': 'export default 42;\n' }, [/Failed to load route file routes\/n\.mjs: its default export is a number 42; a route file calls from\('\.\.\.'\) at its top level, or default-exports a function/]);
+    });
+
+    it('a route file default-exporting an object names its keys', async () => {
+      await failsWith({ 'o.mjs': "export default { routes: ['a'] };\n" }, [/routes\/o\.mjs: its default export is an object with keys routes; .*default-exports a function/]);
+    });
+
+    it('route files with only named exports and no routes list what they export', async () => {
+      await failsWith({ 'named.mjs': "export const route = (r) => r.from('direct:a');\nexport const port = 8080;\n" }, [
+        /define no routes \(routes\/named\.mjs exports port \(a number 8080\), route \(a function\)\): a route file calls from/,
+      ]);
+    });
+
+    it('a route file with a top-level await that never settles is named', async () => {
+      await failsWith({ 'ok.mjs': "export default (r) => r.from('direct:a');\n", 'wait.mjs': 'await new Promise(() => {});\n' }, [
+        /Failed to load route file routes\/wait\.mjs: its top-level await never settled/,
+      ]);
     });
 
     it('a folder with no route files says so', async () => {

@@ -27,6 +27,13 @@ describe('DSL steps', () => {
     expect(lines.map((l) => l.message).join('\n')).to.contain('calling http://u:xxxxxx@host/x?token=xxxxxx');
   });
 
+  it('log cuts a long message after 10,000 characters, as the log: component cuts a body, and says what it cut', async () => {
+    const body = 'x'.repeat(20 * 1024 * 1024);
+    const { lines } = await run((r) => r.from('direct:in').routeId('big').log('got ${body}'), body);
+    const [line] = lines.filter((l) => l.meta.route === 'big' && l.message.startsWith('got '));
+    expect(line!.message).to.equal(`got ${'x'.repeat(9_996)}... [Message clipped after 10000 chars, total length is ${body.length + 4}]`);
+  });
+
   it('setBody, transform, setHeader, setProperty and removeHeader take Simple templates, functions and constants', async () => {
     const { exchange } = await run(
       (r) =>

@@ -1,6 +1,6 @@
 import { LockConflictError, type LockRecord, type LockStore, type VersionedRecord } from '../election/lock-store.ts';
 import type { Logger } from '../../logging/logger.ts';
-import { forbiddenDetail, KubernetesForbiddenError, statusOf, withSignal, type K8s } from './client.ts';
+import { apiTarget, describeApiFailure, forbiddenDetail, KubernetesForbiddenError, statusOf, withSignal, type ApiTarget, type K8s } from './client.ts';
 import { ResourceWatch } from './resource-watch.ts';
 import type { PodMembers } from './pod-members.ts';
 
@@ -38,10 +38,13 @@ export class ConfigMapLockStore implements LockStore {
   readonly #api: InstanceType<K8s['CoreV1Api']>;
   readonly #options: ConfigMapStoreOptions;
   readonly #watch: ResourceWatch;
+  /** The server and the credentials' source, named when a request cannot reach it or is refused. */
+  readonly #target: ApiTarget;
   /** The ConfigMap as last read or written, to write back every other lock's keys unchanged. */
   #last: ConfigMap | undefined;
 
   constructor(k8s: K8s, kc: KubeConfig, options: ConfigMapStoreOptions) {
+    this.#target = apiTarget(kc);
     this.#api = kc.makeApiClient(k8s.CoreV1Api);
     this.#options = options;
     this.#watch = new ResourceWatch(k8s, kc, {
@@ -174,6 +177,8 @@ export class ConfigMapLockStore implements LockStore {
       this.#options.logger.error(error.message);
       return error;
     }
+    const failure = describeApiFailure(err, this.#target);
+    if (failure) return new Error(`${verb} ConfigMap ${this.#options.name} failed: ${failure}`, { cause: err });
     const status = statusOf(err);
     return new Error(`${verb} ConfigMap ${this.#options.name} failed${status ? ` with HTTP ${status}` : ''}: ${(err as Error)?.message?.split('\n')[0] ?? String(err)}`);
   }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { LockConflictError, type LockRecord, type LockStore, type VersionedRecord } from '../election/lock-store.ts';
 import type { Logger } from '../../logging/logger.ts';
-import { forbiddenDetail, KubernetesForbiddenError, statusOf, withSignal, type K8s } from './client.ts';
+import { apiTarget, describeApiFailure, forbiddenDetail, KubernetesForbiddenError, statusOf, withSignal, type ApiTarget, type K8s } from './client.ts';
 import { ResourceWatch } from './resource-watch.ts';
 
 type KubeConfig = InstanceType<K8s['KubeConfig']>;
@@ -58,6 +58,8 @@ export class LeaseLockStore implements LockStore {
   readonly #api: CoordinationApi;
   readonly #options: LeaseStoreOptions;
   readonly #watch: ResourceWatch;
+  /** The server and the credentials' source, named when a request cannot reach it or is refused. */
+  readonly #target: ApiTarget;
   readonly #names = new Map<string, string>();
   /**
    * The uid of each Lease as last seen. A replace carries it as a precondition, so a Lease deleted
@@ -67,6 +69,7 @@ export class LeaseLockStore implements LockStore {
   readonly #uids = new Map<string, string>();
 
   constructor(k8s: K8s, kc: KubeConfig, options: LeaseStoreOptions) {
+    this.#target = apiTarget(kc);
     this.#k8s = k8s;
     this.#api = kc.makeApiClient(k8s.CoordinationV1Api);
     this.#options = options;
@@ -181,6 +184,8 @@ export class LeaseLockStore implements LockStore {
       this.#options.logger.error(error.message, { lock });
       return error;
     }
+    const failure = describeApiFailure(err, this.#target);
+    if (failure) return new Error(`${verb} Lease ${this.#name(lock)} failed: ${failure}`, { cause: err });
     const status = statusOf(err);
     return new Error(`${verb} Lease ${this.#name(lock)} failed${status ? ` with HTTP ${status}` : ''}: ${(err as Error)?.message?.split('\n')[0] ?? String(err)}`);
   }

@@ -54,6 +54,8 @@ export class ResourceWatch {
   #resourceVersion: string | undefined;
   #retry: NodeJS.Timeout | undefined;
   #backoff = 250;
+  /** Whether a refused watch (401/403) was already reported: once is enough, it is retried with backoff. */
+  #refusalReported = false;
   #running = false;
   #closed = false;
 
@@ -170,7 +172,11 @@ export class ResourceWatch {
     this.#idle = undefined;
     if (!this.#running || this.#closed) return;
     if ((err as { statusCode?: number })?.statusCode === 410) this.#resourceVersion = undefined;
-    if (err && (err as Error).name !== 'AbortError') {
+    const status = (err as { statusCode?: number })?.statusCode;
+    if ((status === 403 || status === 401) && !this.#refusalReported) {
+      this.#refusalReported = true;
+      this.#logger.warn(refusedWatchMessage(this.#path, status));
+    } else if (err && (err as Error).name !== 'AbortError') {
       this.#logger.debug(`Watch on ${this.#path} ended (${(err as Error).message ?? String(err)}); reopening in ${this.#backoff}ms`);
     }
     if (wasLive) for (const set of [...this.#subscribers.values()]) for (const notify of [...set]) notify(undefined, undefined, 'DISCONNECTED');
@@ -181,4 +187,22 @@ export class ResourceWatch {
       void this.#open();
     }, wait);
   }
+}
+
+/**
+ * A refused watch: followers then learn of a released or expired lock only by polling, a retry period late.
+ * Names the verb, the resource and the Role to fix.
+ */
+export function refusedWatchMessage(path: string, status: number): string {
+  const match = /^\/(?:apis\/([^/]+)\/[^/]+|api\/[^/]+)\/namespaces\/([^/]+)\/([^/?]+)/.exec(path);
+  const group = match?.[1] ?? '';
+  const namespace = match?.[2] ? decodeURIComponent(match[2]) : 'its namespace';
+  const resource = match?.[3] ?? path;
+  const qualified = group ? `${resource}.${group}` : resource;
+  const refused = status === 403 ? '403 Forbidden' : '401 Unauthorized';
+  return (
+    `Kubernetes refused to watch ${qualified} in namespace ${namespace} (${refused}): followers fall back to polling and take over ` +
+    `a released or expired lock only at their next retry. Grant the pod's service account the "watch" verb on "${resource}"` +
+    `${group ? ` (apiGroup ${group})` : ''} in its Role, next to get, list, create and update, as in examples/kubernetes/`
+  );
 }

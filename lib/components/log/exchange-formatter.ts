@@ -1,4 +1,5 @@
 import type { Exchange } from '../../exchange/exchange.ts';
+import { clip } from '../../logging/clip.ts';
 
 export interface FormatOptions {
   showAll: boolean;
@@ -22,7 +23,7 @@ export function formatExchange(exchange: Exchange, options: FormatOptions): stri
   if (all || options.showProperties) fields.push(`Properties: ${stringify(Object.fromEntries(exchange.properties))}`);
   if (all || options.showHeaders) fields.push(`Headers: ${stringify(exchange.message.headers.toObject())}`);
   if (all || options.showBodyType) fields.push(`BodyType: ${typeName(exchange.message.body)}`);
-  if (all || options.showBody) fields.push(`Body: ${truncate(bodyText(exchange.message.body), options.maxChars)}`);
+  if (all || options.showBody) fields.push(`Body: ${clip(bodyText(exchange.message.body), options.maxChars, 'Body')}`);
   if ((all || options.showException) && exchange.exception) fields.push(`Exception: ${exchange.exception.name}: ${exchange.exception.message}`);
   return options.multiline ? `Exchange[\n  ${fields.join('\n  ')}\n]` : `Exchange[${fields.join(', ')}]`;
 }
@@ -50,6 +51,3 @@ function stringify(value: unknown): string {
   }
 }
 
-function truncate(text: string, max: number): string {
-  return max > 0 && text.length > max ? `${text.slice(0, max)}... [Body clipped after ${max} chars, total length is ${text.length}]` : text;
-}

@@ -9,6 +9,7 @@ import { maskSecrets } from '../../uri/mask.ts';
 import type { Logger } from '../../logging/logger.ts';
 import { logLevel } from '../../dsl/steps/log.ts';
 import { formatExchange } from './exchange-formatter.ts';
+import { LOG_MAX_CHARS } from '../../logging/clip.ts';
 
 /** Camel's log component options and defaults. */
 export const logOptions = {
@@ -22,7 +23,7 @@ export const logOptions = {
   showExchangePattern: { type: 'boolean', default: true, description: 'show the exchange pattern' },
   showException: { type: 'boolean', default: false, description: 'show the exception, if any' },
   multiline: { type: 'boolean', default: false, description: 'one field per line' },
-  maxChars: { type: 'integer', default: 10_000, min: 0, description: 'truncate the body after this many characters (0: no limit)' },
+  maxChars: { type: 'integer', default: LOG_MAX_CHARS, min: 0, description: 'truncate the body after this many characters (0: no limit)' },
 } as const;
 
 export type LogOptions = OptionValues<typeof logOptions>;

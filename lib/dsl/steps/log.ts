@@ -1,6 +1,7 @@
 import { RouteBuildError } from '../../errors.ts';
 import { isPromise } from '../../spi/processor.ts';
 import { maskSecrets } from '../../uri/mask.ts';
+import { clip, LOG_MAX_CHARS } from '../../logging/clip.ts';
 import { toEvaluator } from '../expression.ts';
 import type { StepDefinition } from '../step.ts';
 
@@ -24,7 +25,7 @@ export function logLevel(level: string): string | null {
   return mapped;
 }
 
-/** The Log EIP: a Simple message logged under the route's id (or the given log name). */
+/** The Log EIP: a Simple message logged under the route's id (or the given log name), cut as the log: component cuts a body. */
 export function logStep(level: string, message: string, logName?: string): StepDefinition {
   const winstonLevel = logLevel(level);
   const evaluate = toEvaluator(message);
@@ -35,7 +36,8 @@ export function logStep(level: string, message: string, logName?: string): StepD
       if (winstonLevel === null) return () => undefined;
       const target = logName ? logger.child({ logger: logName }) : logger;
       const write = (value: unknown) => {
-        target.log(winstonLevel, maskSecrets(typeof value === 'string' ? value : String(value)));
+        // Cut before masking: masking scans the whole text.
+        target.log(winstonLevel, maskSecrets(clip(typeof value === 'string' ? value : String(value), LOG_MAX_CHARS, 'Message')));
       };
       return (exchange) => {
         const value = evaluate(exchange);

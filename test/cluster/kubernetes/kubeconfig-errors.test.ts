@@ -83,3 +83,52 @@ describe('kubeconfig errors name the file, the line and the problem, and nothing
     for (const s of SECRETS) expect(cli.output).not.to.contain(s);
   });
 });
+
+// Issue 17: with no configuration anywhere, client-node fell back to http://localhost:8080 and the user read
+// "HTTP protocol is not allowed when skipTLSVerify is not set".
+describe('Kubernetes mode with no client configuration anywhere says so, and where it looked', function () {
+  this.timeout(30_000);
+  let home: string;
+  const handles: ProcessHandle[] = [];
+
+  beforeEach(() => {
+    home = mkdtempSync(join(tmpdir(), 'dromedary-nohome-'));
+  });
+  afterEach(async () => {
+    for (const h of handles.splice(0)) await h.stop();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('loadKubeConfig names KUBECONFIG, ~/.kube/config and the service account', async () => {
+    const k8s = await loadClientNode();
+    expect(() => loadKubeConfig(k8s, { HOME: home }, join(home, 'no-service-account'))).to.throw(
+      ConfigurationError,
+      `no Kubernetes client configuration found: KUBECONFIG is not set, ${join(home, '.kube', 'config')} does not exist, and this is not a pod with a service account (KUBERNETES_SERVICE_HOST is not set, ${join(home, 'no-service-account', 'token')} does not exist)`,
+    );
+  });
+
+  it('loads ~/.kube/config when KUBECONFIG is not set', async () => {
+    const k8s = await loadClientNode();
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(home, '.kube'));
+    writeFileSync(
+      join(home, '.kube', 'config'),
+      'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n',
+    );
+    expect(loadKubeConfig(k8s, { HOME: home }, join(home, 'no-service-account')).getCurrentCluster()?.server).to.equal('https://127.0.0.1:6443');
+  });
+
+  it('dromedary run --cluster kubernetes exits 1 with that message, not a TLS complaint about localhost:8080', async () => {
+    writeFileSync(join(home, 'route.mjs'), "export default (r) => r.from('master:l1:timer:t?period=1000').log('x');\n");
+    const cli = spawnCli(['run', '--cluster', 'kubernetes', join(home, 'route.mjs')], {
+      env: { HOME: home, KUBECONFIG: undefined, KUBERNETES_SERVICE_HOST: undefined },
+    });
+    handles.push(cli);
+    const { code } = await cli.exited;
+    expect(code, cli.output).to.equal(1);
+    expect(cli.output).to.contain(`no Kubernetes client configuration found: KUBECONFIG is not set, ${join(home, '.kube', 'config')} does not exist`);
+    expect(cli.output).to.contain('Set KUBECONFIG to a kubeconfig file');
+    expect(cli.output).not.to.contain('localhost:8080');
+    expect(cli.output).not.to.contain('skipTLSVerify');
+  });
+});
