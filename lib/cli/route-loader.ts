@@ -6,6 +6,7 @@ import { RouteBuilder, type RouteDefinition } from '../dsl/route-definition.ts';
 import { discardPendingDeclarations, takePendingErrorHandling, takePendingRoutes } from '../dsl/global-routes.ts';
 import type { Context } from '../engine/context.ts';
 import type { ClusterService } from '../cluster/cluster-service.ts';
+import { openSingletons } from '../cluster/singleton-registry.ts';
 
 /** The second argument of a route file's default-exported function. */
 export interface RouteFileEnvironment {
@@ -127,7 +128,8 @@ export async function loadRouteFiles(files: readonly string[], environment: Rout
       throw new RouteFileError(shown, lineIn(err, file), withHint(err, file));
     }
   }
-  if (routes.length === 0) {
+  // A folder whose files run only singleton services (the custom singleton service) has work to do too.
+  if (routes.length === 0 && openSingletons(environment.cluster) === 0) {
     throw new DromedaryError('NO_ROUTES', `The route files define no routes (${exported.join('; ')}): ${EXPECTED}`);
   }
   return routes;

@@ -31,3 +31,8 @@ export function trackSingleton<H extends SingletonHandle>(cluster: ClusterServic
 export async function closeSingletons(cluster: ClusterService): Promise<void> {
   for (const handle of [...(open.get(cluster) ?? [])].reverse()) await handle.close();
 }
+
+/** How many singletons are open on the cluster service: a route file may define one and no route. */
+export function openSingletons(cluster: ClusterService): number {
+  return open.get(cluster)?.size ?? 0;
+}

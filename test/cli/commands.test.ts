@@ -139,6 +139,21 @@ describe('dromedary commands, options and route loading (end to end)', function 
       await p.waitForLine(/plain typed hello/);
     });
 
+    it('runs a folder whose only file starts a custom singleton service and defines no route', async () => {
+      await routes({
+        'billing.ts':
+          "import { singleton, type RouteBuilder, type RouteFileEnvironment } from 'dromedary';\n" +
+          "export default (_r: RouteBuilder, { cluster }: RouteFileEnvironment) => {\n" +
+          "  singleton(cluster, 'billing', { start: (term) => console.log(`billing started, term ${term.token}`), stop: () => console.log('billing stopped') });\n" +
+          '};\n',
+      });
+      const p = run(['run', '--cluster', 'file']);
+      await p.waitForLine(/billing started, term \d+/);
+      p.signal('SIGTERM');
+      expect((await p.exited).code).to.equal(0);
+      expect(p.output).to.contain('billing stopped');
+    });
+
     it('loads .ts route files from a folder with no package.json above it, with and without TypeScript syntax', async () => {
       await rm(join(dir, 'package.json'));
       await routes({
