@@ -22,8 +22,9 @@ Options for run:
   --log-format text|json      Log format (env DROMEDARY_LOG_FORMAT; default text)
   --log-level <level>         error, warn, info, verbose, debug or silly (env DROMEDARY_LOG_LEVEL; default info)
   --shutdown-timeout <dur>    How long to wait for in-flight exchanges on SIGINT/SIGTERM (default 10s)
-  --cluster <kind>            auto, file, kubernetes or none (env DROMEDARY_CLUSTER; default auto:
+  --cluster <kind>            auto, file, kubernetes, etcd or none (env DROMEDARY_CLUSTER; default auto:
                               kubernetes inside a pod, else file locks under the OS temp folder)
+  --etcd-endpoints <urls>     The etcd backend's servers, http://host:2379[,...] (env DROMEDARY_ETCD_ENDPOINTS)
   --member-id <id>            This member's id (env DROMEDARY_MEMBER_ID; default pod name or host name plus pid)
   --replicas <n>              Run n member processes on this machine, like n pods; lines are prefixed by member id
   --properties <file>         key=value lines: the values of {{name}} placeholders in endpoint URIs
@@ -49,6 +50,7 @@ const runFlags = {
   'shutdown-timeout': { type: 'string' },
   cluster: { type: 'string' },
   'member-id': { type: 'string' },
+  'etcd-endpoints': { type: 'string' },
   replicas: { type: 'string' },
   port: { type: 'string' },
   'health-port': { type: 'string' },
@@ -126,7 +128,7 @@ export async function main(argv: readonly string[], out: NodeJS.WritableStream =
       paths: rest.length > 0 ? rest : ['routes'],
       logger,
       shutdownTimeout,
-      cluster: { cluster: values.cluster, memberId: values['member-id'] },
+      cluster: { cluster: values.cluster, memberId: values['member-id'], etcdEndpoints: values['etcd-endpoints'] },
     });
     await flush(logger);
     return code;

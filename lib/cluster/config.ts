@@ -8,7 +8,7 @@ import { parseDuration } from '../uri/duration.ts';
 import type { ClusterService } from './cluster-service.ts';
 import { validateTimings, type ElectionTimings } from './election/timings.ts';
 
-export const CLUSTER_KINDS = ['auto', 'file', 'kubernetes', 'none'] as const;
+export const CLUSTER_KINDS = ['auto', 'file', 'kubernetes', 'etcd', 'none'] as const;
 export type ClusterKind = (typeof CLUSTER_KINDS)[number];
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -17,7 +17,7 @@ export interface ClusterConfig {
   /** What was asked for. */
   readonly requested: ClusterKind;
   /** What `auto` resolved to. */
-  readonly kind: 'file' | 'kubernetes' | 'none';
+  readonly kind: Exclude<ClusterKind, 'auto'>;
   readonly memberId: string;
   readonly timings: ElectionTimings;
   /** The file backend's folder. */
@@ -31,6 +31,10 @@ export interface ClusterFlags {
   memberId?: string;
   root?: string;
   timings?: Partial<ElectionTimings>;
+  /** The servers of the etcd, zookeeper and postgres backends (else their DROMEDARY_* variables). */
+  etcdEndpoints?: string;
+  zookeeperNodes?: string;
+  postgresUrl?: string;
 }
 
 /** Whether this process runs inside a Kubernetes pod with a service account. */
@@ -41,7 +45,8 @@ export function inKubernetesPod(env: Readonly<Record<string, string | undefined>
 /**
  * Cluster settings from flags (or code), then environment variables, then defaults:
  * `--cluster`/DROMEDARY_CLUSTER (auto), `--member-id`/DROMEDARY_MEMBER_ID, DROMEDARY_CLUSTER_ROOT,
- * DROMEDARY_LEASE_DURATION, DROMEDARY_RENEW_DEADLINE, DROMEDARY_RETRY_PERIOD.
+ * DROMEDARY_LEASE_DURATION, DROMEDARY_RENEW_DEADLINE, DROMEDARY_RETRY_PERIOD; the servers of the etcd backend
+ * (DROMEDARY_ETCD_ENDPOINTS, `--etcd-endpoints`).
  * `appKey` (the routes folder) keys the default file-backend folder, so the members of one app on
  * one machine find each other and different apps do not collide.
  */
@@ -65,7 +70,9 @@ export function resolveClusterConfig(options: { flags?: ClusterFlags; env?: Read
   if (memberId.trim() === '') throw new ConfigurationError('the member id is empty: set --member-id or DROMEDARY_MEMBER_ID');
   const appHash = createHash('sha256').update(resolve(options.appKey)).digest('hex').slice(0, 12);
   const root = flags.root ?? env.DROMEDARY_CLUSTER_ROOT ?? join(tmpdir(), `dromedary-cluster-${appHash}`);
-  return { requested: requested as ClusterKind, kind, memberId, timings, root, env };
+  const servers = { DROMEDARY_ETCD_ENDPOINTS: flags.etcdEndpoints, DROMEDARY_ZOOKEEPER_NODES: flags.zookeeperNodes, DROMEDARY_POSTGRES_URL: flags.postgresUrl };
+  const withServers = { ...env, ...Object.fromEntries(Object.entries(servers).filter(([, v]) => v !== undefined)) };
+  return { requested: requested as ClusterKind, kind, memberId, timings, root, env: withServers };
 }
 
 function duration(env: Readonly<Record<string, string | undefined>>, name: string): number | undefined {
@@ -82,6 +89,10 @@ export async function createClusterService(config: ClusterConfig, logger: Logger
     case 'file': {
       const { createFileClusterService } = await import('./file/file-cluster-service.ts');
       return createFileClusterService(config, logger);
+    }
+    case 'etcd': {
+      const { createEtcdClusterService } = await import('./etcd/index.ts');
+      return createEtcdClusterService(config, logger);
     }
     case 'none': {
       const { createStandaloneClusterService } = await import('./standalone.ts');

@@ -1,0 +1,67 @@
+import { EtcdServer } from './etcd-server.ts';
+import { TcpProxy } from './tcp-proxy.ts';
+
+/** The member names the chaos tests use; each gets its own proxy to the server. */
+const MEMBER_NAMES = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6'];
+
+/**
+ * A chaos-suite target whose members coordinate through a real server the harness starts (etcd):
+ * the server, one TCP proxy per member name (so one member's connection can be cut), and the
+ * server-wide faults (restart, pause).
+ */
+export class ServerBackend {
+  readonly kind: 'etcd';
+  readonly etcd: EtcdServer;
+  readonly #proxies = new Map<string, TcpProxy>();
+
+  private constructor(kind: 'etcd', etcd: EtcdServer) {
+    this.kind = kind;
+    this.etcd = etcd;
+  }
+
+  static async start(kind: 'etcd'): Promise<ServerBackend> {
+    const backend = new ServerBackend(kind, await EtcdServer.start());
+    for (const name of MEMBER_NAMES) backend.#proxies.set(name, await TcpProxy.start(backend.etcd.port));
+    return backend;
+  }
+
+  /** The environment member `name` needs: its proxy as the server, and this test's own key prefix. */
+  memberEnv(name: string, run: string): Record<string, string> {
+    const proxy = this.#proxies.get(name);
+    if (!proxy) throw new Error(`no proxy for member ${name}: use ${MEMBER_NAMES.join(', ')}`);
+    return { DROMEDARY_ETCD_ENDPOINTS: `http://127.0.0.1:${proxy.port}`, DROMEDARY_ETCD_PREFIX: `/${run}/` };
+  }
+
+  /** Cuts member `name` off the server (a network partition) until heal(). */
+  cut(name: string): void {
+    this.#proxies.get(name)!.cut();
+  }
+
+  heal(name: string): void {
+    this.#proxies.get(name)!.heal();
+  }
+
+  restart(): Promise<void> {
+    return this.etcd.restart();
+  }
+
+  /** SIGSTOP of the server: it holds every connection and answers nothing. */
+  pause(): void {
+    this.etcd.pause();
+  }
+
+  resume(): void {
+    this.etcd.resume();
+  }
+
+  /** After each test: no fault outlives it. */
+  async endTest(): Promise<void> {
+    this.resume();
+    for (const proxy of this.#proxies.values()) proxy.heal();
+  }
+
+  async stop(): Promise<void> {
+    for (const proxy of this.#proxies.values()) await proxy.close();
+    await this.etcd.stop();
+  }
+}
