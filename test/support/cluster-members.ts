@@ -337,10 +337,11 @@ export class MembersHarness {
 
 /**
  * Declares one describe block per target (file, Lease mode, ConfigMap mode, and a real cluster when
- * enabled), each with its own harness; `body` declares the tests.
+ * enabled, and the server backends), each with its own harness; `body` declares the tests. `only`
+ * limits the blocks to some backends.
  */
-export function describeMembers(title: string, body: (h: MembersHarness) => void): void {
-  for (const target of TARGETS) {
+export function describeMembers(title: string, body: (h: MembersHarness) => void, only?: { clusters: Target['cluster'][] }): void {
+  for (const target of TARGETS.filter((t) => !only || only.clusters.includes(t.cluster))) {
     describe(`${title} (${target.title})`, function () {
       this.timeout(target.api === 'real' ? 120_000 : 60_000);
       const h = new MembersHarness(target);
