@@ -3,19 +3,19 @@ import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from '../../logging/logger.ts';
 import { maskSecrets } from '../../uri/mask.ts';
 import type { LeadershipTerm } from '../cluster-service.ts';
-import { CampaignTerm, pause, withTimeout, type Campaign } from '../campaign/campaign.ts';
+import { CampaignTerm, pause, type Campaign } from '../campaign/campaign.ts';
 import type { ElectionTimings } from '../election/timings.ts';
+import { message, type EtcdSession, type EtcdSessions } from './etcd-session.ts';
 
 export interface EtcdCampaignOptions {
   client: Etcd3;
+  sessions: EtcdSessions;
   lock: string;
   memberId: string;
   /** Key prefix of every lock; this lock's candidates live under `<prefix><encoded lock>/`. */
   prefix: string;
   timings: ElectionTimings;
   logger: Logger;
-  /** Monotonic milliseconds; performance.now by default. */
-  now?: () => number;
 }
 
 interface Candidate {
@@ -24,46 +24,41 @@ interface Candidate {
 }
 
 /**
- * One lock's election on etcd, after etcd's own concurrency.Election recipe, with the leadership
- * judged on this member's monotonic clock:
+ * One lock's election on etcd, after etcd's own concurrency.Election recipe:
  *
- * - A session is an etcd lease of TTL ⌈leaseDuration⌉ seconds, kept alive every retryPeriod. The
- *   session is valid until the start of its last successful keep-alive plus renewDeadline. The
- *   server ends the lease no sooner than TTL after it received that keep-alive, which is later:
- *   so this member's term is over, on its own clock, before the server can delete its key.
- * - Each session puts one key `<lock>/<lease id>` attached to the lease. The candidate whose key has
- *   the lowest create revision leads; the others watch the lock's keys and lead once every
- *   lower key is gone (deleted on release, or by the server when its lease expired).
- * - The leader's create revision is its fencing token: a later leader's key was created later, so
- *   its revision is higher. A session whose validity lapsed (a pause, a cut) is abandoned, its lease
- *   revoked, and a new one made: a new term always has a new key, so a new, higher token.
- * - Someone deleting this member's key ends its term at once when the watch reports it.
+ * - Each member puts one key `<lock>/<session lease id>`, attached to its session's lease
+ *   (etcd-session.ts). The key with the lowest create revision leads. The others watch the lock's
+ *   keys from the revision they listed at, so they see every key older than theirs go: deleted on
+ *   release, revoked with a lapsed session, or by the server when the lease expired. No one reads
+ *   again when a key goes; each just drops it from its list (no herd).
+ * - This member leads while its key is the oldest and its session is valid on its monotonic clock.
+ *   An older key goes only once its session is over on its owner's clock (see EtcdSession), or by
+ *   its owner's release after its term ended: so two members never lead at once.
+ * - The fencing token is the key's create revision. A later leader's key is younger, so its revision
+ *   is higher; a new term of this member always puts a new key (the old one deleted first, a new
+ *   session has a new name), so it too gets a higher revision.
+ * - Someone deleting this member's key ends its term as soon as the watch reports it.
  */
 export class EtcdCampaign extends EventEmitter<{ change: []; members: [string[]] }> implements Campaign {
   readonly lock: string;
   readonly memberId: string;
   readonly #client: Etcd3;
+  readonly #sessions: EtcdSessions;
   readonly #base: string;
   readonly #timings: ElectionTimings;
   readonly #logger: Logger;
-  readonly #now: () => number;
-  readonly #ttlSeconds: number;
-  readonly #callTimeout: number;
 
   #running = false;
   #stop = new AbortController();
   #loop: Promise<void> = Promise.resolve();
-  /** Aborted when the current session is lost (lapsed, lease gone, key deleted, watch failed). */
-  #session: AbortController | undefined;
-  #lease: string | undefined;
+  /** Aborted when the current run is over (session lost, key deleted, watch failed, stop). */
+  #run: AbortController | undefined;
+  #session: EtcdSession | undefined;
   #key: string | undefined;
   #revision = 0;
-  #validUntil = -Infinity;
   #candidates = new Map<string, Candidate>();
   #term: CampaignTerm | undefined;
   #members: string[] = [];
-  #renewTimer: NodeJS.Timeout | undefined;
-  #lapseTimer: NodeJS.Timeout | undefined;
   #release = true;
 
   constructor(options: EtcdCampaignOptions) {
@@ -71,22 +66,17 @@ export class EtcdCampaign extends EventEmitter<{ change: []; members: [string[]]
     this.lock = options.lock;
     this.memberId = options.memberId;
     this.#client = options.client;
+    this.#sessions = options.sessions;
     this.#base = `${options.prefix}${encodeURIComponent(options.lock)}/`;
     this.#timings = options.timings;
     this.#logger = options.logger;
-    this.#now = options.now ?? (() => performance.now());
-    this.#ttlSeconds = Math.ceil(options.timings.leaseDuration / 1000);
-    // Several keep-alives must fit in renewDeadline, and one hung call must not use it all up.
-    this.#callTimeout = etcdCallTimeout(options.timings);
   }
 
   get isLeader(): boolean {
-    if (!this.#term) return false;
-    if (this.#now() >= this.#validUntil) {
-      this.#lapse('its etcd lease could not be kept alive within renewDeadline');
-      return false;
-    }
-    return !this.#term.ended;
+    const term = this.#term;
+    if (!term || term.ended) return false;
+    // Reading validity ends the session (and so the term) the moment it lapsed, timers or not.
+    return this.#session?.valid === true && !term.ended;
   }
 
   get term(): LeadershipTerm | undefined {
@@ -109,7 +99,7 @@ export class EtcdCampaign extends EventEmitter<{ change: []; members: [string[]]
     this.#running = true;
     this.#release = true;
     this.#stop = new AbortController();
-    this.#loop = this.#run();
+    this.#loop = this.#campaign();
   }
 
   async stop(options: { release: boolean }): Promise<void> {
@@ -117,65 +107,73 @@ export class EtcdCampaign extends EventEmitter<{ change: []; members: [string[]]
     this.#running = false;
     this.#release = options.release;
     this.#stop.abort();
-    this.#session?.abort();
+    this.#run?.abort();
     await this.#loop;
   }
 
-  async #run(): Promise<void> {
+  async #campaign(): Promise<void> {
     while (this.#running) {
-      const session = new AbortController();
-      this.#session = session;
+      const run = new AbortController();
+      this.#run = run;
       let watcher: Watcher | undefined;
+      let onLost: (() => void) | undefined;
       try {
-        watcher = await this.#open(session);
-        await untilAborted(session.signal);
+        const session = await this.#sessions.acquire();
+        this.#session = session;
+        onLost = () => this.#end(run, `its etcd session ended (${message(session.lost.reason)})`);
+        session.lost.addEventListener('abort', onLost, { once: true });
+        if (session.lost.aborted) onLost();
+        watcher = await this.#enter(run, session);
+        await untilAborted(run.signal);
       } catch (err) {
         if (this.#running) this.#logger.warn(maskSecrets(`Leader election for ${this.lock} could not use etcd: ${message(err)}`), { lock: this.lock, member: this.memberId });
       }
-      await this.#close(watcher);
+      if (onLost) this.#session?.lost.removeEventListener('abort', onLost);
+      await this.#leave(watcher);
       if (this.#running) await pause(this.#timings.retryPeriod, this.#stop.signal);
     }
   }
 
-  /** Grants a lease, puts this session's key, lists the candidates and watches them from that revision on. */
-  async #open(session: AbortController): Promise<Watcher> {
-    const started = this.#now();
-    const grant = await this.#call('lease grant', (options) => this.#client.leaseClient.leaseGrant({ TTL: this.#ttlSeconds }, options));
-    this.#lease = grant.ID;
-    this.#validUntil = started + this.#timings.renewDeadline;
-    this.#armTimers(session);
-    this.#key = `${this.#base}${grant.ID}`;
-    const put = await this.#call('put', (options) => this.#client.put(this.#key!).value(this.memberId).lease(grant.ID).options(options).exec());
+  /** Puts this member's key, lists the candidates and watches them from that revision on. */
+  async #enter(run: AbortController, session: EtcdSession): Promise<Watcher> {
+    const key = `${this.#base}${session.id}`;
+    this.#key = key;
+    // A key left by an earlier run on this session would keep its old create revision: a new
+    // term needs a new one, so the key is deleted and put afresh.
+    await this.#sessions.call('delete', (options) => this.#client.delete().key(key).options(options).exec());
+    const put = await this.#sessions.call('put', (options) => this.#client.put(key).value(this.memberId).lease(session.id).options(options).exec());
     this.#revision = Number(put.header.revision);
-    const listed = await this.#call('range', (options) => this.#client.getAll().prefix(this.#base).sort('Create', 'Ascend').options(options).exec());
+    const listed = await this.#sessions.call('range', (options) => this.#client.getAll().prefix(this.#base).options(options).exec());
     this.#candidates = new Map(listed.kvs.map((kv) => [kv.key.toString(), candidate(kv)]));
     const watcher = this.#client.watch().prefix(this.#base).startRevision(String(Number(listed.header.revision) + 1)).watcher();
     watcher.on('put', (kv) => {
       this.#candidates.set(kv.key.toString(), candidate(kv));
-      this.#evaluate(session);
+      this.#evaluate(run);
     });
     watcher.on('delete', (kv) => {
-      const key = kv.key.toString();
-      this.#candidates.delete(key);
-      if (key === this.#key) this.#lose(session, 'its etcd key was deleted (its lease ended, or someone deleted it)');
-      this.#evaluate(session);
+      const deleted = kv.key.toString();
+      this.#candidates.delete(deleted);
+      if (deleted === key) this.#end(run, 'its etcd key was deleted');
+      this.#evaluate(run);
     });
-    // A compacted or cancelled watch cannot be resumed from its revision: start a new session.
-    watcher.on('error', (err) => this.#lose(session, `its etcd watch failed: ${message(err)}`));
-    await this.#call('watch', () => new Promise<void>((resolve) => watcher.once('connected', () => resolve()))).catch(async (err: unknown) => {
-      await watcher.cancel().catch(() => undefined);
+    // A compacted or cancelled watch cannot resume from its revision: enter again.
+    watcher.on('error', (err) => this.#end(run, `its etcd watch failed: ${message(err)}`));
+    try {
+      await this.#sessions.call('watch', () => new Promise<void>((resolve) => watcher.once('connected', () => resolve())));
+    } catch (err) {
+      void watcher.cancel().catch(() => undefined);
       throw err;
-    });
-    this.#evaluate(session);
+    }
+    this.#evaluate(run);
     return watcher;
   }
 
-  /** Leads when this session's key is the oldest candidate and the session is valid. */
-  #evaluate(session: AbortController): void {
-    if (session.signal.aborted || this.#session !== session) return;
+  /** Leads when this member's key is the oldest candidate and its session is valid. */
+  #evaluate(run: AbortController): void {
+    if (run.signal.aborted || this.#run !== run) return;
     const first = this.#first();
     const mine = first !== undefined && first[0] === this.#key;
-    if (mine && !this.#term && this.#now() < this.#validUntil) {
+    if (mine && !this.#term && this.#session?.valid) {
       this.#term = new CampaignTerm(this.lock, this.memberId, this.#revision, () => this.isLeader);
     } else if (!mine && this.#term) {
       this.#endTerm('an older etcd key leads the lock');
@@ -194,69 +192,12 @@ export class EtcdCampaign extends EventEmitter<{ change: []; members: [string[]]
     return first;
   }
 
-  /** Keep-alives every retryPeriod; the lapse timer ends the term when none succeeded within renewDeadline. */
-  #armTimers(session: AbortController): void {
-    const renew = async () => {
-      this.#renewTimer = undefined;
-      if (session.signal.aborted) return;
-      const started = this.#now();
-      try {
-        const ttl = await this.#call('lease keep-alive', () => this.#keepAliveOnce(this.#lease!));
-        if (session.signal.aborted) return;
-        if (ttl <= 0) return this.#lose(session, 'its etcd lease expired on the server');
-        // A keep-alive that began after the session lapsed cannot revive it: the term is over.
-        if (started >= this.#validUntil) return this.#lose(session, 'its etcd lease lapsed before this keep-alive');
-        this.#validUntil = started + this.#timings.renewDeadline;
-        this.#armLapse(session);
-      } catch (err) {
-        this.#logger.debug(maskSecrets(`Keep-alive of ${this.lock}'s etcd lease failed: ${message(err)}`), { lock: this.lock });
-      }
-      if (!session.signal.aborted) this.#renewTimer = setTimeout(renew, this.#timings.retryPeriod);
-    };
-    this.#renewTimer = setTimeout(renew, this.#timings.retryPeriod);
-    this.#armLapse(session);
-  }
-
-  #armLapse(session: AbortController): void {
-    if (this.#lapseTimer) clearTimeout(this.#lapseTimer);
-    // Timers run on libuv's cached loop time, which may lag the clock: check, and wait out the rest.
-    const check = () => {
-      const early = this.#validUntil - this.#now();
-      if (early > 0) {
-        this.#lapseTimer = setTimeout(check, Math.ceil(early) + 1);
-        return;
-      }
-      this.#lapseTimer = undefined;
-      this.#lose(session, `its etcd lease could not be kept alive within renewDeadline (${this.#timings.renewDeadline}ms)`);
-    };
-    this.#lapseTimer = setTimeout(check, Math.max(0, this.#validUntil - this.#now()) + 1);
-  }
-
-  async #keepAliveOnce(id: string): Promise<number> {
-    const stream = await this.#client.leaseClient.leaseKeepAlive();
-    try {
-      return await new Promise<number>((resolve, reject) => {
-        stream.on('data', (res: { TTL: string }) => resolve(Number(res.TTL)));
-        stream.on('error', reject);
-        stream.write({ ID: id });
-      });
-    } finally {
-      stream.end();
-    }
-  }
-
-  /** The session is over: end the term now (its signal aborts), and let the loop open a new one. */
-  #lose(session: AbortController, reason: string): void {
-    if (session.signal.aborted) return;
-    if (this.#running) this.#logger.warn(`Member ${this.memberId} lost its etcd session for ${this.lock}: ${reason}`, { lock: this.lock });
+  /** This run is over: end the term now (its signal aborts), and let the loop enter again. */
+  #end(run: AbortController, reason: string): void {
+    if (run.signal.aborted) return;
+    if (this.#running && this.#term) this.#logger.warn(`Member ${this.memberId} lost ${this.lock}: ${reason}`, { lock: this.lock });
     this.#endTerm(reason);
-    session.abort();
-  }
-
-  /** Called from the isLeader getter when the validity ran out before the lapse timer could run. */
-  #lapse(reason: string): void {
-    if (this.#session) this.#lose(this.#session, reason);
-    else this.#endTerm(reason);
+    run.abort();
   }
 
   #endTerm(reason: string): void {
@@ -264,43 +205,38 @@ export class EtcdCampaign extends EventEmitter<{ change: []; members: [string[]]
     if (!term) return;
     this.#term = undefined;
     term.end(reason);
-    this.emit('change');
+    // Possibly inside an isLeader read: tell listeners once that read is done.
+    queueMicrotask(() => this.emit('change'));
   }
 
-  async #close(watcher: Watcher | undefined): Promise<void> {
-    for (const t of [this.#renewTimer, this.#lapseTimer]) if (t) clearTimeout(t);
-    this.#renewTimer = this.#lapseTimer = undefined;
+  /**
+   * Leaves the election: a released or re-entered lock's key is deleted so the next candidate leads
+   * at once; with `release: false` it stays until leaseDuration has passed (or the session expires).
+   */
+  async #leave(watcher: Watcher | undefined): Promise<void> {
     const wasLeading = this.#term !== undefined;
-    this.#endTerm(this.#running ? 'its etcd session ended' : 'it stopped campaigning');
-    this.#validUntil = -Infinity;
+    this.#endTerm(this.#running ? 'its etcd session or key ended' : 'it stopped campaigning');
     this.#candidates = new Map();
     this.emit('change');
     void watcher?.cancel().catch(() => undefined);
-    const lease = this.#lease;
-    this.#lease = this.#key = undefined;
-    if (!lease) return;
+    const key = this.#key;
+    const session = this.#session;
+    this.#key = this.#session = undefined;
+    if (!key || !session || session.lost.aborted) return;
+    const remove = () => this.#sessions.call('delete', (options) => this.#client.delete().key(key).options(options).exec());
     if (!this.#running && !this.#release) {
-      if (wasLeading) this.#logger.warn(`Member ${this.memberId} did not release ${this.lock}: work of its term may still run, so followers wait for the etcd lease to expire`, { lock: this.lock });
+      this.#sessions.keepUntilExpiry = true;
+      if (wasLeading) this.#logger.warn(`Member ${this.memberId} did not release ${this.lock}: work of its term may still run, so followers wait for leaseDuration`, { lock: this.lock });
+      setTimeout(() => void remove().catch(() => undefined), this.#timings.leaseDuration).unref();
       return;
     }
-    // Revoking deletes this session's key, so the next candidate leads at once. When etcd cannot be
-    // reached the lease simply expires.
     try {
-      await this.#call('lease revoke', (options) => this.#client.leaseClient.leaseRevoke({ ID: lease }, options));
+      await remove();
       if (!this.#running && wasLeading) this.#logger.info(`Member ${this.memberId} released ${this.lock}`, { lock: this.lock });
     } catch (err) {
-      this.#logger.debug(`Could not revoke ${this.lock}'s etcd lease: ${message(err)}`, { lock: this.lock });
+      this.#logger.debug(`Could not delete ${this.lock}'s etcd key: ${message(err)}`, { lock: this.lock });
     }
   }
-
-  #call<T>(what: string, fn: (options: { deadline: Date }) => Promise<T>): Promise<T> {
-    return withTimeout(fn({ deadline: new Date(Date.now() + this.#callTimeout) }), this.#callTimeout, `etcd ${what} for ${this.lock}`);
-  }
-}
-
-/** A store call's timeout: a few fit in renewDeadline, and it is never shorter than a loaded machine needs. */
-export function etcdCallTimeout(timings: ElectionTimings): number {
-  return Math.min(timings.renewDeadline / 3, Math.max(timings.retryPeriod, 500));
 }
 
 function candidate(kv: IKeyValue): Candidate {
@@ -312,8 +248,4 @@ function untilAborted(signal: AbortSignal): Promise<void> {
     if (signal.aborted) return resolve();
     signal.addEventListener('abort', () => resolve(), { once: true });
   });
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -4,7 +4,8 @@ import { maskUri } from '../../uri/mask.ts';
 import type { ClusterService } from '../cluster-service.ts';
 import type { ClusterConfig } from '../config.ts';
 import { CampaignClusterService } from '../campaign/campaign-cluster-service.ts';
-import { EtcdCampaign, etcdCallTimeout } from './etcd-campaign.ts';
+import { EtcdCampaign } from './etcd-campaign.ts';
+import { EtcdSessions, etcdCallTimeout } from './etcd-session.ts';
 
 export interface EtcdEndpoints {
   hosts: string[];
@@ -41,7 +42,8 @@ export function parseEtcdEndpoints(text: string | undefined): EtcdEndpoints {
 }
 
 /**
- * The etcd backend: one lease-backed campaign per lock (see etcd-campaign.ts). The etcd3 client is
+ * The etcd backend: one session (a kept-alive lease) per member, one campaign per lock (see
+ * etcd-session.ts and etcd-campaign.ts). The etcd3 client is
  * loaded here, and this module only when the backend is chosen. `DROMEDARY_ETCD_PREFIX` (default
  * `/dromedary/leader/`) keeps different apps apart on one etcd.
  */
@@ -62,11 +64,15 @@ export async function createEtcdClusterService(config: ClusterConfig, logger: Lo
     faultHandling: { host: () => direct as never, global: direct as never },
   });
   logger.info(`Cluster service etcd: ${endpoints.hosts.join(', ')}, keys under ${prefix}`);
+  const sessions = new EtcdSessions({ client, memberId: config.memberId, timings, logger });
   return new CampaignClusterService({
     kind: 'etcd',
     memberId: config.memberId,
     logger,
-    campaign: (lock, log) => new EtcdCampaign({ client, lock, memberId: config.memberId, prefix, timings, logger: log }),
-    close: async () => client.close(),
+    campaign: (lock, log) => new EtcdCampaign({ client, sessions, lock, memberId: config.memberId, prefix, timings, logger: log }),
+    close: async () => {
+      await sessions.close();
+      client.close();
+    },
   });
 }
