@@ -22,9 +22,10 @@ Options for run:
   --log-format text|json      Log format (env DROMEDARY_LOG_FORMAT; default text)
   --log-level <level>         error, warn, info, verbose, debug or silly (env DROMEDARY_LOG_LEVEL; default info)
   --shutdown-timeout <dur>    How long to wait for in-flight exchanges on SIGINT/SIGTERM (default 10s)
-  --cluster <kind>            auto, file, kubernetes, etcd or none (env DROMEDARY_CLUSTER; default auto:
+  --cluster <kind>            auto, file, kubernetes, etcd, postgres or none (env DROMEDARY_CLUSTER; default auto:
                               kubernetes inside a pod, else file locks under the OS temp folder)
   --etcd-endpoints <urls>     The etcd backend's servers, http://host:2379[,...] (env DROMEDARY_ETCD_ENDPOINTS)
+  --postgres-url <url>        The postgres backend's database, postgres://user:pass@host:5432/db (env DROMEDARY_POSTGRES_URL)
   --member-id <id>            This member's id (env DROMEDARY_MEMBER_ID; default pod name or host name plus pid)
   --replicas <n>              Run n member processes on this machine, like n pods; lines are prefixed by member id
   --properties <file>         key=value lines: the values of {{name}} placeholders in endpoint URIs
@@ -33,7 +34,8 @@ Options for run:
                               host DROMEDARY_HEALTH_HOST, default 127.0.0.1; use 0.0.0.0 in a pod)
 
 Cluster environment: DROMEDARY_CLUSTER_ROOT (file backend folder), DROMEDARY_LEASE_DURATION (15s),
-DROMEDARY_RENEW_DEADLINE (10s), DROMEDARY_RETRY_PERIOD (2s).
+DROMEDARY_RENEW_DEADLINE (10s), DROMEDARY_RETRY_PERIOD (2s), DROMEDARY_ETCD_PREFIX (/dromedary/leader/),
+DROMEDARY_POSTGRES_TABLE (dromedary_leases).
 
 Route files (.ts, .mts, .js, .mjs; names starting with _ are skipped) either call from() at top level:
   import { from } from 'dromedary';
@@ -51,6 +53,7 @@ const runFlags = {
   cluster: { type: 'string' },
   'member-id': { type: 'string' },
   'etcd-endpoints': { type: 'string' },
+  'postgres-url': { type: 'string' },
   replicas: { type: 'string' },
   port: { type: 'string' },
   'health-port': { type: 'string' },
@@ -128,7 +131,7 @@ export async function main(argv: readonly string[], out: NodeJS.WritableStream =
       paths: rest.length > 0 ? rest : ['routes'],
       logger,
       shutdownTimeout,
-      cluster: { cluster: values.cluster, memberId: values['member-id'], etcdEndpoints: values['etcd-endpoints'] },
+      cluster: { cluster: values.cluster, memberId: values['member-id'], etcdEndpoints: values['etcd-endpoints'], postgresUrl: values['postgres-url'] },
     });
     await flush(logger);
     return code;

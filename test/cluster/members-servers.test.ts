@@ -58,7 +58,7 @@ describeMembers(
       const victim = await h.settledRunner();
       const pausedAt = now();
       h.backend!.pause();
-      await h.members.get(victim)!.waitForLine(/lost lock1: /, RENEW + 10_000);
+      await h.members.get(victim)!.waitForLine(/lost lock1: |could not renew lock1/, RENEW + 10_000);
       await waitFor(() => now() > pausedAt + BigInt(LEASE + MARGIN) * MS, { timeout: LEASE + MARGIN + 5000, message: 'the lease to pass' });
       const resumedAt = now();
       h.backend!.resume();
@@ -125,7 +125,7 @@ describeMembers(
       });
     }
   },
-  { clusters: ['etcd'] },
+  { clusters: ['etcd', 'postgres'] },
 );
 
 /** Every slow exchange's start and end: no other member's exchange starts between them. */

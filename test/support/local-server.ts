@@ -75,11 +75,11 @@ export class ServerProcess {
     }
   }
 
-  /** SIGTERM, then SIGKILL after `grace` ms; resolves once the process exited. */
-  async stop(grace = 5000): Promise<void> {
+  /** `signal` (SIGTERM), then SIGKILL after `grace` ms; resolves once the process exited. */
+  async stop(grace = 5000, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     if (!this.running) return;
     this.signal('SIGCONT');
-    this.signal('SIGTERM');
+    this.signal(signal);
     const timer = setTimeout(() => this.signal('SIGKILL'), grace);
     await this.exited;
     clearTimeout(timer);

@@ -1,34 +1,45 @@
 import { EtcdServer } from './etcd-server.ts';
+import { PostgresServer } from './postgres-server.ts';
 import { TcpProxy } from './tcp-proxy.ts';
 
 /** The member names the chaos tests use; each gets its own proxy to the server. */
 const MEMBER_NAMES = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6'];
 
+export type ServerKind = 'etcd' | 'postgres';
+
+type Server = EtcdServer | PostgresServer;
+
 /**
- * A chaos-suite target whose members coordinate through a real server the harness starts (etcd):
- * the server, one TCP proxy per member name (so one member's connection can be cut), and the
- * server-wide faults (restart, pause).
+ * A chaos-suite target whose members coordinate through a real server the harness starts (etcd,
+ * PostgreSQL): the server, one TCP proxy per member name (so one member's connection can be cut),
+ * and the server-wide faults (restart, pause).
  */
 export class ServerBackend {
-  readonly kind: 'etcd';
-  readonly etcd: EtcdServer;
+  readonly kind: ServerKind;
+  readonly server: Server;
   readonly #proxies = new Map<string, TcpProxy>();
 
-  private constructor(kind: 'etcd', etcd: EtcdServer) {
+  private constructor(kind: ServerKind, server: Server) {
     this.kind = kind;
-    this.etcd = etcd;
+    this.server = server;
   }
 
-  static async start(kind: 'etcd'): Promise<ServerBackend> {
-    const backend = new ServerBackend(kind, await EtcdServer.start());
-    for (const name of MEMBER_NAMES) backend.#proxies.set(name, await TcpProxy.start(backend.etcd.port));
+  static async start(kind: ServerKind): Promise<ServerBackend> {
+    const backend = new ServerBackend(kind, kind === 'etcd' ? await EtcdServer.start() : await PostgresServer.start());
+    for (const name of MEMBER_NAMES) backend.#proxies.set(name, await TcpProxy.start(backend.server.port));
     return backend;
   }
 
-  /** The environment member `name` needs: its proxy as the server, and this test's own key prefix. */
+  get etcd(): EtcdServer {
+    if (!(this.server instanceof EtcdServer)) throw new Error('not an etcd target');
+    return this.server;
+  }
+
+  /** The environment member `name` needs: its proxy as the server, and this test's own keys or table. */
   memberEnv(name: string, run: string): Record<string, string> {
     const proxy = this.#proxies.get(name);
     if (!proxy) throw new Error(`no proxy for member ${name}: use ${MEMBER_NAMES.join(', ')}`);
+    if (this.kind === 'postgres') return { DROMEDARY_POSTGRES_URL: `postgres://postgres@127.0.0.1:${proxy.port}/postgres`, DROMEDARY_POSTGRES_TABLE: run };
     return { DROMEDARY_ETCD_ENDPOINTS: `http://127.0.0.1:${proxy.port}`, DROMEDARY_ETCD_PREFIX: `/${run}/` };
   }
 
@@ -42,16 +53,16 @@ export class ServerBackend {
   }
 
   restart(): Promise<void> {
-    return this.etcd.restart();
+    return this.server.restart();
   }
 
   /** SIGSTOP of the server: it holds every connection and answers nothing. */
   pause(): void {
-    this.etcd.pause();
+    this.server.pause();
   }
 
   resume(): void {
-    this.etcd.resume();
+    this.server.resume();
   }
 
   /** After each test: no fault outlives it. */
@@ -62,6 +73,6 @@ export class ServerBackend {
 
   async stop(): Promise<void> {
     for (const proxy of this.#proxies.values()) await proxy.close();
-    await this.etcd.stop();
+    await this.server.stop();
   }
 }
