@@ -4,7 +4,7 @@
  * group and stopped by PID, readiness polling with a deadline, and a last-resort kill at exit.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 export function freePort(): Promise<number> {
@@ -66,12 +66,21 @@ export class ServerProcess {
     return this.#output.join('');
   }
 
+  /** Signals the process group and every descendant (servers such as PostgreSQL put each child in its own session). */
   signal(signal: NodeJS.Signals): void {
     if (!this.child.pid || !this.running) return;
+    const pids = [this.child.pid, ...descendants(this.child.pid)];
     try {
       process.kill(-this.child.pid, signal);
     } catch {
       // already gone
+    }
+    for (const pid of pids.slice(1)) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // already gone
+      }
     }
   }
 
@@ -95,6 +104,26 @@ export async function waitReady(name: string, proc: ServerProcess, ready: () => 
     if (performance.now() > deadline) throw new Error(`${name} not ready after ${timeout}ms:\n${proc.output.slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Every descendant of `root`, from /proc's parent links. */
+function descendants(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // The fields after the command name, which is in parentheses and may hold spaces.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const found: number[] = [];
+  const stack = [root];
+  while (stack.length > 0) for (const child of children.get(stack.pop()!) ?? []) found.push(child), stack.push(child);
+  return found;
 }
 
 const live = new Set<ServerProcess>();

@@ -80,7 +80,7 @@ export class PgCampaign extends EventEmitter<{ change: []; members: [string[]] }
     const term = this.#term;
     if (!term || term.ended) return false;
     if (this.#now() >= this.#validUntil) {
-      this.#endTerm(`its lease could not be renewed within renewDeadline (${this.#timings.renewDeadline}ms)`);
+      this.#lapse();
       return false;
     }
     return true;
@@ -224,12 +224,17 @@ export class PgCampaign extends EventEmitter<{ change: []; members: [string[]] }
         return;
       }
       this.#lapseTimer = undefined;
-      if (!this.#term) return;
-      this.#logger.warn(`Member ${this.memberId} could not renew ${this.lock} within renewDeadline (${this.#timings.renewDeadline}ms): stepping down`, { lock: this.lock });
-      this.#endTerm('its lease could not be renewed within renewDeadline');
-      this.#kick();
+      this.#lapse();
     };
     this.#lapseTimer = setTimeout(check, Math.max(0, this.#validUntil - this.#now()) + 1);
+  }
+
+  /** No successful renew within renewDeadline, noticed by a read of isLeader or by the lapse timer. */
+  #lapse(): void {
+    if (!this.#term) return;
+    this.#logger.warn(`Member ${this.memberId} could not renew ${this.lock} within renewDeadline (${this.#timings.renewDeadline}ms): stepping down`, { lock: this.lock });
+    this.#endTerm('its lease could not be renewed within renewDeadline');
+    queueMicrotask(() => this.#kick());
   }
 
   #endTerm(reason: string): void {
