@@ -11,6 +11,7 @@ import type { Etcd3 } from 'etcd3';
 import { createClusterService, resolveClusterConfig } from '../lib/cluster/config.ts';
 import type { ClusterService, ClusterView } from '../lib/cluster/cluster-service.ts';
 import { EtcdServer } from '../test/support/etcd-server.ts';
+import { PostgresServer } from '../test/support/postgres-server.ts';
 import { TcpProxy } from '../test/support/tcp-proxy.ts';
 import { fmt, median, printTable } from './measure.ts';
 
@@ -41,8 +42,11 @@ function until(check: () => boolean): Promise<number> {
   });
 }
 
-async function dromedaryMember(kind: 'etcd', id: string, proxy: TcpProxy, prefix: string): Promise<Member> {
-  const env = { DROMEDARY_CLUSTER: kind, DROMEDARY_MEMBER_ID: id, DROMEDARY_ETCD_ENDPOINTS: `http://127.0.0.1:${proxy.port}`, DROMEDARY_ETCD_PREFIX: prefix };
+async function dromedaryMember(kind: 'etcd' | 'postgres', id: string, proxy: TcpProxy, prefix: string): Promise<Member> {
+  const env =
+    kind === 'etcd'
+      ? { DROMEDARY_CLUSTER: kind, DROMEDARY_MEMBER_ID: id, DROMEDARY_ETCD_ENDPOINTS: `http://127.0.0.1:${proxy.port}`, DROMEDARY_ETCD_PREFIX: prefix }
+      : { DROMEDARY_CLUSTER: kind, DROMEDARY_MEMBER_ID: id, DROMEDARY_POSTGRES_URL: `postgres://postgres@127.0.0.1:${proxy.port}/postgres`, DROMEDARY_POSTGRES_TABLE: prefix.replace(/\W/g, '_').replace(/^_+|_+$/g, '') };
   const service: ClusterService = await createClusterService(resolveClusterConfig({ env, flags: { timings: TIMINGS }, appKey: 'bench' }), logger);
   await service.start();
   const views = new Map<string, ClusterView>(LOCKS.map((lock) => [lock, service.view(lock)]));
@@ -91,19 +95,37 @@ async function serverRequests(etcd: EtcdServer): Promise<number> {
     .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 }
 
-async function measure(etcd: EtcdServer, name: string, make: (id: string, proxy: TcpProxy, prefix: string) => Promise<Member>): Promise<Figures> {
+/** Statements PostgreSQL has run (commits and rollbacks of the database's transactions). */
+async function postgresStatements(server: PostgresServer): Promise<number> {
+  const pg = (await import('pg')).default;
+  const client = new pg.Client({ connectionString: server.url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ n: string }>(`SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = 'postgres'`);
+    return Number(rows[0]!.n);
+  } finally {
+    await client.end();
+  }
+}
+
+async function measure(
+  server: { port: number },
+  count: () => Promise<number>,
+  name: string,
+  make: (id: string, proxy: TcpProxy, prefix: string) => Promise<Member>,
+): Promise<Figures> {
   const progress = (text: string) => process.stderr.write(`[servers bench, ${name}] ${text}\n`);
   const prefix = `/bench-${name}-${Date.now()}/`;
-  const proxies = await Promise.all(MEMBERS.map(() => TcpProxy.start(etcd.port)));
+  const proxies = await Promise.all(MEMBERS.map(() => TcpProxy.start(server.port)));
   const all = await Promise.all(MEMBERS.map((id, i) => make(id, proxies[i]!, prefix)));
   const figures: Figures = { requestsPerSecond: 0, handover: [], crash: [] };
   try {
     await until(() => LOCKS.every((l) => all.some((m) => m.leads(l))));
     await new Promise((r) => setTimeout(r, 2 * TIMINGS.retryPeriod));
-    const before = await serverRequests(etcd);
+    const before = await count();
     await new Promise((r) => setTimeout(r, WINDOW));
-    // The metrics request itself is one of them.
-    figures.requestsPerSecond = ((await serverRequests(etcd)) - before - 1) / (WINDOW / 1000);
+    // The counting request itself is one of them.
+    figures.requestsPerSecond = ((await count()) - before - 1) / (WINDOW / 1000);
     progress(`steady state: ${figures.requestsPerSecond.toFixed(2)} requests/s`);
     let members = all;
     for (const graceful of [true, false]) {
@@ -133,8 +155,8 @@ async function measure(etcd: EtcdServer, name: string, make: (id: string, proxy:
 export async function run(): Promise<void> {
   const etcd = await EtcdServer.start();
   try {
-    const ours = await measure(etcd, 'etcd', (id, proxy, prefix) => dromedaryMember('etcd', id, proxy, prefix));
-    const reference = await measure(etcd, 'etcd3-election', etcd3ElectionMember);
+    const ours = await measure(etcd, () => serverRequests(etcd), 'etcd', (id, proxy, prefix) => dromedaryMember('etcd', id, proxy, prefix));
+    const reference = await measure(etcd, () => serverRequests(etcd), 'etcd3-election', etcd3ElectionMember);
     const ms = (v: number) => `${fmt(v, 0)} ms`;
     const t = `lease ${TIMINGS.leaseDuration / 1000} s, renew ${TIMINGS.renewDeadline / 1000} s, retry ${TIMINGS.retryPeriod / 1000} s`;
     printTable(`etcd backend on a real etcd 3.4 (3 members, 10 locks, ${t}; medians over the locks moved)`, [
@@ -161,5 +183,18 @@ export async function run(): Promise<void> {
     ]);
   } finally {
     await etcd.stop();
+  }
+  const postgres = await PostgresServer.start();
+  try {
+    const ours = await measure(postgres, () => postgresStatements(postgres), 'postgres', (id, proxy, prefix) => dromedaryMember('postgres', id, proxy, prefix));
+    const ms = (v: number) => `${fmt(v, 0)} ms`;
+    const t = `lease ${TIMINGS.leaseDuration / 1000} s, renew ${TIMINGS.renewDeadline / 1000} s, retry ${TIMINGS.retryPeriod / 1000} s`;
+    printTable(`postgres backend on a real PostgreSQL (3 members, 10 locks, ${t}; medians over the locks moved)`, [
+      { name: `graceful handover (${ours.handover.length} locks)`, value: ms(median(ours.handover)), baseline: `${TIMINGS.leaseDuration} ms (leaseDuration, a lease left to expire)`, ratio: (median(ours.handover) / TIMINGS.leaseDuration).toFixed(3), note: 'release + NOTIFY' },
+      { name: `crash failover (${ours.crash.length} locks)`, value: ms(median(ours.crash)), baseline: `${TIMINGS.leaseDuration} ms (leaseDuration)`, ratio: (median(ours.crash) / TIMINGS.leaseDuration).toFixed(3), note: 'bound: leaseDuration + a statement' },
+      { name: 'statements/s at steady state (pg_stat_database)', value: fmt(ours.requestsPerSecond, 2), baseline: `${fmt((MEMBERS.length * LOCKS.length) / (TIMINGS.retryPeriod / 1000), 2)} (client-go's loop: every member tries or renews every lock each retryPeriod)`, ratio: (ours.requestsPerSecond / ((MEMBERS.length * LOCKS.length) / (TIMINGS.retryPeriod / 1000))).toFixed(3), note: 'leader renews every renewDeadline / 3; followers wake at the expiry the server reports' },
+    ]);
+  } finally {
+    await postgres.stop();
   }
 }

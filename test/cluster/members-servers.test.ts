@@ -13,6 +13,11 @@ describeMembers(
     const start = (name: string) => h.start(name, { routes: SERVER_ROUTES });
     const now = () => h.now();
     const lock1After = async (from: bigint) => (await h.entries()).filter((e) => e.what === 'lock1' && e.at > from);
+    /** When lock1 first ran in a term that began after `from`. */
+    const newTermAfter = async (from: bigint) => {
+      const token = await waitFor(async () => (await h.entries()).find((e) => e.what.startsWith('token-') && e.at > from), { timeout: 10_000, message: 'a new term' });
+      return (await waitFor(async () => (await lock1After(token.at)).find((e) => e.member === token.member), { timeout: 5000, message: 'the new leader to run lock1' })).at;
+    };
     /** A follower takes over once the server ended the cut-off or crashed leader's session. */
     const failoverBound = Math.ceil(LEASE + RETRIES + MARGIN);
     /** Once the server is back, sessions that lapsed meanwhile are renewed or replaced, then someone leads. */
@@ -116,11 +121,29 @@ describeMembers(
         const deletedAt = now();
         await h.backend!.etcd.ctl('del', '--prefix', `/${h.run}/lock1/`);
         await h.members.get(victim)!.waitForLine(/its etcd key was deleted/);
-        const first = await h.firstRunAfter(deletedAt);
+        const first = await newTermAfter(deletedAt);
         expect(h.msSince(deletedAt, first)).to.be.below(Math.ceil(2 * RETRIES + MARGIN));
         const tokens = (await h.entries()).filter((e) => e.what.startsWith('token-')).map((e) => Number(e.what.slice('token-'.length)));
         expect(tokens.length).to.be.greaterThan(before);
         expect(tokens.at(-1)).to.be.greaterThan(tokens[before - 1]!);
+        h.assertNeverTwoAtOnce(await h.entries(), 'lock1');
+      });
+    }
+
+    if (h.target.cluster === 'postgres') {
+      it(`a leader whose lease row is deleted by someone ends its term at its next renew; a new leader, with a higher token, within ${Math.ceil(RENEW + 2 * RETRIES + MARGIN)} ms`, async () => {
+        for (const name of ['m1', 'm2', 'm3']) start(name);
+        const victim = await h.settledRunner();
+        const before = (await h.entries()).filter((e) => e.what.startsWith('token-')).length;
+        const deletedAt = now();
+        await h.backend!.postgres.sql(`DELETE FROM "${h.run}" WHERE lock = 'lock1'`);
+        const first = await newTermAfter(deletedAt);
+        // The leader notices at its next renew (every renewDeadline/3); until then nobody else may lead.
+        expect(h.msSince(deletedAt, first)).to.be.below(Math.ceil(RENEW + 2 * RETRIES + MARGIN));
+        const tokens = (await h.entries()).filter((e) => e.what.startsWith('token-')).map((e) => Number(e.what.slice('token-'.length)));
+        expect(tokens.length).to.be.greaterThan(before);
+        expect(tokens.at(-1)).to.be.greaterThan(tokens[before - 1]!);
+        expect(h.members.get(victim)!.output).to.contain('row was released or deleted');
         h.assertNeverTwoAtOnce(await h.entries(), 'lock1');
       });
     }

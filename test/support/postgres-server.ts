@@ -92,6 +92,18 @@ export class PostgresServer {
     while (existsSync(pidFile) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
 
+  /** Runs one statement as the superuser (for inspection and faults such as deleting a lease row). */
+  async sql(text: string, values: unknown[] = []): Promise<Record<string, unknown>[]> {
+    const pg = (await import('pg')).default;
+    const client = new pg.Client({ connectionString: this.url });
+    await client.connect();
+    try {
+      return (await client.query(text, values)).rows as Record<string, unknown>[];
+    } finally {
+      await client.end();
+    }
+  }
+
   pause(): void {
     this.#proc?.signal('SIGSTOP');
   }

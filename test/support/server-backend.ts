@@ -35,6 +35,11 @@ export class ServerBackend {
     return this.server;
   }
 
+  get postgres(): PostgresServer {
+    if (!(this.server instanceof PostgresServer)) throw new Error('not a postgres target');
+    return this.server;
+  }
+
   /** The environment member `name` needs: its proxy as the server, and this test's own keys or table. */
   memberEnv(name: string, run: string): Record<string, string> {
     const proxy = this.#proxies.get(name);

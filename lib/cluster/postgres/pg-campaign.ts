@@ -168,7 +168,9 @@ export class PgCampaign extends EventEmitter<{ change: []; members: [string[]] }
       if (term && !term.ended) {
         const rows = await this.#connection.query(this.#schema.renew, [this.lock, this.#instance, term.token, this.#timings.leaseDuration]);
         if (rows.length === 0) {
-          this.#endTerm('another member holds the lock now, or its row was released or deleted');
+          const reason = 'another member holds the lock now, or its row was released or deleted';
+          this.#logger.warn(`Member ${this.memberId} lost ${this.lock}: ${reason}`, { lock: this.lock });
+          this.#endTerm(reason);
           return 0;
         }
         // A renew that began after the term lapsed cannot revive it (the getter ended it already).

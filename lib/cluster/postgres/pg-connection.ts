@@ -29,7 +29,16 @@ export class PgConnection {
     this.#onNotify = options.onNotify;
   }
 
-  async query<R extends Record<string, unknown>>(text: string, values: unknown[] = []): Promise<R[]> {
+  /** The previous query's end: a pg Client runs one query at a time, so they are queued here. */
+  #tail: Promise<unknown> = Promise.resolve();
+
+  query<R extends Record<string, unknown>>(text: string, values: unknown[] = []): Promise<R[]> {
+    const run = this.#tail.then(() => this.#run<R>(text, values));
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  async #run<R extends Record<string, unknown>>(text: string, values: unknown[]): Promise<R[]> {
     if (this.#closed) throw new Error('the postgres cluster service is stopped');
     const pending = (this.#client ??= this.#connect());
     try {
