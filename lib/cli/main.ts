@@ -22,10 +22,11 @@ Options for run:
   --log-format text|json      Log format (env DROMEDARY_LOG_FORMAT; default text)
   --log-level <level>         error, warn, info, verbose, debug or silly (env DROMEDARY_LOG_LEVEL; default info)
   --shutdown-timeout <dur>    How long to wait for in-flight exchanges on SIGINT/SIGTERM (default 10s)
-  --cluster <kind>            auto, file, kubernetes, etcd, postgres or none (env DROMEDARY_CLUSTER; default auto:
+  --cluster <kind>            auto, file, kubernetes, etcd, postgres, zookeeper or none (env DROMEDARY_CLUSTER; default auto:
                               kubernetes inside a pod, else file locks under the OS temp folder)
   --etcd-endpoints <urls>     The etcd backend's servers, http://host:2379[,...] (env DROMEDARY_ETCD_ENDPOINTS)
   --postgres-url <url>        The postgres backend's database, postgres://user:pass@host:5432/db (env DROMEDARY_POSTGRES_URL)
+  --zookeeper-nodes <list>    The zookeeper backend's servers, host:2181[,...][/chroot] (env DROMEDARY_ZOOKEEPER_NODES)
   --member-id <id>            This member's id (env DROMEDARY_MEMBER_ID; default pod name or host name plus pid)
   --replicas <n>              Run n member processes on this machine, like n pods; lines are prefixed by member id
   --properties <file>         key=value lines: the values of {{name}} placeholders in endpoint URIs
@@ -54,6 +55,7 @@ const runFlags = {
   'member-id': { type: 'string' },
   'etcd-endpoints': { type: 'string' },
   'postgres-url': { type: 'string' },
+  'zookeeper-nodes': { type: 'string' },
   replicas: { type: 'string' },
   port: { type: 'string' },
   'health-port': { type: 'string' },
@@ -131,7 +133,7 @@ export async function main(argv: readonly string[], out: NodeJS.WritableStream =
       paths: rest.length > 0 ? rest : ['routes'],
       logger,
       shutdownTimeout,
-      cluster: { cluster: values.cluster, memberId: values['member-id'], etcdEndpoints: values['etcd-endpoints'], postgresUrl: values['postgres-url'] },
+      cluster: { cluster: values.cluster, memberId: values['member-id'], etcdEndpoints: values['etcd-endpoints'], postgresUrl: values['postgres-url'], zookeeperNodes: values['zookeeper-nodes'] },
     });
     await flush(logger);
     return code;

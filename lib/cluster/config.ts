@@ -8,7 +8,7 @@ import { parseDuration } from '../uri/duration.ts';
 import type { ClusterService } from './cluster-service.ts';
 import { validateTimings, type ElectionTimings } from './election/timings.ts';
 
-export const CLUSTER_KINDS = ['auto', 'file', 'kubernetes', 'etcd', 'postgres', 'none'] as const;
+export const CLUSTER_KINDS = ['auto', 'file', 'kubernetes', 'etcd', 'postgres', 'zookeeper', 'none'] as const;
 export type ClusterKind = (typeof CLUSTER_KINDS)[number];
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -45,8 +45,9 @@ export function inKubernetesPod(env: Readonly<Record<string, string | undefined>
 /**
  * Cluster settings from flags (or code), then environment variables, then defaults:
  * `--cluster`/DROMEDARY_CLUSTER (auto), `--member-id`/DROMEDARY_MEMBER_ID, DROMEDARY_CLUSTER_ROOT,
- * DROMEDARY_LEASE_DURATION, DROMEDARY_RENEW_DEADLINE, DROMEDARY_RETRY_PERIOD; the servers of the etcd and
- * postgres backends (DROMEDARY_ETCD_ENDPOINTS, `--etcd-endpoints`; DROMEDARY_POSTGRES_URL, `--postgres-url`).
+ * DROMEDARY_LEASE_DURATION, DROMEDARY_RENEW_DEADLINE, DROMEDARY_RETRY_PERIOD; the servers of the etcd,
+ * postgres and zookeeper backends (DROMEDARY_ETCD_ENDPOINTS, `--etcd-endpoints`; DROMEDARY_POSTGRES_URL,
+ * `--postgres-url`; DROMEDARY_ZOOKEEPER_NODES, `--zookeeper-nodes`).
  * `appKey` (the routes folder) keys the default file-backend folder, so the members of one app on
  * one machine find each other and different apps do not collide.
  */
@@ -97,6 +98,10 @@ export async function createClusterService(config: ClusterConfig, logger: Logger
     case 'postgres': {
       const { createPostgresClusterService } = await import('./postgres/index.ts');
       return createPostgresClusterService(config, logger);
+    }
+    case 'zookeeper': {
+      const { createZooKeeperClusterService } = await import('./zookeeper/index.ts');
+      return createZooKeeperClusterService(config, logger);
     }
     case 'none': {
       const { createStandaloneClusterService } = await import('./standalone.ts');

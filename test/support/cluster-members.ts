@@ -24,7 +24,7 @@ export const TICK = 40;
  */
 export interface Target {
   title: string;
-  cluster: 'file' | 'kubernetes' | 'etcd' | 'postgres';
+  cluster: 'file' | 'kubernetes' | 'etcd' | 'postgres' | 'zookeeper';
   lock?: 'lease' | 'configmap';
   /** The API test server, which can inject faults and play the kubelet, or a real cluster. */
   api?: 'test-server' | 'real';
@@ -58,6 +58,8 @@ export const TARGETS: Target[] = [
   { title: 'etcd backend, real etcd', cluster: 'etcd', lease: 2000, renew: 1300, retry: 150, margin: 750 },
   // A real PostgreSQL the harness starts; followers wait for the expiry the server reports.
   { title: 'postgres backend, real PostgreSQL', cluster: 'postgres', lease: 1200, renew: 800, retry: 150, margin: 250 },
+  // A real ZooKeeper the harness starts (tickTime 200 ms): it expires sessions in tickTime buckets.
+  { title: 'zookeeper backend, real ZooKeeper', cluster: 'zookeeper', lease: 2000, renew: 1300, retry: 150, margin: 500 },
 ];
 
 export function reportRealClusterSkip(file: string): void {
@@ -153,7 +155,7 @@ export class MembersHarness {
   tokens = new Map<string, string>();
   server: KubeApiServer | undefined;
   janitor: ApiJanitor | undefined;
-  /** The etcd and postgres targets' server, and a proxy per member to cut its connection. */
+  /** The etcd, postgres and zookeeper targets' server, and a proxy per member to cut its connection. */
   backend: ServerBackend | undefined;
   /** This test's unique name: member ids, Lease names, the ConfigMap and the cluster label derive from it. */
   run = '';
@@ -181,7 +183,7 @@ export class MembersHarness {
         await rm(kubeconfig, { force: true });
       }
       if (this.target.api === 'real') this.janitor = await ApiJanitor.connect(REAL_KUBECONFIG!, process.env);
-      if (this.target.cluster === 'etcd' || this.target.cluster === 'postgres') this.backend = await ServerBackend.start(this.target.cluster);
+      if (this.target.cluster === 'etcd' || this.target.cluster === 'postgres' || this.target.cluster === 'zookeeper') this.backend = await ServerBackend.start(this.target.cluster);
     });
     after(async () => {
       await this.server?.close();

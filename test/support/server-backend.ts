@@ -1,17 +1,18 @@
 import { EtcdServer } from './etcd-server.ts';
 import { PostgresServer } from './postgres-server.ts';
+import { ZooKeeperServer } from './zookeeper-server.ts';
 import { TcpProxy } from './tcp-proxy.ts';
 
 /** The member names the chaos tests use; each gets its own proxy to the server. */
 const MEMBER_NAMES = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6'];
 
-export type ServerKind = 'etcd' | 'postgres';
+export type ServerKind = 'etcd' | 'postgres' | 'zookeeper';
 
-type Server = EtcdServer | PostgresServer;
+type Server = EtcdServer | PostgresServer | ZooKeeperServer;
 
 /**
  * A chaos-suite target whose members coordinate through a real server the harness starts (etcd,
- * PostgreSQL): the server, one TCP proxy per member name (so one member's connection can be cut),
+ * PostgreSQL, ZooKeeper): the server, one TCP proxy per member name (so one member's connection can be cut),
  * and the server-wide faults (restart, pause).
  */
 export class ServerBackend {
@@ -25,7 +26,8 @@ export class ServerBackend {
   }
 
   static async start(kind: ServerKind): Promise<ServerBackend> {
-    const backend = new ServerBackend(kind, kind === 'etcd' ? await EtcdServer.start() : await PostgresServer.start());
+    const server = kind === 'etcd' ? await EtcdServer.start() : kind === 'postgres' ? await PostgresServer.start() : await ZooKeeperServer.start();
+    const backend = new ServerBackend(kind, server);
     for (const name of MEMBER_NAMES) backend.#proxies.set(name, await TcpProxy.start(backend.server.port));
     return backend;
   }
@@ -44,6 +46,7 @@ export class ServerBackend {
   memberEnv(name: string, run: string): Record<string, string> {
     const proxy = this.#proxies.get(name);
     if (!proxy) throw new Error(`no proxy for member ${name}: use ${MEMBER_NAMES.join(', ')}`);
+    if (this.kind === 'zookeeper') return { DROMEDARY_ZOOKEEPER_NODES: `127.0.0.1:${proxy.port}/${run}` };
     if (this.kind === 'postgres') return { DROMEDARY_POSTGRES_URL: `postgres://postgres@127.0.0.1:${proxy.port}/postgres`, DROMEDARY_POSTGRES_TABLE: run };
     return { DROMEDARY_ETCD_ENDPOINTS: `http://127.0.0.1:${proxy.port}`, DROMEDARY_ETCD_PREFIX: `/${run}/` };
   }
