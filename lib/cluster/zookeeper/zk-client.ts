@@ -38,17 +38,16 @@ export class ZkClient {
     this.#timeout = timeout;
   }
 
-  /** Connects a new session; rejects when not connected within `timeout`. */
+  /**
+   * Connects a new session, however long that takes (the client retries every spinDelay). Callers
+   * bound their wait, but must not close a client that is still connecting: node-zookeeper-client
+   * then misreads the server's late answer and throws from its socket handler.
+   */
   static async connect(zk: ZkModule, connectString: string, sessionTimeout: number, timeout: number, spinDelay: number): Promise<ZkClient> {
     const raw = zk.createClient(connectString, { sessionTimeout, spinDelay, retries: 0 });
     const connected = new Promise<void>((resolve) => raw.once('connected', () => resolve()));
     raw.connect();
-    try {
-      await withTimeout(connected, timeout, 'zookeeper connect');
-    } catch (err) {
-      raw.close();
-      throw err;
-    }
+    await connected;
     return new ZkClient(zk, raw, timeout);
   }
 

@@ -1,5 +1,6 @@
 import type { Logger } from '../../logging/logger.ts';
 import type { ElectionTimings } from '../election/timings.ts';
+import { withTimeout } from '../campaign/campaign.ts';
 import { ZkClient, type ZkModule } from './zk-client.ts';
 
 /**
@@ -68,17 +69,20 @@ export class ZkSessions {
     this.#interval = Math.max(timings.retryPeriod, timings.renewDeadline / 3);
   }
 
+  /** The current valid session, or the one being opened; a caller waits at most callTimeout, the opening goes on. */
   acquire(): Promise<ZkSession> {
     if (this.#current?.valid) return Promise.resolve(this.#current);
     this.#opening ??= this.#open().finally(() => (this.#opening = undefined));
-    return this.#opening;
+    return withTimeout(this.#opening, this.callTimeout, 'zookeeper connect');
   }
 
   async #open(): Promise<ZkSession> {
     if (this.#closed) throw new Error('the zookeeper cluster service is stopped');
     const { timings, zk, connectString, logger, memberId } = this.#options;
-    const started = this.#now();
     const client = await ZkClient.connect(zk, connectString, timings.leaseDuration, this.callTimeout, Math.min(timings.retryPeriod, 1000));
+    // The session's validity starts from an answered request, not from a connect that may have waited long.
+    const started = this.#now();
+    await client.created('/');
     // The server may clamp the timeout to its tickTime bounds; below renewDeadline it would be unsafe.
     if (client.sessionTimeout <= timings.renewDeadline) {
       client.close();
