@@ -3,8 +3,8 @@
  * members × 10 locks, each member with its own connection through a TCP proxy, so a crash is the
  * proxy cutting it off (the server sees the member vanish, nothing is released). Measured: graceful
  * handover (the leader of most locks stops), crash failover (the next leader of most locks is cut
- * off), and the server's requests per second at steady state. The reference is etcd3's own
- * Election recipe on the same etcd, with the same TTL.
+ * off), and the server's requests per second at steady state, for etcd, PostgreSQL and ZooKeeper.
+ * etcd's reference is etcd3's own Election recipe on the same etcd, with the same TTL.
  */
 import winston from 'winston';
 import type { Etcd3 } from 'etcd3';
@@ -13,6 +13,8 @@ import type { ClusterService, ClusterView } from '../lib/cluster/cluster-service
 import { EtcdServer } from '../test/support/etcd-server.ts';
 import { PostgresServer } from '../test/support/postgres-server.ts';
 import { TcpProxy } from '../test/support/tcp-proxy.ts';
+import { ZooKeeperServer } from '../test/support/zookeeper-server.ts';
+import { connect } from 'node:net';
 import { fmt, median, printTable } from './measure.ts';
 
 const MEMBERS = ['m1', 'm2', 'm3'];
@@ -42,11 +44,14 @@ function until(check: () => boolean): Promise<number> {
   });
 }
 
-async function dromedaryMember(kind: 'etcd' | 'postgres', id: string, proxy: TcpProxy, prefix: string): Promise<Member> {
+async function dromedaryMember(kind: 'etcd' | 'postgres' | 'zookeeper', id: string, proxy: TcpProxy, prefix: string): Promise<Member> {
+  const base = { DROMEDARY_CLUSTER: kind, DROMEDARY_MEMBER_ID: id };
   const env =
     kind === 'etcd'
-      ? { DROMEDARY_CLUSTER: kind, DROMEDARY_MEMBER_ID: id, DROMEDARY_ETCD_ENDPOINTS: `http://127.0.0.1:${proxy.port}`, DROMEDARY_ETCD_PREFIX: prefix }
-      : { DROMEDARY_CLUSTER: kind, DROMEDARY_MEMBER_ID: id, DROMEDARY_POSTGRES_URL: `postgres://postgres@127.0.0.1:${proxy.port}/postgres`, DROMEDARY_POSTGRES_TABLE: prefix.replace(/\W/g, '_').replace(/^_+|_+$/g, '') };
+      ? { ...base, DROMEDARY_ETCD_ENDPOINTS: `http://127.0.0.1:${proxy.port}`, DROMEDARY_ETCD_PREFIX: prefix }
+      : kind === 'postgres'
+        ? { ...base, DROMEDARY_POSTGRES_URL: `postgres://postgres@127.0.0.1:${proxy.port}/postgres`, DROMEDARY_POSTGRES_TABLE: prefix.replace(/\W/g, '_').replace(/^_+|_+$/g, '') }
+        : { ...base, DROMEDARY_ZOOKEEPER_NODES: `127.0.0.1:${proxy.port}${prefix.replace(/\/$/, '')}` };
   const service: ClusterService = await createClusterService(resolveClusterConfig({ env, flags: { timings: TIMINGS }, appKey: 'bench' }), logger);
   await service.start();
   const views = new Map<string, ClusterView>(LOCKS.map((lock) => [lock, service.view(lock)]));
@@ -106,6 +111,18 @@ async function postgresStatements(server: PostgresServer): Promise<number> {
   } finally {
     await client.end();
   }
+}
+
+/** Packets ZooKeeper has received (its `srvr` four-letter command). */
+function zookeeperPackets(server: ZooKeeperServer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(server.port, '127.0.0.1');
+    let reply = '';
+    socket.on('connect', () => socket.write('srvr'));
+    socket.on('data', (d) => (reply += d.toString()));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Number(/Received: (\d+)/.exec(reply)?.[1] ?? NaN)));
+  });
 }
 
 async function measure(
@@ -196,5 +213,19 @@ export async function run(): Promise<void> {
     ]);
   } finally {
     await postgres.stop();
+  }
+  const zookeeper = await ZooKeeperServer.start();
+  try {
+    const ours = await measure(zookeeper, () => zookeeperPackets(zookeeper), 'zookeeper', (id, proxy, prefix) => dromedaryMember('zookeeper', id, proxy, prefix));
+    const ms = (v: number) => `${fmt(v, 0)} ms`;
+    const t = `lease ${TIMINGS.leaseDuration / 1000} s, renew ${TIMINGS.renewDeadline / 1000} s, retry ${TIMINGS.retryPeriod / 1000} s, tickTime 0.2 s`;
+    const naive = (MEMBERS.length * LOCKS.length) / (TIMINGS.retryPeriod / 1000);
+    printTable(`zookeeper backend on a real ZooKeeper 3.8 (3 members, 10 locks, ${t}; medians over the locks moved)`, [
+      { name: `graceful handover (${ours.handover.length} locks)`, value: ms(median(ours.handover)), baseline: `${TIMINGS.leaseDuration} ms (leaseDuration: the session left to expire)`, ratio: (median(ours.handover) / TIMINGS.leaseDuration).toFixed(3), note: 'nodes deleted, the next member watching' },
+      { name: `crash failover (${ours.crash.length} locks)`, value: ms(median(ours.crash)), baseline: `${TIMINGS.leaseDuration} ms (session timeout)`, ratio: (median(ours.crash) / TIMINGS.leaseDuration).toFixed(3), note: 'bound: session timeout + a tick' },
+      { name: 'packets/s received at steady state (srvr)', value: fmt(ours.requestsPerSecond, 2), baseline: `${fmt(naive, 2)} (client-go's loop: every member tries or renews every lock each retryPeriod)`, ratio: (ours.requestsPerSecond / naive).toFixed(3), note: "one session per member: the client's pings and one check every renewDeadline / 3" },
+    ]);
+  } finally {
+    await zookeeper.stop();
   }
 }
