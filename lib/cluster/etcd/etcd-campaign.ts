@@ -146,16 +146,16 @@ export class EtcdCampaign extends EventEmitter<{ change: []; members: [string[]]
     const listed = await this.#sessions.call('range', (options) => this.#client.getAll().prefix(this.#base).options(options).exec());
     this.#candidates = new Map(listed.kvs.map((kv) => [kv.key.toString(), candidate(kv)]));
     const watcher = this.#client.watch().prefix(this.#base).startRevision(String(Number(listed.header.revision) + 1)).watcher();
-    watcher.on('put', (kv) => {
-      this.#candidates.set(kv.key.toString(), candidate(kv));
-      this.#evaluate(run);
-    });
+    watcher.on('put', (kv) => this.#candidates.set(kv.key.toString(), candidate(kv)));
     watcher.on('delete', (kv) => {
       const deleted = kv.key.toString();
       this.#candidates.delete(deleted);
       if (deleted === key) this.#end(run, 'its etcd key was deleted');
-      this.#evaluate(run);
     });
+    // etcd3 emits a response's put and delete events one by one from its own 'data' listener, which
+    // runs before this one: decide only once the whole response (one revision) is applied, or a member
+    // whose key goes in the same transaction as an older one would lead for an instant.
+    watcher.on('data', () => this.#evaluate(run));
     // A compacted or cancelled watch cannot resume from its revision: enter again.
     watcher.on('error', (err) => this.#end(run, `its etcd watch failed: ${message(err)}`));
     try {
