@@ -8,6 +8,7 @@ const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   kubernetes: () => import('./kubernetes.bench.ts'),
   eips: () => import('./eips.bench.ts'),
   amqp: () => import('./amqp.bench.ts'),
+  startup: () => import('./startup.bench.ts'),
 };
 
 const wanted = process.argv.slice(2);

@@ -26,7 +26,7 @@ interface Member {
 async function dromedaryMember(server: KubeApiServer, dir: string, id: string, prefix: string): Promise<Member> {
   const kubeconfig = join(dir, `${id}.yaml`);
   await writeFile(kubeconfig, server.kubeconfig({ token: id }));
-  const config = resolveClusterConfig({ flags: { cluster: 'kubernetes', memberId: id }, env: { KUBECONFIG: kubeconfig, DROMEDARY_K8S_LEASE_PREFIX: prefix }, appKey: 'bench' });
+  const config = resolveClusterConfig({ flags: { cluster: 'kubernetes', memberId: id }, env: { KUBECONFIG: kubeconfig, DROMEDARY_K8S_LEASE_PREFIX: prefix } });
   const service: ClusterService = await createKubernetesClusterService(config, logger);
   await service.start();
   const views = new Map<string, ClusterView>(LOCKS.map((l) => [l, service.view(l)]));

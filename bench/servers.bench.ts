@@ -52,7 +52,7 @@ async function dromedaryMember(kind: 'etcd' | 'postgres' | 'zookeeper', id: stri
       : kind === 'postgres'
         ? { ...base, DROMEDARY_POSTGRES_URL: `postgres://postgres@127.0.0.1:${proxy.port}/postgres`, DROMEDARY_POSTGRES_TABLE: prefix.replace(/\W/g, '_').replace(/^_+|_+$/g, '') }
         : { ...base, DROMEDARY_ZOOKEEPER_NODES: `127.0.0.1:${proxy.port}${prefix.replace(/\/$/, '')}` };
-  const service: ClusterService = await createClusterService(resolveClusterConfig({ env, flags: { timings: TIMINGS }, appKey: 'bench' }), logger);
+  const service: ClusterService = await createClusterService(resolveClusterConfig({ env, flags: { timings: TIMINGS } }), logger);
   await service.start();
   const views = new Map<string, ClusterView>(LOCKS.map((lock) => [lock, service.view(lock)]));
   return {

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // The dromedary command. Plain JavaScript, so any `node` can start it; it needs Node >= 22.19 to run
 // routes, and re-launches itself on the Node 24 from the `node` npm package when an older Node started it.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,21 +17,11 @@ if (major < 22 || (major === 22 && minor < 19)) {
     );
     process.exit(1);
   }
-  const child = spawn(newer, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
-    stdio: 'inherit',
-    env: { ...process.env, DROMEDARY_REEXEC: '1' },
-  });
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
-  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
+  const { relaunch } = await import('./relaunch.mjs');
+  process.exit(await relaunch(newer, [fileURLToPath(import.meta.url), ...process.argv.slice(2)]));
 } else {
-  const { register } = await import('tsx/esm/api');
-  register();
-  const { register: registerHook } = await import('node:module');
-  const lib = new URL('../lib/', import.meta.url);
-  registerHook('../lib/cli/self-resolve-hook.mjs', import.meta.url, {
-    data: { targets: { dromedary: new URL('index.ts', lib).href, 'dromedary/testing': new URL('testing/index.ts', lib).href } },
-  });
-  const { main } = await import('../lib/cli/main.ts');
+  if (process.env.DROMEDARY_LIFELINE_FD) (await import('./relaunch.mjs')).watchLifeline();
+  const { runCli } = await import('./run-cli.mjs');
   // Exit explicitly: a route's leftover socket or timer must not keep a stopped process alive.
-  process.exit(await main(process.argv.slice(2)));
+  process.exit(await runCli(process.argv.slice(2)));
 }

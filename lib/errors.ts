@@ -44,11 +44,14 @@ export class LeadershipLostError extends DromedaryError {
   readonly lock: string;
   readonly memberId: string;
   readonly token: number | undefined;
+  /** Why the term ended, without the member and lock. */
+  readonly reason: string;
 
-  constructor(lock: string, memberId: string, reason: string, token?: number) {
-    super('LEADERSHIP_LOST', `Member ${memberId} no longer leads ${lock}${token === undefined ? '' : ` (term ${token})`}: ${reason}`);
+  constructor(lock: string, memberId: string, reason: string, token?: number, options?: { cause?: unknown }) {
+    super('LEADERSHIP_LOST', `Member ${memberId} no longer leads ${lock}${token === undefined ? '' : ` (term ${token})`}: ${reason}`, options);
     this.lock = lock;
     this.memberId = memberId;
     this.token = token;
+    this.reason = reason;
   }
 }

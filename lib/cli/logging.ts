@@ -32,9 +32,12 @@ export function createCliLogger(options: { format?: string; level?: string; stre
   if (format !== 'text' && format !== 'json') {
     throw new ConfigurationError(`unknown log format "${options.format}": use --log-format text or --log-format json (or DROMEDARY_LOG_FORMAT)`);
   }
-  const level = (options.level ?? process.env.DROMEDARY_LOG_LEVEL ?? 'info').toLowerCase();
+  const given = (options.level ?? process.env.DROMEDARY_LOG_LEVEL ?? 'info').toLowerCase();
+  // `trace` is Camel's name (and .log()'s) for winston's `silly`.
+  const level = given === 'trace' ? 'silly' : given;
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
-    throw new ConfigurationError(`unknown log level "${options.level}": use one of ${LOG_LEVELS.join(', ')}`);
+    const source = options.level === undefined ? 'DROMEDARY_LOG_LEVEL' : '--log-level';
+    throw new ConfigurationError(`unknown log level "${given}" (${source}): use one of ${[...LOG_LEVELS.slice(0, -1), 'trace', 'silly'].join(', ')}`);
   }
   const stream = options.stream ?? process.stdout;
   const colour = format === 'text' && (stream as NodeJS.WriteStream).isTTY === true && !process.env.NO_COLOR;

@@ -2,52 +2,71 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DromedaryError } from '../errors.ts';
 import { parseDuration } from '../uri/duration.ts';
 import { maskSecrets } from '../uri/mask.ts';
-import { createCliLogger } from './logging.ts';
-import { runRoutes } from './run-command.ts';
-import { runReplicas } from './replicas.ts';
-import { readPropertiesFile } from './properties-file.ts';
-import { CLUSTER_KINDS } from '../cluster/config.ts';
+import type { createCliLogger } from './logging.ts';
 
 export const HELP = `dromedary: Camel-style integration routes for Node.js, with clustered singleton (master:) routes.
 
 Usage:
   dromedary run [paths...] [options]   Run the routes in the given folders or files (default: ./routes)
-  dromedary kube-api [--port n] [--namespace ns] [--kubeconfig file]
-                                       Start the Kubernetes API test server (leases, configmaps, pods)
+  dromedary kube-api [options]         Start the Kubernetes API test server (leases, configmaps, pods)
                                        and write a kubeconfig for it, until Ctrl-C
-  dromedary --help                     Show this help
+  dromedary help [command]             Show this help, or a command's options (also: dromedary <command> --help)
   dromedary --version                  Show the version
-
-Options for run:
-  --log-format text|json      Log format (env DROMEDARY_LOG_FORMAT; default text)
-  --log-level <level>         error, warn, info, verbose, debug or silly (env DROMEDARY_LOG_LEVEL; default info)
-  --shutdown-timeout <dur>    How long to wait for in-flight exchanges on SIGINT/SIGTERM (default 10s)
-  --cluster <kind>            auto, file, kubernetes, etcd, postgres, zookeeper or none (env DROMEDARY_CLUSTER; default auto:
-                              kubernetes inside a pod, else file locks under the OS temp folder)
-  --etcd-endpoints <urls>     The etcd backend's servers, http://host:2379[,...] (env DROMEDARY_ETCD_ENDPOINTS)
-  --postgres-url <url>        The postgres backend's database, postgres://user:pass@host:5432/db (env DROMEDARY_POSTGRES_URL)
-  --zookeeper-nodes <list>    The zookeeper backend's servers, host:2181[,...][/chroot] (env DROMEDARY_ZOOKEEPER_NODES)
-  --member-id <id>            This member's id (env DROMEDARY_MEMBER_ID; default pod name or host name plus pid)
-  --replicas <n>              Run n member processes on this machine, like n pods; lines are prefixed by member id
-  --properties <file>         key=value lines: the values of {{name}} placeholders in endpoint URIs
-                              ({{env:NAME}} reads the environment without it)
-  --health-port <n>           Serve /healthz, /readyz and /leadership on this port (env DROMEDARY_HEALTH_PORT;
-                              host DROMEDARY_HEALTH_HOST, default 127.0.0.1; use 0.0.0.0 in a pod)
-
-Cluster environment: DROMEDARY_CLUSTER_ROOT (file backend folder), DROMEDARY_LEASE_DURATION (15s),
-DROMEDARY_RENEW_DEADLINE (10s), DROMEDARY_RETRY_PERIOD (2s), DROMEDARY_ETCD_PREFIX (/dromedary/leader/),
-DROMEDARY_POSTGRES_TABLE (dromedary_leases).
 
 Route files (.ts, .mts, .js, .mjs; names starting with _ are skipped) either call from() at top level:
   import { from } from 'dromedary';
   from('timer:tick?period=1000').log('Hello World!');
 or export a function that receives a route builder:
   export default (r) => { r.from('timer:tick').log('Hello'); };
+TypeScript route files run with Node's type stripping: erasable syntax only, and \`import type\` for types.
 `;
 
+export const RUN_HELP = `Usage: dromedary run [paths...] [options]
+
+Runs the route files in the given folders or files (default: ./routes) until SIGINT or SIGTERM, then
+stops gracefully: consumers first, in-flight exchanges, producers, and held locks released.
+
+Options:
+  --log-format text|json      Log format (env DROMEDARY_LOG_FORMAT; default text)
+  --log-level <level>         error, warn, info, verbose, debug, trace or silly (env DROMEDARY_LOG_LEVEL; default info)
+  --shutdown-timeout <dur>    How long to wait for in-flight exchanges on SIGINT/SIGTERM (default 10s)
+  --cluster <kind>            auto, file, kubernetes, etcd, postgres, zookeeper or none (env DROMEDARY_CLUSTER;
+                              default auto: kubernetes inside a pod, else file locks under the OS temp folder)
+  --etcd-endpoints <urls>     The etcd backend's servers, http://host:2379[,...] (env DROMEDARY_ETCD_ENDPOINTS)
+  --postgres-url <url>        The postgres backend's database, postgres://user:pass@host:5432/db (env DROMEDARY_POSTGRES_URL)
+  --zookeeper-nodes <list>    The zookeeper backend's servers, host:2181[,...][/chroot] (env DROMEDARY_ZOOKEEPER_NODES)
+  --member-id <id>            This member's id (env DROMEDARY_MEMBER_ID; default pod name or host name plus pid)
+  --replicas <n>              Run n member processes on this machine, like n pods; lines are prefixed by member id
+  --properties <file>         key=value lines: the values of {{name}} placeholders in endpoint URIs
+                              (env DROMEDARY_PROPERTIES; {{env:NAME}} reads the environment without it)
+  --health-port <n>           Serve /healthz, /readyz and /leadership on this port (env DROMEDARY_HEALTH_PORT;
+                              host DROMEDARY_HEALTH_HOST, default 127.0.0.1; use 0.0.0.0 in a pod)
+  -h, --help                  Show this help
+
+Cluster environment: DROMEDARY_CLUSTER_ROOT (file backend folder, yours alone; default
+<os temp>/dromedary-<uid>/cluster), DROMEDARY_LEASE_DURATION (15s), DROMEDARY_RENEW_DEADLINE (10s),
+DROMEDARY_RETRY_PERIOD (2s); timings need a unit. DROMEDARY_ETCD_PREFIX (/dromedary/leader/),
+DROMEDARY_POSTGRES_TABLE (dromedary_leases).
+`;
+
+export const KUBE_API_HELP = `Usage: dromedary kube-api [options]
+
+Starts the Kubernetes API test server (leases, configmaps, pods, with watches) on 127.0.0.1 over HTTPS and
+writes a kubeconfig (0600) with the bearer token it requires, until SIGINT or SIGTERM. For trying
+--cluster kubernetes on one machine, and kubectl against it.
+
+Options:
+  --port <n>                  Port to listen on (default: any free port)
+  --namespace <ns>            The namespace of the kubeconfig's context (default: default)
+  --kubeconfig <file>         Where to write the kubeconfig (default: kubeconfig.dromedary-test.yaml)
+  --anonymous                 Accept requests without the token (for tests that want it)
+  -h, --help                  Show this help
+`;
+
+const helpFlag = { help: { type: 'boolean', short: 'h' } } as const;
+
 const runFlags = {
-  help: { type: 'boolean', short: 'h' },
-  version: { type: 'boolean', short: 'v' },
+  ...helpFlag,
   'log-format': { type: 'string' },
   'log-level': { type: 'string' },
   'shutdown-timeout': { type: 'string' },
@@ -57,38 +76,91 @@ const runFlags = {
   'postgres-url': { type: 'string' },
   'zookeeper-nodes': { type: 'string' },
   replicas: { type: 'string' },
-  port: { type: 'string' },
   'health-port': { type: 'string' },
   properties: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+const kubeApiFlags = {
+  ...helpFlag,
+  port: { type: 'string' },
   namespace: { type: 'string' },
   kubeconfig: { type: 'string' },
+  anonymous: { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
+
+const COMMANDS: Record<string, { flags: ParseArgsConfig['options']; help: string; positionals: boolean }> = {
+  run: { flags: runFlags, help: RUN_HELP, positionals: true },
+  'kube-api': { flags: kubeApiFlags, help: KUBE_API_HELP, positionals: false },
+};
 
 /** The CLI entry point; resolves with the exit code instead of calling process.exit, so tests can call it. */
 export async function main(argv: readonly string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: [...argv], options: runFlags, allowPositionals: true, strict: true });
-  } catch (err) {
-    process.stderr.write(`dromedary: ${(err as Error).message}\nRun dromedary --help for the options.\n`);
+  const commandAt = argv.findIndex((a) => !a.startsWith('-'));
+  const command = commandAt === -1 ? undefined : argv[commandAt]!;
+  const before = commandAt === -1 ? argv : argv.slice(0, commandAt);
+  const usage = (message: string) => {
+    process.stderr.write(`dromedary: ${message}\n`);
     return 2;
+  };
+  // Options before the command are the global ones: --help and --version.
+  for (const flag of before) {
+    if (flag === '--version' || flag === '-v') {
+      const pkg = (await import('../../package.json', { with: { type: 'json' } })).default as { version: string };
+      out.write(`${pkg.version}\n`);
+      return 0;
+    }
+    if (flag !== '--help' && flag !== '-h') {
+      const hint = command === undefined ? '' : `: a command's options go after it (dromedary ${command} ${flag} ...)`;
+      return usage(`unknown option ${flag}${hint}. Run dromedary --help for usage.`);
+    }
   }
-  const { values, positionals } = parsed;
-  const [command, ...rest] = positionals;
-  if (values.version) {
-    const pkg = (await import('../../package.json', { with: { type: 'json' } })).default as { version: string };
-    out.write(`${pkg.version}\n`);
+  if (command === undefined) {
+    out.write(HELP);
+    return before.length > 0 ? 0 : 2;
+  }
+  if (command === 'help') {
+    const topic = argv[commandAt + 1];
+    if (topic === undefined) {
+      out.write(HELP);
+      return 0;
+    }
+    const known = COMMANDS[topic];
+    if (!known) return usage(`unknown command "${topic}". Commands: ${Object.keys(COMMANDS).join(', ')}.`);
+    out.write(known.help);
     return 0;
   }
-  if (values.help || command === undefined || command === 'help') {
-    out.write(HELP);
-    return command === undefined && !values.help ? 2 : 0;
+  const spec = COMMANDS[command];
+  if (!spec) return usage(`unknown command "${command}". Commands: ${Object.keys(COMMANDS).join(', ')}. Run dromedary --help for usage.`);
+  if (before.some((f) => f === '--help' || f === '-h')) {
+    out.write(spec.help);
+    return 0;
   }
-  if (command === 'kube-api') return kubeApi(values, out);
-  if (command !== 'run') {
-    process.stderr.write(`dromedary: unknown command "${command}". Commands: run, kube-api. Run dromedary --help for usage.\n`);
-    return 2;
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv.slice(commandAt + 1), options: spec.flags, allowPositionals: spec.positionals, strict: true });
+  } catch (err) {
+    return usage(`${command}: ${(err as Error).message.replace(/\. To specify a positional argument.*$/s, '.')}\nRun dromedary ${command} --help for its options.`);
   }
+  if ((parsed.values as { help?: boolean }).help) {
+    out.write(spec.help);
+    return 0;
+  }
+  if (command === 'kube-api') return kubeApi(parsed.values as { port?: string; namespace?: string; kubeconfig?: string; anonymous?: boolean }, out);
+  return run(argv, parsed.values as RunValues, parsed.positionals, out);
+}
+
+type RunValues = { [K in keyof typeof runFlags]?: (typeof runFlags)[K]['type'] extends 'boolean' ? boolean : string };
+
+/** `dromedary run`. */
+async function run(argv: readonly string[], values: RunValues, paths: string[], out: NodeJS.WritableStream): Promise<number> {
+  // Loaded here, not at the top: help, --version and kube-api start without the engine and winston.
+  const [{ createCliLogger }, { runRoutes }, { runReplicas }, { readPropertiesFile }, { CLUSTER_KINDS }] = await Promise.all([
+    import('./logging.ts'),
+    import('./run-command.ts'),
+    import('./replicas.ts'),
+    import('./properties-file.ts'),
+    import('../cluster/config.ts'),
+  ]);
   let logger;
   try {
     logger = createCliLogger({ format: values['log-format'], level: values['log-level'], stream: out });
@@ -96,6 +168,13 @@ export async function main(argv: readonly string[], out: NodeJS.WritableStream =
     process.stderr.write(`dromedary: ${(err as Error).message}\n`);
     return 2;
   }
+  // A closed stdout (`dromedary run | head -2`) stops the process as a signal would: gracefully, releasing its locks.
+  const outputClosed = new AbortController();
+  out.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+    logger.silent = true;
+    outputClosed.abort();
+  });
   try {
     const shutdownTimeout = values['shutdown-timeout'] === undefined ? undefined : parseDuration(values['shutdown-timeout']);
     if (shutdownTimeout === undefined && values['shutdown-timeout'] !== undefined) {
@@ -125,15 +204,17 @@ export async function main(argv: readonly string[], out: NodeJS.WritableStream =
     if (healthPort !== undefined && (!Number.isInteger(healthPort) || healthPort < 0 || healthPort > 65535)) {
       throw new DromedaryError('CLI_OPTION', `--health-port "${healthText}" must be a port number from 0 to 65535`);
     }
-    const properties = values.properties === undefined ? undefined : await readPropertiesFile(values.properties);
+    const propertiesFile = values.properties ?? (process.env.DROMEDARY_PROPERTIES || undefined);
+    const properties = propertiesFile === undefined ? undefined : await readPropertiesFile(propertiesFile);
     const code = await runRoutes({
       properties,
       healthPort,
       healthHost: process.env.DROMEDARY_HEALTH_HOST,
-      paths: rest.length > 0 ? rest : ['routes'],
+      paths: paths.length > 0 ? paths : ['routes'],
       logger,
       shutdownTimeout,
       cluster: { cluster: values.cluster, memberId: values['member-id'], etcdEndpoints: values['etcd-endpoints'], postgresUrl: values['postgres-url'], zookeeperNodes: values['zookeeper-nodes'] },
+      stop: outputClosed.signal,
     });
     await flush(logger);
     return code;
@@ -147,14 +228,14 @@ export async function main(argv: readonly string[], out: NodeJS.WritableStream =
 }
 
 /** `dromedary kube-api`: the Kubernetes API test server until SIGINT/SIGTERM. */
-async function kubeApi(values: { port?: string; namespace?: string; kubeconfig?: string }, out: NodeJS.WritableStream): Promise<number> {
+async function kubeApi(values: { port?: string; namespace?: string; kubeconfig?: string; anonymous?: boolean }, out: NodeJS.WritableStream): Promise<number> {
   const port = values.port === undefined ? 0 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     process.stderr.write(`dromedary: --port "${values.port}" must be a port number from 0 to 65535\n`);
     return 2;
   }
   const { runKubeApiCommand } = await import('../testing/kube-api/command.ts');
-  const server = await runKubeApiCommand({ port, namespace: values.namespace, kubeconfigPath: values.kubeconfig, out: (line) => out.write(`${line}\n`) });
+  const server = await runKubeApiCommand({ port, namespace: values.namespace, kubeconfigPath: values.kubeconfig, anonymous: values.anonymous, out: (line) => out.write(`${line}\n`) });
   await new Promise<void>((resolve) => {
     process.once('SIGINT', () => resolve());
     process.once('SIGTERM', () => resolve());

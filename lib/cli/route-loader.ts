@@ -28,9 +28,7 @@ export class RouteFileError extends DromedaryError {
 
 function firstLine(text: string): string {
   const lines = text.split('\n').filter((l) => l.trim() !== '');
-  // esbuild reports "Transform failed with 1 error:\n<file>:<line>:<col>: ERROR: <what>"; the what is the useful part.
-  const detail = lines.find((l) => /: ERROR: /.test(l));
-  return detail ? detail.replace(/^.*?: ERROR: /, '') : (lines[0] ?? text);
+  return lines[0] ?? text;
 }
 
 /** Every route file under the given files and folders, in a stable (sorted) order. */
@@ -60,6 +58,30 @@ async function walk(dir: string): Promise<string[]> {
 }
 
 /**
+ * The query that asks the CLI's load hook (bin/run-cli.mjs) for a TypeScript file's text as JavaScript,
+ * unstripped. Without the hook (tests under tsx) the file loads the usual way.
+ */
+const AS_JAVASCRIPT = '?as-javascript';
+
+/**
+ * A TypeScript route file with no TypeScript syntax in it (routes/hello.ts) is loaded as the JavaScript it
+ * is, so Node's type stripper (amaro, about 17 MB of WebAssembly) is loaded only for files that need it.
+ * When the file does not parse as JavaScript, nothing of it has run (modules are parsed and linked before
+ * any code runs), and it is imported again, through Node's type stripping.
+ */
+async function importRouteFile(file: string): Promise<unknown> {
+  const url = pathToFileURL(file).href;
+  if (!/\.m?ts$/.test(file)) return import(url);
+  try {
+    return await import(`${url}${AS_JAVASCRIPT}`);
+  } catch (err) {
+    if (!(err instanceof SyntaxError && /compileSourceTextModule/.test(err.stack ?? ''))) throw err;
+    discardPendingDeclarations();
+    return import(url);
+  }
+}
+
+/**
  * Imports each file and collects its routes: those it defined with the top-level `from(...)`, and
  * those its default-exported function adds to the builder it is given.
  */
@@ -69,7 +91,7 @@ export async function loadRouteFiles(files: readonly string[], environment: Rout
     const shown = relative(process.cwd(), file) || file;
     discardPendingDeclarations();
     try {
-      const module = (await import(pathToFileURL(file).href)) as { default?: unknown };
+      const module = (await importRouteFile(file)) as { default?: unknown };
       routes.push(...takePendingRoutes());
       // Top-level errorHandler()/onException()/onCompletion() apply to the whole context, as context.onException() does.
       environment.context.errorHandling.adopt(takePendingErrorHandling());
@@ -80,28 +102,40 @@ export async function loadRouteFiles(files: readonly string[], environment: Rout
       }
     } catch (err) {
       discardPendingDeclarations();
-      throw new RouteFileError(shown, lineIn(err, file), withHint(err));
+      throw new RouteFileError(shown, lineIn(err, file), withHint(err, file));
     }
   }
   return routes;
 }
 
-/** CommonJS resolution cannot find an ESM-only package: say how to make the route file an ES module. */
-function withHint(err: unknown): unknown {
-  if (err instanceof Error && (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && /'dromedary(\/[^']*)?'/.test(err.message)) {
-    const hinted = new Error(
-      `${err.message.split('\n')[0]}. Route files are ES modules: add "type": "module" to the nearest package.json, or name the file .mts`,
-    );
-    hinted.stack = err.stack;
-    return hinted;
+const TYPE_STRIPPING = "TypeScript route files run with Node's type stripping";
+
+/** The fix for the errors a route file written for a compiling loader (tsx, ts-node) meets under Node's type stripping. */
+function withHint(err: unknown, file: string): unknown {
+  if (!(err instanceof Error)) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  const typeScript = /\.m?ts$/.test(file);
+  let hint: string | undefined;
+  if ((code === 'MODULE_NOT_FOUND' && /'dromedary(\/[^']*)?'/.test(err.message)) || /Cannot use import statement outside a module/.test(err.message)) {
+    hint = 'Route files are ES modules: add "type": "module" to the nearest package.json, or name the file .mts or .mjs';
+  } else if (code === 'ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX') {
+    hint = `${TYPE_STRIPPING}, which takes erasable syntax only: replace enums and namespaces with const objects, and constructor parameter properties with fields (tsc's erasableSyntaxOnly checks this)`;
+  } else if (typeScript && err.name === 'SyntaxError' && /does not provide an export named '([^']+)'/.test(err.message)) {
+    const name = /does not provide an export named '([^']+)'/.exec(err.message)![1];
+    hint = `If ${name} is a type, import it with \`import type { ${name} }\` or \`import { type ${name} }\`: ${TYPE_STRIPPING}, which keeps every import not marked as a type (tsc's verbatimModuleSyntax checks this)`;
   }
-  return err;
+  if (hint === undefined) return err;
+  const hinted = new Error(`${err.message.split('\n')[0]}. ${hint}`);
+  hinted.name = err.name;
+  hinted.stack = err.stack;
+  return hinted;
 }
 
-/** The line in `file` where the error arose: from esbuild's report, or the first stack frame in that file. */
+/** The line in `file` where the error arose: from the first stack frame (or syntax error report) in that file. */
 function lineIn(err: unknown, file: string): string | undefined {
   const text = err instanceof Error ? `${err.message}\n${err.stack ?? ''}` : String(err);
   const escaped = file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const match = new RegExp(`${escaped}:(\\d+)(?::(\\d+))?`).exec(text) ?? new RegExp(`${escaped.replace(/^\\\//, 'file:///')}:(\\d+)`).exec(text);
+  const match =
+    new RegExp(`${escaped}:(\\d+)(?::(\\d+))?`).exec(text) ?? new RegExp(`${escaped.replace(/^\\\//, 'file:///')}(?:\\?[^:\\s]*)?:(\\d+)`).exec(text);
   return match ? `${match[1]}${match[2] ? `:${match[2]}` : ''}` : undefined;
 }

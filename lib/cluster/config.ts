@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { hostname, tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
 import { ConfigurationError } from '../errors.ts';
 import type { Logger } from '../logging/logger.ts';
 import { parseDuration } from '../uri/duration.ts';
@@ -48,10 +47,8 @@ export function inKubernetesPod(env: Readonly<Record<string, string | undefined>
  * DROMEDARY_LEASE_DURATION, DROMEDARY_RENEW_DEADLINE, DROMEDARY_RETRY_PERIOD; the servers of the etcd,
  * postgres and zookeeper backends (DROMEDARY_ETCD_ENDPOINTS, `--etcd-endpoints`; DROMEDARY_POSTGRES_URL,
  * `--postgres-url`; DROMEDARY_ZOOKEEPER_NODES, `--zookeeper-nodes`).
- * `appKey` (the routes folder) keys the default file-backend folder, so the members of one app on
- * one machine find each other and different apps do not collide.
  */
-export function resolveClusterConfig(options: { flags?: ClusterFlags; env?: Readonly<Record<string, string | undefined>>; appKey: string }): ClusterConfig {
+export function resolveClusterConfig(options: { flags?: ClusterFlags; env?: Readonly<Record<string, string | undefined>> } = {}): ClusterConfig {
   const env = options.env ?? process.env;
   const flags = options.flags ?? {};
   const requested = (flags.cluster ?? env.DROMEDARY_CLUSTER ?? 'auto').toLowerCase();
@@ -69,16 +66,30 @@ export function resolveClusterConfig(options: { flags?: ClusterFlags; env?: Read
   const memberId =
     flags.memberId ?? env.DROMEDARY_MEMBER_ID ?? (kind === 'kubernetes' && podName ? podName : `${podName || hostname()}-${process.pid}`);
   if (memberId.trim() === '') throw new ConfigurationError('the member id is empty: set --member-id or DROMEDARY_MEMBER_ID');
-  const appHash = createHash('sha256').update(resolve(options.appKey)).digest('hex').slice(0, 12);
-  const root = flags.root ?? env.DROMEDARY_CLUSTER_ROOT ?? join(tmpdir(), `dromedary-cluster-${appHash}`);
+  const root = flags.root ?? (env.DROMEDARY_CLUSTER_ROOT || defaultClusterRoot());
   const servers = { DROMEDARY_ETCD_ENDPOINTS: flags.etcdEndpoints, DROMEDARY_ZOOKEEPER_NODES: flags.zookeeperNodes, DROMEDARY_POSTGRES_URL: flags.postgresUrl };
   const withServers = { ...env, ...Object.fromEntries(Object.entries(servers).filter(([, v]) => v !== undefined)) };
   return { requested: requested as ClusterKind, kind, memberId, timings, root, env: withServers };
 }
 
+/**
+ * The file backend's default folder: one per user on this machine, `<os temp>/dromedary-<uid>/cluster`.
+ * The lock name is the identity, as in one Kubernetes namespace: every process of this user that
+ * names lock1 coordinates on it, however its routes path was typed and wherever the app was copied
+ * (release-v1/ and release-v2/ during an upgrade). Not XDG_RUNTIME_DIR: only login sessions have it
+ * (cron, system services, sudo and docker exec do not), so two processes of one user could disagree.
+ */
+export function defaultClusterRoot(): string {
+  const uid = typeof process.getuid === 'function' ? String(process.getuid()) : userInfo().username;
+  return join(tmpdir(), `dromedary-${uid}`, 'cluster');
+}
+
 function duration(env: Readonly<Record<string, string | undefined>>, name: string): number | undefined {
   const text = env[name];
   if (text === undefined || text === '') return undefined;
+  if (/^\s*\d+(\.\d+)?\s*$/.test(text)) {
+    throw new ConfigurationError(`${name}="${text}" has no unit: write ${text.trim()}s for seconds (or ${text.trim()}ms, 1m)`);
+  }
   const ms = parseDuration(text);
   if (ms === undefined || ms <= 0) throw new ConfigurationError(`${name}="${text}" is not a duration: use e.g. 15s, 500ms or 1m`);
   return ms;

@@ -4,6 +4,7 @@ import type { ClusterService, ClusterView } from './cluster-service.ts';
 import { Elector, type ElectorOptions } from './election/elector.ts';
 import type { LockStore } from './election/lock-store.ts';
 import type { ElectionTimings } from './election/timings.ts';
+import { assertLockName } from './lock-name.ts';
 import { LockView } from './view.ts';
 
 export interface ElectorClusterServiceOptions {
@@ -52,6 +53,7 @@ export class ElectorClusterService extends ServiceSupport implements ClusterServ
   view(lock: string): ClusterView {
     let entry = this.#entries.get(lock);
     if (!entry) {
+      assertLockName(lock);
       const elector = new Elector({ lock, memberId: this.memberId, store: this.#store, timings: this.timings, logger: this.#logger, ...this.#electorOptions });
       let last: string | undefined;
       elector.on('change', ({ leader, isLocal }) => {

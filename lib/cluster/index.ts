@@ -1,4 +1,4 @@
-export type { ClusterService, ClusterView, ClusterMember, LeadershipEvent, MembershipEvent } from './cluster-service.ts';
+export type { ClusterService, ClusterView, ClusterMember, LeadershipEvent, LeadershipTerm, MembershipEvent } from './cluster-service.ts';
 export { resolveClusterConfig, createClusterService, inKubernetesPod, CLUSTER_KINDS, type ClusterConfig, type ClusterFlags, type ClusterKind } from './config.ts';
 export { ElectorClusterService, type ElectorClusterServiceOptions } from './elector-cluster-service.ts';
 export { Elector, type ElectorOptions, type ElectorChange, type Observation } from './election/elector.ts';
@@ -6,4 +6,4 @@ export { LockConflictError, LockStoreTimeoutError, microTime, type LockStore, ty
 export { DEFAULT_TIMINGS, validateTimings, type ElectionTimings } from './election/timings.ts';
 export { MemoryLockStore } from './memory/memory-store.ts';
 export { FileLockStore } from './file/file-lock-store.ts';
-export { singleton, type SingletonService, type SingletonHandle } from './singleton.ts';
+export { singleton, type SingletonService, type SingletonHandle, type SingletonTerm } from './singleton.ts';

@@ -29,8 +29,19 @@ export interface RouteCompiler {
   compileWithoutErrorHandler(steps: readonly StepDefinition[]): Promise<Processor>;
   /** A producer that lives as long as the route: started before its consumer, stopped after it drains. */
   producer(uri: string): Promise<Producer>;
-  /** Work to do when the route stops (clear timers, close caches). */
+  /** Work to do when the route stops (clear timers, close caches), after its work in flight has drained. */
   onStop(fn: () => void | Promise<void>): void;
+  /**
+   * Called once when a graceful stop begins for this route: its consumer no longer starts new work and
+   * what was in flight has finished, but the routes it calls (direct:) still serve. Start the work that
+   * must still be done before stopping (an aggregator's forced completions) and track() it.
+   */
+  onPrepareShutdown(fn: () => void): void;
+  /**
+   * Work a step started that outlives the exchange which started it (an aggregated group completed by
+   * its timeout): counted as in flight, so the route's graceful stop waits for it.
+   */
+  track(work: Promise<unknown>): void;
   /** Aborted when the route stops, so waits inside steps (delay, throttle) end early. */
   readonly signal: AbortSignal;
 }

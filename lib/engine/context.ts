@@ -9,6 +9,7 @@ import { RouteBuilder, type RouteDefinition } from '../dsl/route-definition.ts';
 import { Route } from './route.ts';
 import { ProducerTemplate } from './producer-template.ts';
 import { realScheduler, type Scheduler } from './scheduler.ts';
+import { formatDuration } from '../uri/duration.ts';
 import { ErrorHandlingScope, type ErrorHandlerDefinition, type ErrorMatcher, type OnCompletionOptions, type OnExceptionOptions } from '../dsl/error-handling.ts';
 import { declareErrorHandler, declareOnCompletion, declareOnException, type ClauseDefinition } from '../dsl/clause-definition.ts';
 
@@ -36,7 +37,7 @@ export interface ContextService {
 /**
  * Owns the components, the endpoints they make, the routes and their lifecycle. Start builds every
  * route before starting any, so a bad URI or expression anywhere fails startup as a whole. Stop
- * follows Camel's graceful shutdown: consumers first, then in-flight exchanges, then producers.
+ * follows Camel's graceful shutdown (see doStop): consumers first, then the work in flight, then producers.
  */
 export class Context extends ServiceSupport {
   readonly name: string;
@@ -229,17 +230,44 @@ export class Context extends ServiceSupport {
     }
   }
 
+  /**
+   * Camel's graceful shutdown. The consumers that start new work stop first, at once. Each of those
+   * routes then drains what it had in flight, runs its prepare-shutdown hooks (an aggregator's forced
+   * completions) and drains again, while the in-process routes it calls (direct:, which defer their
+   * shutdown) still serve; only then is its consumer told the route drained, so a master: route
+   * gives up its lock after its last exchange ended, never before. The deferred routes finish last,
+   * when nothing can call them any more. The exchanges in flight share one deadline, the shutdown
+   * timeout; the forced completions get one more (see #drainPrepared).
+   */
   protected async doStop(): Promise<void> {
     const routes = [...this.#routes].reverse();
-    for (const route of routes) await route.stopConsumer().catch((err) => this.#warn('stopping the consumer of', route, err));
-    const deadline = Date.now() + this.shutdownTimeout;
-    for (const route of routes) {
-      const left = await route.drain(Math.max(0, deadline - Date.now()));
-      if (left > 0) {
-        this.logger.warn(`Route ${route.id} still had ${left} exchange(s) in flight after the ${this.shutdownTimeout}ms shutdown timeout`, {
-          route: route.id,
-        });
-      }
+    const deadline = performance.now() + this.shutdownTimeout;
+    const left = () => Math.max(0, deadline - performance.now());
+    const starters = routes.filter((r) => !r.defersShutdown);
+    const deferred = routes.filter((r) => r.defersShutdown);
+    this.#announceDrain(routes);
+    for (const route of deferred) route.beginStop();
+    await Promise.all(starters.map((route) => route.stopConsumer().catch((err: unknown) => this.#warn('stopping the consumer of', route, err))));
+    const unfinished = new Map<Route, number>();
+    const finish = async (route: Route, inflight: number): Promise<void> => {
+      if (inflight > 0) unfinished.set(route, inflight);
+      await route.afterDrain(inflight === 0).catch((err: unknown) => this.#warn('releasing the consumer of', route, err));
+    };
+    await Promise.all(
+      starters.map(async (route) => {
+        const stuck = await route.drain(left());
+        route.prepareShutdown();
+        await finish(route, await this.#drainPrepared(route, stuck));
+      }),
+    );
+    // No route that starts work runs any more, so only the deferred routes can still call one another.
+    const stuck = await Promise.all(deferred.map((route) => route.drain(left())));
+    for (const route of deferred) route.prepareShutdown();
+    const deferredLeft = await Promise.all(deferred.map((route, i) => this.#drainPrepared(route, stuck[i]!)));
+    for (const route of deferred) await route.stopConsumer().catch((err: unknown) => this.#warn('stopping the consumer of', route, err));
+    for (const [i, route] of deferred.entries()) await finish(route, deferredLeft[i]!);
+    for (const [route, inflight] of unfinished) {
+      this.logger.warn(`Route ${route.id} still had ${inflight} exchange(s) in flight after the ${this.shutdownTimeout}ms shutdown timeout`, { route: route.id });
     }
     for (const route of routes) await route.stopProducers().catch((err) => this.#warn('stopping the producers of', route, err));
     for (const template of this.#templates) await template.stop();
@@ -249,6 +277,29 @@ export class Context extends ServiceSupport {
     this.#routes.length = 0;
     this.#endpoints.clear();
     this.logger.info(`${this.name} stopped`);
+  }
+
+  /**
+   * Waits for the work a route's prepare-shutdown hooks started (forced completions), and returns what
+   * is still in flight. That work holds data already taken from its source (acked messages), so it gets
+   * a shutdown timeout of its own even when the exchanges in flight used up the first; exchanges that
+   * did (`stuck`) are not waited for again.
+   */
+  async #drainPrepared(route: Route, stuck: number): Promise<number> {
+    if (stuck === 0) return route.drain(this.shutdownTimeout);
+    await route.drain(this.shutdownTimeout, { trackedOnly: true });
+    return route.inflight;
+  }
+
+  /** One line, so an operator sees why a stop takes time: how many exchanges, in which routes, for how long at most. */
+  #announceDrain(routes: readonly Route[]): void {
+    const busy = routes.filter((r) => r.inflight > 0);
+    if (busy.length === 0) return;
+    const total = busy.reduce((sum, r) => sum + r.inflight, 0);
+    this.logger.info(
+      `Shutting down: waiting up to ${formatDuration(this.shutdownTimeout)} for ${total} exchange(s) in flight (${busy.map((r) => `${r.id}: ${r.inflight}`).join(', ')})`,
+      { inflight: total, shutdownTimeout: this.shutdownTimeout, routes: Object.fromEntries(busy.map((r) => [r.id, r.inflight])) },
+    );
   }
 
   #warn(what: string, route: Route, err: unknown): void {

@@ -1,3 +1,4 @@
+import { LeadershipLostError } from '../errors.ts';
 import type { Exchange } from '../exchange/exchange.ts';
 import type { Logger } from '../logging/logger.ts';
 import { maskSecrets } from '../uri/mask.ts';
@@ -11,6 +12,15 @@ import { deliveryAttempts } from './error-handling.ts';
 export function logFailure(logger: Logger, routeId: string, exchange: Exchange): void {
   const error = exchange.exception;
   if (!error) return;
+  if (error instanceof LeadershipLostError) {
+    // Expected after a pause or a partition, not a fault of the route; its consumer still settles it as failed.
+    logger.warn(maskSecrets(`Exchange ${exchange.id} on route ${routeId} from ${exchange.fromEndpoint ?? '(unknown endpoint)'} stopped: ${error.message}`), {
+      route: routeId,
+      exchangeId: exchange.id,
+      endpoint: exchange.fromEndpoint,
+    });
+    return;
+  }
   logger.error(
     maskSecrets(
       `Failed delivery for (ExchangeId: ${exchange.id}) on route ${routeId} from ${exchange.fromEndpoint ?? '(unknown endpoint)'}. ` +

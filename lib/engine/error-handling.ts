@@ -1,4 +1,4 @@
-import { DromedaryError } from '../errors.ts';
+import { DromedaryError, LeadershipLostError } from '../errors.ts';
 import { ExchangeProperty, type Exchange } from '../exchange/exchange.ts';
 import type { Message } from '../exchange/message.ts';
 import type { Logger } from '../logging/logger.ts';
@@ -14,7 +14,7 @@ import {
   type RedeliveryPolicy,
 } from '../dsl/error-handling.ts';
 import type { Test } from '../dsl/expression.ts';
-import { guard, toError } from './pipeline.ts';
+import { guard, termEnded, toError } from './pipeline.ts';
 import { abortableWait, type Scheduler } from './scheduler.ts';
 
 /** Headers the error handler sets, after Camel's. */
@@ -204,12 +204,16 @@ export class RouteErrorHandler {
   /** `step` is guarded: it records its failure on the exchange and never throws. */
   async #failed(exchange: Exchange, step: Processor, label: string): Promise<void> {
     let error = exchange.exception!;
-    if (isExhausted(error)) return;
+    // Losing leadership is final: a redelivery, an onException clause or a dead-letter channel
+    // would do the term's work on a member that no longer leads, and a handled exchange would be
+    // acked instead of left for the new leader.
+    if (isExhausted(error) || error instanceof LeadershipLostError) return;
     let clause = await this.#match(error, exchange);
     let policy = clause?.policy ?? this.#init.policy;
     let attempt = 0;
     let nominal = 0;
     while (await this.#shouldRedeliver(policy, attempt, error, exchange)) {
+      if (this.#fenced(exchange, 'was not redelivered', error)) return;
       nominal = nextRedeliveryDelay(policy, nominal);
       const wait = applyJitter(nominal, policy.jitter, this.#random);
       const abortedBy = await abortableWait(this.#init.scheduler, wait, [this.#init.stopping, exchange.signal]);
@@ -221,6 +225,7 @@ export class RouteErrorHandler {
         this.#init.logger.warn(maskSecrets(aborted.message), { route: this.#init.routeId, exchangeId: exchange.id });
         return;
       }
+      if (this.#fenced(exchange, 'was not redelivered', error)) return;
       attempt += 1;
       exchange.exception = undefined;
       exchange.message.headers.set(ErrorHeader.Redelivered, true);
@@ -238,7 +243,16 @@ export class RouteErrorHandler {
       clause = await this.#match(error, exchange);
       policy = clause?.policy ?? this.#init.policy;
     }
+    if (this.#fenced(exchange, 'was not handed to the error handler', error)) return;
     await this.#exhausted(exchange, error, clause);
+  }
+
+  /** A redelivery or the handling of a failure is a step too: not once the exchange's leadership term has ended. */
+  #fenced(exchange: Exchange, what: string, error: Error): boolean {
+    if (exchange.term === undefined) return false;
+    const fenced = termEnded(exchange, what, error);
+    if (fenced) exchange.exception = fenced;
+    return fenced !== undefined;
   }
 
   async #shouldRedeliver(policy: RedeliveryPolicy, attempt: number, error: Error, exchange: Exchange): Promise<boolean> {

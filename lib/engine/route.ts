@@ -15,7 +15,8 @@ export type RouteStatus = 'built' | 'started' | 'stopping' | 'stopped';
 
 /**
  * A route at run time: its consumer, its compiled steps and the producers they use. It counts
- * exchanges in flight so that shutdown can stop the consumer first and then wait for them.
+ * exchanges in flight, and work its steps started that outlives them, so that shutdown can stop
+ * the consumer first and then wait for them.
  */
 export class Route {
   readonly id: string;
@@ -26,12 +27,17 @@ export class Route {
   #processor: Processor;
   readonly #producers: Producer[];
   readonly #stopHooks: Array<() => void | Promise<void>>;
+  readonly #prepareHooks: Array<() => void>;
+  #prepared = false;
   readonly #abort: AbortController;
   /** Aborted as the consumer stops, so that redelivery waits do not hold up shutdown. */
   readonly #stopping: AbortController;
   readonly #needsOriginalMessage: boolean;
   #inflight = 0;
-  #idleWaiters: Array<() => void> = [];
+  /** Tracked work of the steps (compiler.track) still running. */
+  #pending = 0;
+  /** Drains waiting: each resolves once its own count (all work, or tracked work only) reaches zero. */
+  #idleWaiters: Array<{ count: () => number; wake: () => void }> = [];
   #status: RouteStatus = 'built';
   #exchangesTotal = 0;
   #exchangesFailed = 0;
@@ -44,6 +50,7 @@ export class Route {
     processor: Processor;
     producers: Producer[];
     stopHooks: Array<() => void | Promise<void>>;
+    prepareHooks: Array<() => void>;
     abort: AbortController;
     stopping: AbortController;
     needsOriginalMessage: boolean;
@@ -55,6 +62,7 @@ export class Route {
     this.#processor = init.processor;
     this.#producers = init.producers;
     this.#stopHooks = init.stopHooks;
+    this.#prepareHooks = init.prepareHooks;
     this.#abort = init.abort;
     this.#stopping = init.stopping;
     this.#needsOriginalMessage = init.needsOriginalMessage;
@@ -65,6 +73,10 @@ export class Route {
     const logger = context.logger.child({ route: id });
     const producers: Producer[] = [];
     const stopHooks: Array<() => void | Promise<void>> = [];
+    const prepareHooks: Array<() => void> = [];
+    // The route does not exist yet while its steps compile; tracked work reaches it through this.
+    let route: Route | undefined;
+    const early: Promise<unknown>[] = [];
     const abort = new AbortController();
     const stopping = new AbortController();
     const where = definition.source ? ` (${definition.source})` : '';
@@ -106,6 +118,13 @@ export class Route {
         onStop(fn) {
           stopHooks.push(fn);
         },
+        onPrepareShutdown(fn) {
+          prepareHooks.push(fn);
+        },
+        track(work) {
+          if (route) route.#track(work);
+          else early.push(work);
+        },
       };
       return compiler;
     };
@@ -132,15 +151,35 @@ export class Route {
       }
     }
     const processor = withCompletions(await compiler.compile(definition.steps), completions, logger, id);
-    return new Route({ id, definition, logger, endpoint, processor, producers, stopHooks, abort, stopping, needsOriginalMessage: errorHandler?.needsOriginalMessage ?? false });
+    route = new Route({
+      id,
+      definition,
+      logger,
+      endpoint,
+      processor,
+      producers,
+      stopHooks,
+      prepareHooks,
+      abort,
+      stopping,
+      needsOriginalMessage: errorHandler?.needsOriginalMessage ?? false,
+    });
+    for (const work of early) route.#track(work);
+    return route;
   }
 
   get status(): RouteStatus {
     return this.#status;
   }
 
+  /** Exchanges in flight, plus work the steps started that outlives its exchange. */
   get inflight(): number {
-    return this.#inflight;
+    return this.#inflight + this.#pending;
+  }
+
+  /** Whether other routes call this one in-process (direct:), so a graceful stop stops it last. */
+  get defersShutdown(): boolean {
+    return this.#consumer?.defersShutdown === true;
   }
 
   get stats(): { total: number; failed: number; inflight: number } {
@@ -183,11 +222,24 @@ export class Route {
       if (origin) logFailure(this.logger, this.id, exchange);
     }
     this.#inflight -= 1;
-    if (this.#inflight === 0 && this.#idleWaiters.length > 0) {
-      const waiters = this.#idleWaiters;
-      this.#idleWaiters = [];
-      for (const w of waiters) w();
-    }
+    this.#wakeIfIdle();
+  }
+
+  #track(work: Promise<unknown>): void {
+    this.#pending += 1;
+    const settled = () => {
+      this.#pending -= 1;
+      this.#wakeIfIdle();
+    };
+    work.then(settled, settled);
+  }
+
+  #wakeIfIdle(): void {
+    if (this.#idleWaiters.length === 0) return;
+    const idle = this.#idleWaiters.filter((w) => w.count() === 0);
+    if (idle.length === 0) return;
+    this.#idleWaiters = this.#idleWaiters.filter((w) => !idle.includes(w));
+    for (const w of idle) w.wake();
   }
 
   async start(): Promise<void> {
@@ -198,27 +250,64 @@ export class Route {
     this.logger.info(`Started route ${this.id} (${this.endpoint.maskedUri})`, { endpoint: this.endpoint.maskedUri });
   }
 
-  /** Stops taking new exchanges. */
-  async stopConsumer(): Promise<void> {
+  /**
+   * The stop has begun: redelivery waits end now, so they do not hold it up. A route that defers its
+   * shutdown (direct:) still takes exchanges from other routes until stopConsumer().
+   */
+  beginStop(): void {
     this.#status = 'stopping';
     this.#stopping.abort();
+  }
+
+  /** Stops taking new exchanges. */
+  async stopConsumer(): Promise<void> {
+    this.beginStop();
     await this.#consumer?.stop();
   }
 
-  /** Resolves when no exchange is in flight, or with the number still in flight when the timeout passes. */
-  drain(timeoutMs: number): Promise<number> {
-    if (this.#inflight === 0) return Promise.resolve(0);
+  /**
+   * Starts the work that must be done before the route stops (its steps' onPrepareShutdown hooks:
+   * an aggregator's forced completions), once. Call it after the drain of what was in flight, while
+   * the routes it calls still serve; then drain again.
+   */
+  prepareShutdown(): void {
+    if (this.#prepared) return;
+    this.#prepared = true;
+    for (const hook of this.#prepareHooks) {
+      try {
+        hook();
+      } catch (err) {
+        this.logger.error(`Preparing route ${this.id} for shutdown failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+
+  /**
+   * Resolves when nothing is in flight (exchanges and tracked work; with `trackedOnly`, tracked work
+   * only), or with the number still in flight when the timeout passes.
+   */
+  drain(timeoutMs: number, options: { trackedOnly?: boolean } = {}): Promise<number> {
+    const count = options.trackedOnly ? () => this.#pending : () => this.inflight;
+    if (count() === 0) return Promise.resolve(0);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        this.#idleWaiters = this.#idleWaiters.filter((w) => w !== onIdle);
-        resolve(this.#inflight);
+        this.#idleWaiters = this.#idleWaiters.filter((w) => w !== waiter);
+        resolve(count());
       }, timeoutMs);
-      const onIdle = () => {
-        clearTimeout(timer);
-        resolve(0);
+      const waiter = {
+        count,
+        wake: () => {
+          clearTimeout(timer);
+          resolve(0);
+        },
       };
-      this.#idleWaiters.push(onIdle);
+      this.#idleWaiters.push(waiter);
     });
+  }
+
+  /** Tells the consumer the route's work has drained (or not, when the shutdown timeout passed first). */
+  async afterDrain(drained: boolean): Promise<void> {
+    await this.#consumer?.afterDrain?.(drained);
   }
 
   /** Ends waits inside steps, stops the producers and runs the steps' stop hooks. */

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { LeadershipTerm } from '../cluster/cluster-service.ts';
 import { Message } from './message.ts';
 
 export type ExchangePattern = 'InOnly' | 'InOut';
@@ -56,6 +57,13 @@ export class Exchange {
    * waits end at once. Set by consumers that can lose the right to process; copies share it.
    */
   signal: AbortSignal | undefined;
+  /**
+   * The leadership term this exchange runs for, set by a master: consumer. The engine checks it
+   * before each step and fails the exchange with a LeadershipLostError once the term has ended, so
+   * a member that no longer leads stops mid-route. Copies (split, multicast, wireTap, onCompletion)
+   * share it: their work is the term's work too. Undefined outside master routes.
+   */
+  term: LeadershipTerm | undefined;
   /** The message as it entered the first route, kept only when an error handler uses useOriginalMessage. */
   originalMessage: Message | undefined;
 
@@ -70,6 +78,7 @@ export class Exchange {
     this.fromEndpoint = init.fromEndpoint;
     this.stopped = false;
     this.signal = undefined;
+    this.term = undefined;
     this.originalMessage = undefined;
   }
 
@@ -104,6 +113,7 @@ export class Exchange {
     copy.message = this.message.copy();
     for (const [k, v] of this.properties) copy.properties.set(k, v);
     copy.signal = this.signal;
+    copy.term = this.term;
     copy.originalMessage = this.originalMessage;
     return copy;
   }

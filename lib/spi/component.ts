@@ -32,6 +32,18 @@ export interface Endpoint {
  */
 export interface Consumer extends Service {
   readonly endpoint: Endpoint;
+  /**
+   * True for a consumer that other routes call in-process (direct:) rather than one that starts work
+   * of its own. A graceful stop keeps it serving until the work in flight everywhere has finished,
+   * and stops it last (Camel's ShutdownRoute.Defer).
+   */
+  readonly defersShutdown?: boolean;
+  /**
+   * Called once after a graceful stop(), when the route's work has finished (`drained`), or when the
+   * shutdown timeout passed first (`drained` false: exchanges of this consumer may still be running).
+   * A consumer that holds something on its exchanges' behalf (a master: route's lock) lets go here.
+   */
+  afterDrain?(drained: boolean): Promise<void>;
 }
 
 export interface Producer extends Service {

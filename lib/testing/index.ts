@@ -1,9 +1,9 @@
 /**
  * Test aids for dromedary users (`dromedary/testing`).
  *
- * The Kubernetes API test server serves Leases, ConfigMaps and Pods over plain HTTP on 127.0.0.1,
- * faithfully enough for @kubernetes/client-node and kubectl, so singleton routes can be tested
- * without a cluster:
+ * The Kubernetes API test server serves Leases, ConfigMaps, Pods, ServiceAccounts, Roles and
+ * RoleBindings on 127.0.0.1 (plain HTTP, or HTTPS with `tls: true`), faithfully enough for
+ * @kubernetes/client-node and kubectl, so singleton routes can be tested without a cluster:
  *
  * ```ts
  * import { startKubeApiServer } from 'dromedary/testing';

@@ -56,6 +56,18 @@ describe('dromedary run --properties', function () {
     expect(undefinedKey.output).to.contain('the property "timer.name" of the placeholder {{timer.name}} is not defined');
   });
 
+  // Issue 17: the hints were printed masked (`key=xxxxxx`): masking must not touch the product's own text.
+  it('prints its hints as written, while a secret value in the same file stays masked', async () => {
+    await writeFile(join(dir, 'app.properties'), 'api.token=Sup3rS3cretV4lue\njust-a-key\n');
+    const malformed = run(['run', '--properties', 'app.properties']);
+    expect((await malformed.exited).code).to.equal(1);
+    expect(malformed.output).to.contain('--properties: line 2 of app.properties is not key=value (comments start with #)');
+    expect(malformed.output).not.to.contain('Sup3rS3cretV4lue');
+    const unreadable = run(['run', '--properties', 'missing.properties']);
+    expect((await unreadable.exited).code).to.equal(1);
+    expect(unreadable.output).to.contain('give a file of key=value lines');
+  });
+
   it('parses key=value and key: value lines, skips comments, and names a malformed line', () => {
     expect(parseProperties('a=1\n  b : two words \n#c=3\n!d=4\ne=x=y\r\n')).to.deep.equal({ a: '1', b: 'two words', e: 'x=y' });
     expect(() => parseProperties('a=1\njust-a-key\n', 'app.properties')).to.throw(DromedaryError, 'line 2 of app.properties is not key=value');

@@ -13,7 +13,7 @@ const MARGIN = 1000;
 
 describe('etcd cluster configuration', () => {
   it('needs its servers, and names the variable and flag when they are missing', () => {
-    const config = resolveClusterConfig({ env: { DROMEDARY_CLUSTER: 'etcd' }, appKey: 'routes' });
+    const config = resolveClusterConfig({ env: { DROMEDARY_CLUSTER: 'etcd' } });
     expect(config.kind).to.equal('etcd');
     expect(() => parseEtcdEndpoints(config.env.DROMEDARY_ETCD_ENDPOINTS)).to.throw(ConfigurationError, /DROMEDARY_ETCD_ENDPOINTS \(or --etcd-endpoints\)/);
   });
@@ -22,7 +22,6 @@ describe('etcd cluster configuration', () => {
     const config = resolveClusterConfig({
       flags: { cluster: 'etcd', etcdEndpoints: 'http://user:s3cret@127.0.0.1:2379, http://127.0.0.1:2479' },
       env: { DROMEDARY_ETCD_ENDPOINTS: 'http://elsewhere:2379' },
-      appKey: 'routes',
     });
     expect(parseEtcdEndpoints(config.env.DROMEDARY_ETCD_ENDPOINTS)).to.deep.equal({
       hosts: ['http://127.0.0.1:2379', 'http://127.0.0.1:2479'],
@@ -54,7 +53,6 @@ describe('etcd cluster service on a real etcd', function () {
     const { logger, messages } = captureLogger();
     const config = resolveClusterConfig({
       env: { DROMEDARY_CLUSTER: 'etcd', DROMEDARY_MEMBER_ID: id, DROMEDARY_ETCD_ENDPOINTS: etcd.endpoint, DROMEDARY_ETCD_PREFIX: prefix, ...TIMINGS },
-      appKey: 'routes',
     });
     const service = await createClusterService(config, logger);
     services.push(service);

@@ -16,10 +16,10 @@ const MARGIN = 1000;
 
 describe('postgres cluster configuration', () => {
   it('needs its database, and names the variable and flag when it is missing', async () => {
-    const config = resolveClusterConfig({ env: { DROMEDARY_CLUSTER: 'postgres' }, appKey: 'routes' });
+    const config = resolveClusterConfig({ env: { DROMEDARY_CLUSTER: 'postgres' } });
     expect(config.kind).to.equal('postgres');
     expect(() => parsePostgresUrl(config.env.DROMEDARY_POSTGRES_URL)).to.throw(ConfigurationError, /DROMEDARY_POSTGRES_URL \(or --postgres-url\)/);
-    const flagged = resolveClusterConfig({ flags: { cluster: 'postgres', postgresUrl: 'postgres://u:p@h/db' }, env: { DROMEDARY_POSTGRES_URL: 'postgres://other/db' }, appKey: 'routes' });
+    const flagged = resolveClusterConfig({ flags: { cluster: 'postgres', postgresUrl: 'postgres://u:p@h/db' }, env: { DROMEDARY_POSTGRES_URL: 'postgres://other/db' } });
     expect(flagged.env.DROMEDARY_POSTGRES_URL).to.equal('postgres://u:p@h/db');
   });
 
@@ -28,7 +28,7 @@ describe('postgres cluster configuration', () => {
       .to.throw(ConfigurationError, /use postgres:\/\/user:password@host:5432\/database/)
       .that.satisfies((e: Error) => !e.message.includes('s3cret'));
     const { logger } = captureLogger();
-    const config = resolveClusterConfig({ env: { DROMEDARY_CLUSTER: 'postgres', DROMEDARY_POSTGRES_URL: 'postgres://h/db', DROMEDARY_POSTGRES_TABLE: 'leases; drop table x' }, appKey: 'r' });
+    const config = resolveClusterConfig({ env: { DROMEDARY_CLUSTER: 'postgres', DROMEDARY_POSTGRES_URL: 'postgres://h/db', DROMEDARY_POSTGRES_TABLE: 'leases; drop table x' } });
     let error: unknown;
     await createClusterService(config, logger).catch((err: unknown) => (error = err));
     expect(error).to.be.instanceOf(ConfigurationError);
@@ -61,7 +61,7 @@ describe('postgres cluster service on a real PostgreSQL', function () {
     const proxy = await TcpProxy.start(pg.port);
     proxies.push(proxy);
     const url = `postgres://postgres:pw-not-needed@127.0.0.1:${proxy.port}/postgres`;
-    const config = resolveClusterConfig({ env: { DROMEDARY_CLUSTER: 'postgres', DROMEDARY_MEMBER_ID: id, DROMEDARY_POSTGRES_URL: url, DROMEDARY_POSTGRES_TABLE: table, ...TIMINGS }, appKey: 'r' });
+    const config = resolveClusterConfig({ env: { DROMEDARY_CLUSTER: 'postgres', DROMEDARY_MEMBER_ID: id, DROMEDARY_POSTGRES_URL: url, DROMEDARY_POSTGRES_TABLE: table, ...TIMINGS } });
     const service = await createClusterService(config, logger);
     services.push(service);
     await service.start();

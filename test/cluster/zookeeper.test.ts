@@ -16,10 +16,10 @@ const MARGIN = 1000;
 
 describe('zookeeper cluster configuration', () => {
   it('needs its servers, takes the flag over the environment, and an optional chroot', () => {
-    const config = resolveClusterConfig({ env: { DROMEDARY_CLUSTER: 'zookeeper' }, appKey: 'routes' });
+    const config = resolveClusterConfig({ env: { DROMEDARY_CLUSTER: 'zookeeper' } });
     expect(config.kind).to.equal('zookeeper');
     expect(() => parseZooKeeperNodes(config.env.DROMEDARY_ZOOKEEPER_NODES)).to.throw(ConfigurationError, /DROMEDARY_ZOOKEEPER_NODES \(or --zookeeper-nodes\)/);
-    const flagged = resolveClusterConfig({ flags: { cluster: 'zookeeper', zookeeperNodes: 'a:2181,b:2182/apps/orders' }, env: { DROMEDARY_ZOOKEEPER_NODES: 'c:2181' }, appKey: 'r' });
+    const flagged = resolveClusterConfig({ flags: { cluster: 'zookeeper', zookeeperNodes: 'a:2181,b:2182/apps/orders' }, env: { DROMEDARY_ZOOKEEPER_NODES: 'c:2181' } });
     expect(parseZooKeeperNodes(flagged.env.DROMEDARY_ZOOKEEPER_NODES)).to.deep.equal({ servers: 'a:2181,b:2182', chroot: '/apps/orders' });
     expect(() => parseZooKeeperNodes('zk.example.com')).to.throw(ConfigurationError, /"zk.example.com" is not host:port/);
     expect(() => parseZooKeeperNodes('a:2181/bad path')).to.throw(ConfigurationError, /chroot "\/bad path" is not a path/);
@@ -50,7 +50,7 @@ describe('zookeeper cluster service on a real ZooKeeper', function () {
     const { logger, messages } = captureLogger();
     const proxy = await TcpProxy.start(zk.port);
     proxies.push(proxy);
-    const config = resolveClusterConfig({ env: { DROMEDARY_CLUSTER: 'zookeeper', DROMEDARY_MEMBER_ID: id, DROMEDARY_ZOOKEEPER_NODES: `127.0.0.1:${proxy.port}${chroot}`, ...TIMINGS }, appKey: 'r' });
+    const config = resolveClusterConfig({ env: { DROMEDARY_CLUSTER: 'zookeeper', DROMEDARY_MEMBER_ID: id, DROMEDARY_ZOOKEEPER_NODES: `127.0.0.1:${proxy.port}${chroot}`, ...TIMINGS } });
     const service = await createClusterService(config, logger);
     services.push(service);
     await service.start();

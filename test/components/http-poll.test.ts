@@ -81,6 +81,16 @@ describe('http-poll component', function () {
       }
     });
 
+    // Issue 12.5: a RAW(...) value holding &, # or a space was masked only up to that character.
+    it('masks a RAW(...) secret whole in every poll warning', async () => {
+      const s = await server((_req, res) => json(res, 503, { busy: true }));
+      const { all } = await start((r) => r.from(`http-poll:${s.url}/x?password=RAW(Sekr&TailOne#TailTwo TailThree)&${FAST}`).log('x'));
+      await waitFor(() => s.requests.length >= 2);
+      const text = all();
+      expect(text).to.contain(`${s.url}/x?password=xxxxxx`);
+      for (const piece of ['Sekr', 'TailOne', 'TailTwo', 'TailThree']) expect(text).not.to.contain(piece);
+    });
+
     it('warns when a server parameter has the name of a component option', async () => {
       const s = await server((_req, res) => json(res, 200, []));
       const { messages } = await start((r) => r.from(`http-poll:${s.url}/x?delay=5&${FAST}`).log('x'));

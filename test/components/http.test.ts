@@ -84,6 +84,59 @@ describe('http/https producer', function () {
     expect(tolerated.body).to.deep.equal({ error: 'no such order' });
   });
 
+  describe('secret headers on redirects (issue 12.5)', () => {
+    let other: TestServer;
+    beforeEach(async () => {
+      other = await startHttpServer((_req, res) => json(res, 200, { landed: true }));
+      process.env.DROMEDARY_TEST_REDIRECT_SECRET = 'env-s3cret-value';
+    });
+    afterEach(async () => {
+      delete process.env.DROMEDARY_TEST_REDIRECT_SECRET;
+      await other.close();
+    });
+
+    const secretHeaders = { Authorization: 'Bearer a1', 'Proxy-Authorization': 'Basic b2', Cookie: 'sid=c3', 'X-Auth-Token': 'd4', 'X-Api-Key': 'e5', 'X-Session-Id': 'f6' };
+    const uri = (target: string) =>
+      `${s.url}/to?target=${encodeURIComponent(target)}&dromedary.followRedirects=true` +
+      '&dromedary.headerEnv.X-Custom-Credential=DROMEDARY_TEST_REDIRECT_SECRET&dromedary.headerEnv.X-Plain-Name=DROMEDARY_TEST_REDIRECT_SECRET' +
+      '&dromedary.header.Accept=application/json';
+
+    beforeEach(() => {
+      s.handler = (req, res) => {
+        const url = new URL(req.url!, 'http://x');
+        if (url.pathname === '/to') res.writeHead(302, { location: url.searchParams.get('target')! }).end();
+        else json(res, 200, { landed: true });
+      };
+    });
+
+    it('drops every secret header when a redirect leaves the origin, and keeps the others', async () => {
+      const ex = await template().send(uri(`${other.url}/landing`), undefined, { ...secretHeaders, 'X-Tenant': 'acme' });
+      expect(ex.exception).to.equal(undefined);
+      expect(ex.body).to.deep.equal({ landed: true });
+      expect(s.requests[0]!.headers).to.include({ authorization: 'Bearer a1', 'x-auth-token': 'd4', 'x-plain-name': 'env-s3cret-value', 'x-custom-credential': 'env-s3cret-value' });
+      const landed = other.requests[0]!.headers;
+      for (const name of [...Object.keys(secretHeaders), 'X-Custom-Credential', 'X-Plain-Name']) expect(landed, name).not.to.have.property(name.toLowerCase());
+      expect(landed).to.include({ 'x-tenant': 'acme', accept: 'application/json' });
+    });
+
+    it('keeps them on a redirect within the origin', async () => {
+      await template().send(uri('/landing'), undefined, { ...secretHeaders });
+      expect(s.requests[1]!.url).to.equal('/landing');
+      expect(s.requests[1]!.headers).to.include({ authorization: 'Bearer a1', cookie: 'sid=c3', 'x-auth-token': 'd4', 'x-plain-name': 'env-s3cret-value' });
+    });
+
+    it('does not give them back when a later redirect returns to the origin', async () => {
+      other.handler = (_req, res) => {
+        res.writeHead(302, { location: `${s.url}/landing` }).end();
+      };
+      await template().send(uri(`${other.url}/bounce`), undefined, { ...secretHeaders });
+      const back = s.requests.find((r) => r.url === '/landing')!;
+      expect(back.headers).not.to.have.property('x-auth-token');
+      expect(back.headers).not.to.have.property('x-plain-name');
+      expect(back.headers).not.to.have.property('authorization');
+    });
+  });
+
   it('times out a request that gets no answer, aborting it', async () => {
     const ex = await template().send(`${s.url}/hang?dromedary.requestTimeout=150ms`);
     expect(ex.exception).to.be.instanceOf(HttpRequestError);

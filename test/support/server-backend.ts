@@ -60,6 +60,26 @@ export class ServerBackend {
     this.#proxies.get(name)!.heal();
   }
 
+  /**
+   * Requests the server has received so far (etcd: gRPC messages; PostgreSQL: transactions, one per
+   * statement here; ZooKeeper: packets), for tests of what an idle member costs.
+   */
+  async requests(): Promise<number> {
+    const server = this.server;
+    if (server instanceof EtcdServer) {
+      const text = await (await fetch(`${server.endpoint}/metrics`)).text();
+      return text
+        .split('\n')
+        .filter((l) => l.startsWith('grpc_server_msg_received_total'))
+        .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    }
+    if (server instanceof PostgresServer) {
+      const [row] = await server.sql(`SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = 'postgres'`);
+      return Number(row!.n);
+    }
+    return server.packetsReceived();
+  }
+
   restart(): Promise<void> {
     return this.server.restart();
   }

@@ -78,6 +78,18 @@ export class ZooKeeperServer {
     });
   }
 
+  /** Packets the server has received (its `srvr` command). */
+  packetsReceived(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(this.port, '127.0.0.1');
+      let reply = '';
+      socket.on('connect', () => socket.write('srvr'));
+      socket.on('data', (d) => (reply += d.toString()));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(Number(/Received: (\d+)/.exec(reply)?.[1] ?? NaN)));
+    });
+  }
+
   async restart(): Promise<void> {
     await this.#proc?.stop();
     await this.#start();

@@ -238,3 +238,111 @@ describe('kube-api test server: fault injection per client', () => {
     expect(server.requestCount()).to.equal(0);
   });
 });
+
+describe('kube-api test server over TLS', () => {
+  let server: KubeApiServer;
+
+  beforeEach(async () => {
+    server = await startKubeApiServer({ namespace: NS, tls: true, tokens: { a: {}, b: {} } });
+  });
+  afterEach(async () => {
+    await server.close();
+  });
+
+  it('serves https, verified against the certificate the kubeconfig carries', async () => {
+    expect(server.url).to.match(/^https:\/\/127\.0\.0\.1:\d+$/);
+    expect(server.kubeconfig()).to.contain('certificate-authority-data:').and.not.to.contain('insecure-skip-tls-verify');
+    await clients(server, 'a').coord.createNamespacedLease({ namespace: NS, body: lease('tls') });
+    expect(server.requests({ token: 'a', verb: 'create' })).to.have.length(1);
+  });
+
+  it('finds a client\'s connections by token on TLS sockets: disconnect() ends its watch only', async () => {
+    const a = await startWatch(clients(server, 'a').kc, LEASES);
+    const b = await startWatch(clients(server, 'b').kc, LEASES);
+    await clients(server, 'a').coord.createNamespacedLease({ namespace: NS, body: lease('x') });
+    await waitFor(() => a.events.length === 1 && b.events.length === 1, { message: 'both watches to see the lease' });
+    server.faults('a').disconnect();
+    await waitFor(() => a.ended, { message: 'the watch of client a to end' });
+    expect(b.ended).to.equal(false);
+    server.faults('b').drop(1);
+    await networkError(clients(server, 'b').coord.listNamespacedLease({ namespace: NS }));
+    expect((await clients(server, 'a').coord.listNamespacedLease({ namespace: NS })).items).to.have.length(1);
+  });
+
+  it('keeps its certificate across restart()', async () => {
+    const { coord } = clients(server, 'a');
+    await server.restart();
+    expect((await coord.listNamespacedLease({ namespace: NS })).items).to.deep.equal([]);
+  });
+});
+
+describe('kube-api test server: authorization by stored Roles and RoleBindings', () => {
+  let server: KubeApiServer;
+  const rbac = '/apis/rbac.authorization.k8s.io/v1/namespaces';
+
+  beforeEach(async () => {
+    server = await startKubeApiServer({
+      namespace: NS,
+      tokens: {
+        admin: {},
+        sa: { user: 'runner', rules: 'roles' },
+        bob: { user: 'oidc:bob', rules: 'roles' },
+      },
+    });
+  });
+  afterEach(async () => {
+    await server.close();
+  });
+
+  async function post(path: string, body: unknown): Promise<number> {
+    const res = await fetch(server.url + path, { method: 'POST', headers: { authorization: 'Bearer admin', 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    await res.text();
+    return res.status;
+  }
+  const role = (name: string, namespace: string, rules: unknown[]) => post(`${rbac}/${namespace}/roles`, { metadata: { name }, rules });
+  const binding = (name: string, namespace: string, role: string, subjects: unknown[], kind = 'Role') =>
+    post(`${rbac}/${namespace}/rolebindings`, { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind, name: role }, subjects });
+  const canList = async (token: string, namespace = NS) => {
+    try {
+      await clients(server, token).coord.listNamespacedLease({ namespace });
+      return true;
+    } catch (err) {
+      if (err instanceof k8s.ApiException && err.code === 403) return false;
+      throw err;
+    }
+  };
+
+  it('grants a service account, a user and a group what their bound Roles allow, in that namespace only', async () => {
+    expect(await role('lister', NS, [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['list'] }])).to.equal(201);
+    expect(await role('lister', 'other', [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['list'] }])).to.equal(201);
+    expect(await canList('sa')).to.equal(false);
+    expect(await binding('sa', NS, 'lister', [{ kind: 'ServiceAccount', name: 'runner' }])).to.equal(201);
+    expect(await canList('sa')).to.equal(true);
+    expect(await canList('sa', 'other')).to.equal(false);
+    expect(await canList('bob')).to.equal(false);
+    expect(await binding('group', 'other', 'lister', [{ kind: 'Group', name: 'system:authenticated' }])).to.equal(201);
+    expect(await canList('bob', 'other')).to.equal(true);
+    expect(await binding('user', NS, 'lister', [{ kind: 'User', name: 'oidc:bob' }])).to.equal(201);
+    expect(await canList('bob')).to.equal(true);
+  });
+
+  it('grants nothing through a ClusterRole (not held) or a service account of another namespace', async () => {
+    expect(await role('lister', NS, [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['list'] }])).to.equal(201);
+    expect(await binding('cluster', NS, 'lister', [{ kind: 'ServiceAccount', name: 'runner' }], 'ClusterRole')).to.equal(201);
+    expect(await binding('elsewhere', NS, 'lister', [{ kind: 'ServiceAccount', name: 'runner', namespace: 'other' }])).to.equal(201);
+    expect(await canList('sa')).to.equal(false);
+  });
+
+  it('validates Roles and RoleBindings as the apiserver does, and keeps roleRef fixed', async () => {
+    expect(await role('bad', NS, [{ apiGroups: [''], resources: ['pods'] }])).to.equal(422);
+    expect(await binding('b', NS, 'r', [{ kind: 'Robot', name: 'x' }])).to.equal(422);
+    expect(await binding('b', NS, 'r', [{ kind: 'User', name: 'x' }])).to.equal(201);
+    const res = await fetch(`${server.url}${rbac}/${NS}/rolebindings/b`, {
+      method: 'PATCH',
+      headers: { authorization: 'Bearer admin', 'content-type': 'application/merge-patch+json' },
+      body: JSON.stringify({ roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'other' } }),
+    });
+    expect(res.status).to.equal(422);
+    expect(((await res.json()) as { message: string }).message).to.contain('roleRef: Invalid value').and.to.contain('cannot change roleRef');
+  });
+});

@@ -64,10 +64,10 @@ describe('kube-api test server on the wire (raw HTTP)', () => {
 
   it('rejects an unknown patch type with 415 and the exact message', async () => {
     await call('POST', L, { metadata: { name: 'p' }, spec: {} });
-    const r = await call('PATCH', `${L}/p`, '{}', { 'content-type': 'application/apply-patch+yaml' });
+    const r = await call('PATCH', `${L}/p`, '{}', { 'content-type': 'application/apply-patch+cbor' });
     expect(r.status).to.equal(415);
     expect(r.json.message).to.equal(
-      'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json',
+      'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml',
     );
   });
 

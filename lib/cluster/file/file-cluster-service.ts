@@ -1,19 +1,42 @@
-import { mkdir, access, constants } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { link, open, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ConfigurationError } from '../../errors.ts';
 import type { Logger } from '../../logging/logger.ts';
 import type { ClusterConfig } from '../config.ts';
 import { ElectorClusterService } from '../elector-cluster-service.ts';
 import { FileLockStore } from './file-lock-store.ts';
+import { preparePrivateFolder } from './private-folder.ts';
 
 /** The embedded default: members on this machine elect leaders through a folder of lock files. */
 export async function createFileClusterService(config: ClusterConfig, logger: Logger): Promise<ElectorClusterService> {
+  const root = await preparePrivateFolder(config.root, 'DROMEDARY_CLUSTER_ROOT');
+  await probe(root);
+  // Which folder is the lock domain decides who coordinates with whom: say it.
+  logger.info(`File cluster folder ${root}: processes of this user that name the same lock in it coordinate`, { root });
+  const store = new FileLockStore(root, { memberTimeout: config.timings.leaseDuration });
+  return new ElectorClusterService({ kind: 'file', memberId: config.memberId, store, timings: config.timings, logger });
+}
+
+/**
+ * Writes a file and hard-links it, as every record is published: a folder where that fails (read-only,
+ * a pseudo-filesystem such as /proc, a filesystem without hard links) is refused now, not retried forever.
+ */
+async function probe(root: string): Promise<void> {
+  const file = join(root, `.probe-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
-    await mkdir(config.root, { recursive: true });
-    await access(config.root, constants.W_OK);
+    const handle = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    await handle.close();
+    await link(file, `${file}.link`);
   } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw new ConfigurationError(
-      `the file cluster folder ${config.root} cannot be used (${(err as Error).message}): set DROMEDARY_CLUSTER_ROOT to a writable folder shared by all members`,
+      `the cluster folder ${root} cannot be used: writing a file and a hard link to it there failed (${code}). ` +
+        'Set DROMEDARY_CLUSTER_ROOT to a writable folder of your own on a filesystem with hard links',
     );
+  } finally {
+    await unlink(`${file}.link`).catch(() => undefined);
+    await unlink(file).catch(() => undefined);
   }
-  return new ElectorClusterService({ kind: 'file', memberId: config.memberId, store: new FileLockStore(config.root), timings: config.timings, logger });
 }

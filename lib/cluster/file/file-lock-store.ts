@@ -1,8 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { constants, watch, type FSWatcher } from 'node:fs';
+import { chmod, link, lstat, lutimes, mkdir, open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LockConflictError, type LockRecord, type LockStore, type VersionedRecord } from '../election/lock-store.ts';
+import { assertLockName } from '../lock-name.ts';
+import { currentUid } from './private-folder.ts';
+
+const { O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_WRONLY } = constants;
+/** Exclusive create, never through a symbolic link (O_EXCL refuses one at the name; O_NOFOLLOW says so twice). */
+const CREATE_NEW = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
 
 /**
  * Lock records in a folder, for members on one machine or on a shared POSIX filesystem.
@@ -23,19 +29,58 @@ import { LockConflictError, type LockRecord, type LockStore, type VersionedRecor
  * change), and fs.watch does not fire for other machines' writes, so members fall back to polling
  * every retryPeriod. Avoid filesystems without hard links (some FUSE and SMB mounts): the store
  * refuses to start there.
+ *
+ * Every file is this store's own: the root is a folder only this user can write to (checked by
+ * preparePrivateFolder before the store starts), folders are made 0700 and checked to be real
+ * folders of this user, files are created exclusively (never through a symlink) with mode 0600 and
+ * read without following symlinks, whatever the umask. Lock names are plain names (lock-name.ts), so
+ * a record can never land outside the root.
  */
 export class FileLockStore implements LockStore {
   readonly root: string;
   readonly #keep: number;
-  readonly #watchers = new Map<string, { watcher: FSWatcher | undefined; listeners: Set<(version?: string) => void> }>();
+  readonly #memberTimeout: number;
+  readonly #watchers = new Map<string, WatchEntry>();
+  /** Folders already made and checked: only this user can write to the root, so they stay as checked. */
+  readonly #checkedDirs = new Set<string>();
+  /** Per lock, per member file: the heartbeat last seen and when, on this member's monotonic clock. */
+  readonly #heartbeats = new Map<string, Map<string, { mtimeMs: number; seenAt: number }>>();
+  /** Member files this store itself keeps alive. */
+  readonly #own = new Set<string>();
 
-  constructor(root: string, options: { keepVersions?: number } = {}) {
+  /**
+   * `memberTimeout`: a member whose heartbeat file did not change for this long, by this member's
+   * clock, is no longer listed (the lease duration; 15 s by default).
+   */
+  constructor(root: string, options: { keepVersions?: number; memberTimeout?: number } = {}) {
     this.root = root;
     this.#keep = options.keepVersions ?? 8;
+    this.#memberTimeout = options.memberTimeout ?? 15_000;
   }
 
   #dir(lock: string): string {
-    return join(this.root, encodeURIComponent(lock));
+    assertLockName(lock);
+    return join(this.root, lock);
+  }
+
+  /**
+   * Makes `dir` (mode 0700, whatever the umask) if needed and checks it is a real folder of this user.
+   * `again`: someone may have removed it since it was checked (an operator deleting a lock's files).
+   */
+  async #ensureDir(dir: string, again = false): Promise<void> {
+    if (!again && this.#checkedDirs.has(dir)) return;
+    try {
+      await mkdir(dir, { mode: 0o700 });
+      await chmod(dir, 0o700);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const info = await lstat(dir);
+    const uid = currentUid();
+    if (!info.isDirectory() || (uid !== undefined && info.uid !== uid)) {
+      throw new Error(`${dir} is not a folder of this user (${info.isSymbolicLink() ? 'a symbolic link' : `owner ${info.uid}`}): remove it`);
+    }
+    this.#checkedDirs.add(dir);
   }
 
   async #versions(lock: string): Promise<number[]> {
@@ -65,7 +110,7 @@ export class FileLockStore implements LockStore {
       const [latest] = await this.#versions(lock);
       if (latest === undefined) return undefined;
       try {
-        const record = JSON.parse(await readFile(this.#file(lock, latest), 'utf8')) as LockRecord;
+        const record = JSON.parse(await readOwnFile(this.#file(lock, latest))) as LockRecord;
         return { record, version: String(latest) };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
@@ -75,7 +120,7 @@ export class FileLockStore implements LockStore {
   }
 
   async create(lock: string, record: LockRecord, _signal?: AbortSignal): Promise<VersionedRecord> {
-    await mkdir(this.#dir(lock), { recursive: true });
+    await this.#ensureDir(this.#dir(lock), true);
     return this.#publish(lock, record, 1, 'already exists');
   }
 
@@ -87,8 +132,9 @@ export class FileLockStore implements LockStore {
 
   async #publish(lock: string, record: LockRecord, version: number, conflict: string): Promise<VersionedRecord> {
     const temp = join(this.#dir(lock), `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
-    const handle = await open(temp, 'wx');
+    const handle = await open(temp, CREATE_NEW, 0o600);
     try {
+      await handle.chmod(0o600);
       await handle.writeFile(JSON.stringify(record));
       await handle.sync();
     } finally {
@@ -115,66 +161,161 @@ export class FileLockStore implements LockStore {
     const dir = this.#dir(lock);
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       if (!name.startsWith('.tmp-')) continue;
-      const info = await stat(join(dir, name)).catch(() => undefined);
+      const info = await lstat(join(dir, name)).catch(() => undefined);
       if (info && Date.now() - info.mtimeMs > 60_000) await unlink(join(dir, name)).catch(() => undefined);
     }
   }
 
+  /**
+   * Reports a new newest record, never anything else. Deleting old versions (the garbage collection
+   * after every write), temporary files and heartbeats change the folder too; were they reported,
+   * a leader would renew at each of them, and each renewal deletes another old version: a hot loop
+   * of writes. So only a version newer than the newest reported is reported at once; any other event
+   * re-lists the folder and reports only when the newest record itself changed (it was deleted, or
+   * the versions started over), which is a change a member must see.
+   */
   watch(lock: string, onChange: (version?: string) => void): () => void {
     let entry = this.#watchers.get(lock);
     if (!entry) {
-      entry = { watcher: undefined, listeners: new Set() };
-      this.#watchers.set(lock, entry);
-      const current = entry;
-      void mkdir(this.#dir(lock), { recursive: true })
-        .then(() => {
-          if (!this.#watchers.has(lock)) return;
-          current.watcher = watch(this.#dir(lock), (_event, name) => {
-            const m = name ? /^v(\d+)\.json$/.exec(String(name)) : null;
-            if (name && !m) return;
-            const version = m ? String(Number(m[1])) : undefined;
-            for (const l of current.listeners) l(version);
-          });
-          current.watcher.on('error', () => current.watcher?.close());
+      const created: WatchEntry = { watcher: undefined, listeners: new Set(), newest: undefined, generation: 0, checking: false, recheck: false };
+      entry = created;
+      this.#watchers.set(lock, created);
+      const dir = this.#dir(lock);
+      void this.#ensureDir(dir)
+        .then(async () => {
+          if (this.#watchers.get(lock) !== created) return;
+          created.watcher = watch(dir, (_event, name) => this.#onWatchEvent(lock, created, name === null ? undefined : String(name)));
+          created.watcher.on('error', () => created.watcher?.close());
+          const [newest] = await this.#versions(lock);
+          if (created.generation === 0) created.newest = newest;
         })
         .catch(() => undefined);
     }
     entry.listeners.add(onChange);
+    const current = entry;
     return () => {
-      entry.listeners.delete(onChange);
-      if (entry.listeners.size === 0) {
-        entry.watcher?.close();
-        this.#watchers.delete(lock);
+      current.listeners.delete(onChange);
+      if (current.listeners.size === 0) {
+        current.watcher?.close();
+        if (this.#watchers.get(lock) === current) this.#watchers.delete(lock);
       }
     };
   }
 
-  /** Members touch `<root>/<lock>/members/<id>`; the ones touched within the lease are alive. */
-  async heartbeat(lock: string, memberId: string): Promise<void> {
-    const dir = join(this.#dir(lock), 'members');
-    const file = join(dir, encodeURIComponent(memberId));
-    const now = new Date();
-    await utimes(file, now, now).catch(async () => {
-      await mkdir(dir, { recursive: true });
-      await writeFile(file, '');
-    });
+  #onWatchEvent(lock: string, entry: WatchEntry, name: string | undefined): void {
+    const m = name === undefined ? null : /^v(\d+)\.json$/.exec(name);
+    if (name !== undefined && !m) return;
+    const version = m ? Number(m[1]) : undefined;
+    if (version !== undefined && (entry.newest === undefined || version > entry.newest)) {
+      this.#report(entry, version);
+      return;
+    }
+    void this.#recheck(lock, entry);
   }
 
+  #report(entry: WatchEntry, newest: number | undefined): void {
+    entry.newest = newest;
+    entry.generation += 1;
+    for (const l of entry.listeners) l(newest === undefined ? undefined : String(newest));
+  }
+
+  /** Lists the folder (one listing at a time, coalescing events) and reports only a changed newest record. */
+  async #recheck(lock: string, entry: WatchEntry): Promise<void> {
+    if (entry.checking) {
+      entry.recheck = true;
+      return;
+    }
+    entry.checking = true;
+    try {
+      do {
+        entry.recheck = false;
+        const generation = entry.generation;
+        const [newest] = await this.#versions(lock).catch(() => [] as number[]);
+        // A newer version reported meanwhile makes this listing stale.
+        if (generation === entry.generation && newest !== entry.newest && entry.listeners.size > 0) this.#report(entry, newest);
+      } while (entry.recheck);
+    } finally {
+      entry.checking = false;
+    }
+  }
+
+  /** Members touch `<root>/<lock>/members/<id>` (a file of their own, 0600, never through a symlink). */
+  async heartbeat(lock: string, memberId: string): Promise<void> {
+    const dir = join(this.#dir(lock), 'members');
+    const name = memberFileName(memberId);
+    const file = join(dir, name);
+    this.#own.add(`${lock}/${name}`);
+    const now = new Date();
+    try {
+      // lutimes never follows a link: a link planted there changes only its own times, and is not listed.
+      await lutimes(file, now, now);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await this.#ensureDir(this.#dir(lock), true);
+      await this.#ensureDir(dir, true);
+      const handle = await open(file, CREATE_NEW, 0o600).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'EEXIST') return undefined;
+        throw e;
+      });
+      await handle?.chmod(0o600);
+      await handle?.close();
+    }
+  }
+
+  /**
+   * The members seen alive: this one, and those whose heartbeat file this member saw change within
+   * memberTimeout on its own monotonic clock. Never by the times in the files: a dead member whose
+   * clock ran fast would stay listed, one whose clock ran slow would never be.
+   */
   async members(lock: string): Promise<string[]> {
     const dir = join(this.#dir(lock), 'members');
-    const current = await this.get(lock).catch(() => undefined);
-    const horizon = Date.now() - Math.max(current?.record.leaseDurationMs ?? 15_000, 1000);
+    const now = performance.now();
+    const seen = this.#heartbeats.get(lock) ?? new Map<string, { mtimeMs: number; seenAt: number }>();
+    this.#heartbeats.set(lock, seen);
     const names = await readdir(dir).catch(() => [] as string[]);
     const alive: string[] = [];
     for (const name of names) {
-      const info = await stat(join(dir, name)).catch(() => undefined);
-      if (info && info.mtimeMs >= horizon) alive.push(decodeURIComponent(name));
+      const info = await lstat(join(dir, name)).catch(() => undefined);
+      if (!info?.isFile()) continue;
+      const previous = seen.get(name);
+      // A file seen for the first time may be a dead member's: it counts once it changes.
+      if (!previous) seen.set(name, { mtimeMs: info.mtimeMs, seenAt: -Infinity });
+      else if (previous.mtimeMs !== info.mtimeMs) seen.set(name, { mtimeMs: info.mtimeMs, seenAt: now });
+      const alivePeer = now - seen.get(name)!.seenAt < this.#memberTimeout;
+      if (alivePeer || this.#own.has(`${lock}/${name}`)) alive.push(decodeURIComponent(name));
     }
+    for (const name of seen.keys()) if (!names.includes(name)) seen.delete(name);
     return alive;
   }
 
   async close(): Promise<void> {
     for (const entry of this.#watchers.values()) entry.watcher?.close();
     this.#watchers.clear();
+  }
+}
+
+interface WatchEntry {
+  watcher: FSWatcher | undefined;
+  listeners: Set<(version?: string) => void>;
+  /** The newest version reported (or found when the watch began). */
+  newest: number | undefined;
+  /** Counts reports, so a folder listing that raced a newer report is discarded. */
+  generation: number;
+  checking: boolean;
+  recheck: boolean;
+}
+
+/** encodeURIComponent, and dots too: no member id can name `.`, `..` or a hidden file. */
+function memberFileName(memberId: string): string {
+  return encodeURIComponent(memberId).replace(/\./g, '%2E');
+}
+
+/** Reads a file of this store, never through a symbolic link. */
+async function readOwnFile(file: string): Promise<string> {
+  const handle = await open(file, O_RDONLY | O_NOFOLLOW);
+  try {
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
   }
 }

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigurationError, DromedaryError } from '../../errors.ts';
 import { SERVICE_ACCOUNT_DIR } from '../config.ts';
+import { describeKubeconfigError } from './kubeconfig-error.ts';
 
 /** The @kubernetes/client-node module; imported only when the kubernetes backend is chosen. */
 export type K8s = typeof import('@kubernetes/client-node');
@@ -17,7 +18,7 @@ export function loadKubeConfig(k8s: K8s, env: Readonly<Record<string, string | u
     if (env.KUBECONFIG) kc.loadFromFile(env.KUBECONFIG);
     else kc.loadFromDefault();
   } catch (err) {
-    throw new ConfigurationError(`cannot load the Kubernetes client configuration${env.KUBECONFIG ? ` from KUBECONFIG=${env.KUBECONFIG}` : ''}: ${(err as Error).message}`);
+    throw new ConfigurationError(`cannot load the Kubernetes client configuration${env.KUBECONFIG ? ` from KUBECONFIG=${env.KUBECONFIG}` : ' from ~/.kube/config'}: ${describeKubeconfigError(err)}`);
   }
   if (!kc.getCurrentCluster()) {
     throw new ConfigurationError('no Kubernetes cluster configured: set KUBECONFIG, or run inside a pod with a service account');

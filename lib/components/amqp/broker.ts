@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { Channel, ChannelModel } from 'amqplib';
 import { ConfigurationError } from '../../errors.ts';
 import type { Logger } from '../../logging/logger.ts';
-import { maskUri } from '../../uri/mask.ts';
+import { maskUrlValue } from '../../uri/mask.ts';
 import { formatDuration } from '../../uri/duration.ts';
 import { AmqpAuthError, AmqpConnectError, describe, isAuthFailure } from './errors.ts';
 import type { Declaration } from './topology.ts';
@@ -15,12 +15,18 @@ export const DEFAULT_AMQP_URL = 'amqp://localhost';
 export function resolveBrokerUrl(configured?: string, env: NodeJS.ProcessEnv = process.env): string {
   const url = (configured?.trim() || env.AMQP_URL?.trim() || DEFAULT_AMQP_URL).trim();
   if (!/^amqps?:\/\//i.test(url)) {
-    throw new ConfigurationError(`The RabbitMQ URL ${maskUri(url)} is not an AMQP URL: expected amqp://user:password@host:5672/vhost (set AMQP_URL or the amqp component's url)`);
+    throw new ConfigurationError(`The RabbitMQ URL ${maskUrlValue(url)} is not an AMQP URL: expected amqp://user:password@host:5672/vhost (set AMQP_URL or the amqp component's url)`);
   }
+  // An @ after the first / ? or # means a password holding one of them unencoded: WHATWG URL would
+  // read its tail as the host and path (and name it in a DNS error), so refuse it here.
+  const afterScheme = url.slice(url.indexOf('://') + 3);
+  const authorityEnd = afterScheme.search(/[/?#]/);
+  const misplacedAt = authorityEnd !== -1 && afterScheme.indexOf('@', authorityEnd) !== -1;
   try {
+    if (misplacedAt) throw new TypeError('user-info with an unencoded / ? or #');
     new URL(url);
   } catch {
-    throw new ConfigurationError(`The RabbitMQ URL ${maskUri(url)} cannot be parsed: expected amqp://user:password@host:5672/vhost (percent-encode special characters in the password)`);
+    throw new ConfigurationError(`The RabbitMQ URL ${maskUrlValue(url)} cannot be parsed: expected amqp://user:password@host:5672/vhost (percent-encode special characters in the password)`);
   }
   return url;
 }
@@ -77,7 +83,7 @@ export class BrokerConnection extends EventEmitter {
   constructor(opts: BrokerOptions) {
     super();
     this.url = opts.url;
-    this.maskedUrl = maskUri(opts.url);
+    this.maskedUrl = maskUrlValue(opts.url);
     this.#opts = opts;
     this.sendTimeout = opts.sendTimeout ?? 30_000;
     this.logger = opts.logger.child({ component: 'amqp', broker: this.maskedUrl });

@@ -16,11 +16,13 @@ export type DirectOptions = OptionValues<typeof directOptions>;
 
 /** Raised when a direct: endpoint is called with no route consuming from it. */
 export class DirectConsumerNotAvailableError extends DromedaryError {
-  constructor(maskedUri: string, waitedMs: number) {
+  constructor(maskedUri: string, waitedMs: number, stopping = false) {
     super(
       'DIRECT_NO_CONSUMER',
       `No consumers available on endpoint: ${maskedUri}${waitedMs > 0 ? ` (waited ${waitedMs}ms)` : ''}. ` +
-        `Start a route with from('${maskedUri}'), or check the endpoint name.`,
+        (stopping
+          ? 'The context is stopping: no route consumes from it any more, and none will start (work still running past the shutdown timeout?).'
+          : `Start a route with from('${maskedUri}'), or check the endpoint name.`),
     );
   }
 }
@@ -86,6 +88,9 @@ export class DirectEndpoint extends EndpointSupport {
 }
 
 class DirectConsumer extends ConsumerSupport<DirectEndpoint> {
+  /** Other routes call it: a graceful stop keeps it serving until their work, forced completions included, is done. */
+  readonly defersShutdown = true;
+
   protected doStart(): void {
     this.endpoint.registry.register(this.endpoint.name, this.endpoint.maskedUri, this.processor);
   }
@@ -104,7 +109,9 @@ class DirectProducer extends ProducerSupport<DirectEndpoint> {
     const { registry, name, options, maskedUri } = this.endpoint;
     const consumer = registry.get(name);
     if (consumer) return consumer(exchange);
-    if (!options.block || options.timeout === 0) throw new DirectConsumerNotAvailableError(maskedUri, 0);
+    // A stopping context never starts the route again: waiting for it would only hold up the stop.
+    const stopping = this.endpoint.context.state === 'stopping' || this.endpoint.context.state === 'stopped';
+    if (!options.block || options.timeout === 0 || stopping) throw new DirectConsumerNotAvailableError(maskedUri, 0, stopping);
     return registry.wait(name, options.timeout).then((late) => {
       if (!late) throw new DirectConsumerNotAvailableError(maskedUri, options.timeout);
       return late(exchange);

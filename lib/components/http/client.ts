@@ -2,6 +2,7 @@ import type { AxiosInstance } from 'axios';
 import type { Agent } from 'node:https';
 import { formatDuration } from '../../uri/duration.ts';
 import { HttpAbortedError, HttpRequestError } from './errors.ts';
+import { secretHeaderGuard } from './redirect.ts';
 import type { Redactor } from './target.ts';
 import { tlsHint } from './tls.ts';
 
@@ -28,14 +29,16 @@ export interface HttpResponse {
 export class HttpClient {
   readonly #axios: AxiosInstance;
   readonly #redactor: Redactor;
+  readonly #envHeaders: readonly string[];
 
-  private constructor(axios: AxiosInstance, redactor: Redactor) {
+  private constructor(axios: AxiosInstance, redactor: Redactor, envHeaders: readonly string[]) {
     this.#axios = axios;
     this.#redactor = redactor;
+    this.#envHeaders = envHeaders;
   }
 
   /** Loads axios on first use, so routes without http never pay for it. */
-  static async create(options: { followRedirects: boolean; redactor: Redactor; httpsAgent?: Agent }): Promise<HttpClient> {
+  static async create(options: { followRedirects: boolean; redactor: Redactor; httpsAgent?: Agent; envHeaders?: readonly string[] }): Promise<HttpClient> {
     const { default: axios } = await import('axios');
     const instance = axios.create({
       validateStatus: () => true,
@@ -44,7 +47,7 @@ export class HttpClient {
       maxRedirects: options.followRedirects ? 5 : 0,
       httpsAgent: options.httpsAgent,
     });
-    return new HttpClient(instance, options.redactor);
+    return new HttpClient(instance, options.redactor, options.envHeaders ?? []);
   }
 
   async send(request: HttpRequest, maskedUrl: string): Promise<HttpResponse> {
@@ -56,6 +59,8 @@ export class HttpClient {
         headers: request.headers,
         data: request.data,
         signal: AbortSignal.any([request.stop, timeout]),
+        // Secret headers never follow a redirect to another origin (see redirect.ts).
+        beforeRedirect: secretHeaderGuard(request.url, this.#envHeaders),
       });
       const headers: Record<string, string> = {};
       for (const [name, value] of Object.entries(response.headers ?? {})) {

@@ -37,7 +37,7 @@ export async function openTarget<S extends OptionSchema>(
     logger.warn(`${uri.masked}: the query parameter "${redactor.redact(name)}" is sent to the server; the component option is written ${OPTION_PREFIX}${name}`);
   }
   const httpsAgent = await createHttpsAgent(uri, target.options, logger);
-  const client = await HttpClient.create({ followRedirects: target.options.followRedirects, redactor, httpsAgent });
+  const client = await HttpClient.create({ followRedirects: target.options.followRedirects, redactor, httpsAgent, envHeaders: target.envHeaders });
   return { target, client, redactor };
 }
 

@@ -27,6 +27,8 @@ export interface HttpTarget<S extends OptionSchema> {
   readonly headers: Readonly<Record<string, string>>;
   /** Values read from the environment: never printed (see Redactor). */
   readonly secrets: readonly string[];
+  /** Names of the headers set from the environment (`headerEnv`): never sent across origins on a redirect. */
+  readonly envHeaders: readonly string[];
 }
 
 /**
@@ -60,6 +62,7 @@ export function resolveTarget<S extends OptionSchema>(uri: ParsedUri, component:
   const params = parseQuery(own.join('&'), uri.masked);
   const headers: Record<string, string> = {};
   const secrets: string[] = [];
+  const envHeaders: string[] = [];
   const plain: Record<string, string> = {};
   for (const [key, value] of Object.entries(params)) {
     const name = key.slice(OPTION_PREFIX.length);
@@ -71,6 +74,7 @@ export function resolveTarget<S extends OptionSchema>(uri: ParsedUri, component:
       }
       headers[header] = secret;
       secrets.push(secret);
+      envHeaders.push(header);
     } else if (name.startsWith(HEADER) && name.length > HEADER.length) {
       headers[name.slice(HEADER.length)] = value;
     } else {
@@ -85,7 +89,7 @@ export function resolveTarget<S extends OptionSchema>(uri: ParsedUri, component:
   const resolved = resolveOptions(uri.masked, component, prefixed, plain) as Record<string, unknown>;
   const options: Record<string, unknown> = {};
   for (const name of Object.keys(schema)) options[name] = resolved[OPTION_PREFIX + name];
-  return { base, query, options: options as OptionValues<S>, headers, secrets };
+  return { base, query, options: options as OptionValues<S>, headers, secrets, envHeaders };
 }
 
 /** The component option names a target parameter could be mistaken for (said once, at startup). */

@@ -7,6 +7,7 @@ import type { Processor } from '../../spi/processor.ts';
 import type { ClusterService } from '../../cluster/cluster-service.ts';
 import { MasterConsumer } from './master-consumer.ts';
 import { indexOutsidePlaceholders } from '../../uri/placeholders.ts';
+import { lockNameProblem } from '../../cluster/lock-name.ts';
 
 /** The name under which the context holds its cluster service (see Context.addService). */
 export const CLUSTER_SERVICE = 'cluster';
@@ -63,6 +64,8 @@ export class MasterComponent implements Component {
     if (lock === '' || delegatePath === '') {
       throw new ResolveEndpointError(uri.masked, `Wrong uri syntax : master:namespace:uri, got ${uri.masked}. Example: master:lock1:timer:clock?period=1000`);
     }
+    const lockProblem = lockNameProblem(lock);
+    if (lockProblem !== undefined) throw new ResolveEndpointError(uri.masked, lockProblem);
     const cluster = context.service<ClusterService>(CLUSTER_SERVICE);
     if (!cluster) {
       throw new ConfigurationError(

@@ -1,11 +1,12 @@
-import { DromedaryError } from '../../errors.ts';
+import { DromedaryError, LeadershipLostError } from '../../errors.ts';
 import type { Exchange } from '../../exchange/exchange.ts';
 import type { Consumer } from '../../spi/component.ts';
 import { ConsumerSupport } from '../../spi/endpoint-support.ts';
 import type { Processor } from '../../spi/processor.ts';
-import type { ClusterView, LeadershipEvent } from '../../cluster/cluster-service.ts';
+import type { ClusterView, LeadershipEvent, LeadershipTerm } from '../../cluster/cluster-service.ts';
 import type { Logger } from '../../logging/logger.ts';
 import type { MasterEndpoint } from './master-component.ts';
+import { MasterHeader } from './headers.ts';
 
 /** The error put on an exchange that the delegate produced after this member stopped leading. */
 export class NotLeaderError extends DromedaryError {
@@ -20,6 +21,13 @@ export class NotLeaderError extends DromedaryError {
  * two delegate consumers. Every exchange also passes a gate that checks leadership at that instant
  * (fencing): after a pause (GC, SIGSTOP, a blocked event loop) the delegate may still fire before
  * the stop runs, and the gate refuses those exchanges.
+ *
+ * An exchange let through carries the leadership term (exchange.term) and its fencing token (the
+ * DromedaryFencingToken header). The gate only guards the start: the engine checks the term again
+ * before every step, so an exchange already inside the route when the term ends (the leader was
+ * paused or cut off mid-exchange) stops before its next step with a LeadershipLostError instead of
+ * running to its end while another member leads. What a step has begun before the lapse it may
+ * still finish; the token lets the store it writes to refuse that late write.
  */
 export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
   #view: ClusterView | undefined;
@@ -33,6 +41,8 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
    * its signal, so work that waits (a redelivery) stops at once instead of running on a follower.
    */
   #term = new AbortController();
+  /** The signal exchanges of one elector term carry, made once per term and consumer term. */
+  #linked: { term: LeadershipTerm; consumer: AbortController; signal: AbortSignal } | undefined;
   readonly #logger: Logger;
 
   constructor(endpoint: MasterEndpoint, processor: Processor) {
@@ -51,10 +61,13 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
   }
 
   readonly #gate: Processor = (exchange: Exchange) => {
-    const view = this.#view;
-    if (view && view.isLeader) {
-      const term = this.#term.signal;
-      exchange.signal = exchange.signal ? AbortSignal.any([exchange.signal, term]) : term;
+    // view.term is the current term only while this member leads at this instant (monotonic clock).
+    const term = this.#view?.term;
+    if (term !== undefined) {
+      exchange.term = term;
+      exchange.message.headers.set(MasterHeader.FencingToken, term.token);
+      const signal = this.#signalOf(term);
+      exchange.signal = exchange.signal ? AbortSignal.any([exchange.signal, signal]) : signal;
       return this.processor(exchange);
     }
     this.#endTerm('leadership lapsed');
@@ -77,9 +90,17 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
     }
   };
 
+  #signalOf(term: LeadershipTerm): AbortSignal {
+    const linked = this.#linked;
+    if (linked && linked.term === term && linked.consumer === this.#term) return linked.signal;
+    const signal = AbortSignal.any([this.#term.signal, term.signal]);
+    this.#linked = { term, consumer: this.#term, signal };
+    return signal;
+  }
+
   #endTerm(reason: string): void {
     if (this.#term.signal.aborted) return;
-    this.#term.abort(new DromedaryError('LEADERSHIP_LOST', `member ${this.endpoint.cluster.memberId} lost the leadership of ${this.endpoint.lock} (${reason})`));
+    this.#term.abort(new LeadershipLostError(this.endpoint.lock, this.endpoint.cluster.memberId, reason));
   }
 
   protected doStart(): void {
@@ -87,14 +108,46 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
     this.#view.on('leadership', this.#onLeadership);
   }
 
+  /**
+   * Stops the delegate, so no new exchange starts here, but keeps the view open: the election goes on
+   * renewing while the route drains, and the lock is given up only in afterDrain. Releasing here would
+   * let a follower start while this member's last exchanges still run.
+   */
   protected async doStop(): Promise<void> {
     this.#generation += 1;
-    this.#endTerm('route stopping');
     this.#view?.off('leadership', this.#onLeadership);
+    // While draining, the term still ends the moment leadership is lost, so the exchanges in flight learn of it.
+    this.#view?.on('leadership', this.#whileDraining);
     this.#enqueue(() => this.#stopDelegate('route stopping'));
     await this.#queue;
-    await this.#view?.close();
+  }
+
+  readonly #whileDraining = (event: LeadershipEvent) => {
+    if (!event.isLocal) this.#endTerm(event.leader ? `${event.leader} leads ${this.endpoint.lock}` : `no member leads ${this.endpoint.lock}`);
+  };
+
+  /**
+   * The route's exchanges have finished (`drained`), so no work of this term runs any more: release
+   * the lock, and a follower takes over at once. Otherwise the shutdown timeout passed first: end the
+   * term, so work that honours its signal stops, and do not release: followers then wait a whole lease
+   * from the last renewal they saw, and this member's leadership has ended before that on its own clock
+   * (renewDeadline < leaseDuration); `dromedary run` exits right after the stop, ending what ignored it.
+   */
+  async afterDrain(drained: boolean): Promise<void> {
+    const view = this.#view;
     this.#view = undefined;
+    if (!view) return;
+    view.off('leadership', this.#whileDraining);
+    if (drained) {
+      this.#endTerm('route stopped');
+      await view.close();
+      return;
+    }
+    this.#endTerm('the shutdown timeout passed with exchanges of this term in flight');
+    this.#logger.warn(
+      `Exchanges from ${this.endpoint.maskedUri} were still running when the shutdown timeout passed: ending the term of ${this.endpoint.lock} and leaving the lock to expire after its lease`,
+    );
+    await view.close({ release: false });
   }
 
   #enqueue(action: () => Promise<void>): void {

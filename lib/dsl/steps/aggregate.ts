@@ -52,8 +52,10 @@ const OPTION_NAMES = ['completionSize', 'completionTimeout', 'completionPredicat
  * CamelAggregatedCorrelationKey. The incoming exchanges skip the block and go on after end().
  *
  * A group completed by an incoming exchange runs the block on that exchange's turn, so the incoming
- * exchange waits for it; a group completed by its timeout runs on its own, and the route's stop
- * waits for it. A failure of the aggregated exchange is logged, as it has no caller to return to.
+ * exchange waits for it; a group completed by its timeout runs on its own, counted as the route's
+ * work in flight. On a graceful stop the incomplete groups are completed ('force') once the route's
+ * exchanges in flight have joined them and while the routes the block calls still serve, and the
+ * stop waits for them. A failure of the aggregated exchange is logged, as it has no caller to return to.
  */
 export function aggregateStep(correlation: Expression, strategy: AggregationStrategy, options: AggregateOptions = {}): AggregateStep {
   const evaluate = toEvaluator(correlation);
@@ -79,9 +81,10 @@ export function aggregateStep(correlation: Expression, strategy: AggregationStra
       const groups = new Map<string, Group>();
       const running = new PendingWork();
       let stopping = false;
-      // Registered before the block compiles, so this hook runs before the block's own (a wireTap's
-      // wait, a toD's cache close): the groups it completes still find those steps working.
-      compiler.onStop(async () => {
+      // At the start of a graceful stop, once the exchanges in flight have joined their groups and
+      // while the routes the block calls (direct:) still serve: the completions it starts are tracked,
+      // so the route's drain waits for them and stops nothing under them.
+      compiler.onPrepareShutdown(() => {
         stopping = true;
         const incomplete = [...groups.values()];
         if (!forceOnStop) incomplete.forEach(discard);
@@ -93,6 +96,11 @@ export function aggregateStep(correlation: Expression, strategy: AggregationStra
             })(),
           );
         }
+      });
+      // Exchanges held up past the shutdown timeout go on when the stop aborts their waits, and may still
+      // complete a group ('force'): registered before the block compiles, so this hook runs before the
+      // block's own (a wireTap's wait, a toD's cache close) and those steps still work for them.
+      compiler.onStop(async () => {
         const left = await running.settle(context.shutdownTimeout);
         if (left > 0) {
           logger.warn(`aggregate(${described}) still had ${left} aggregated exchange(s) running after the ${context.shutdownTimeout}ms shutdown timeout`, {
@@ -103,12 +111,13 @@ export function aggregateStep(correlation: Expression, strategy: AggregationStra
       const body = await compiler.compile(children);
 
       // Completions off an incoming exchange's turn have no caller to fail: a bug there must still be seen.
-      const track = (work: Promise<void>) =>
-        running.add(
-          work.catch((err: unknown) =>
-            logger.error(`aggregate(${described}) failed to complete a group: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`, { route: routeId }),
-          ),
+      const track = (work: Promise<void>) => {
+        const reported = work.catch((err: unknown) =>
+          logger.error(`aggregate(${described}) failed to complete a group: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`, { route: routeId }),
         );
+        running.add(reported);
+        compiler.track(reported);
+      };
       // A group completes or is discarded once: its size, predicate, timer and the stop may race,
       // one another across an await. False when the group is no longer the current one of its key.
       const take = (group: Group): boolean => {
@@ -153,7 +162,8 @@ export function aggregateStep(correlation: Expression, strategy: AggregationStra
         if (size !== undefined && group.size >= size) by = 'size';
         else if (predicate !== undefined && (await predicate(aggregated))) by = 'predicate';
         else if (stopping) {
-          // Held up past the shutdown timeout: the stop hook has already run, nothing would complete this group later.
+          // Joined after the forced completions began (a call into a direct: route that was still serving):
+          // nothing would complete this group later.
           if (!forceOnStop) return discard(group);
           by = 'force';
         }

@@ -1,5 +1,6 @@
 /**
- * Kubeconfig text for the test server. It is plain HTTP, so the cluster carries
+ * Kubeconfig text for the test server. Over HTTPS the cluster carries the server's self-signed
+ * certificate as its CA. Over plain HTTP it carries
  * `insecure-skip-tls-verify: true`: @kubernetes/client-node refuses http:// servers otherwise
  * ("HTTP protocol is not allowed when skipTLSVerify is not set or false"). Scalars are written as
  * JSON strings, which YAML reads verbatim, so any token is safe to embed.
@@ -14,6 +15,8 @@ export interface KubeconfigOptions {
   namespace?: string;
   /** Names of the cluster, user and context entries. Default `dromedary-test`. */
   name?: string;
+  /** PEM certificate of an https server: written as certificate-authority-data instead of skipping verification. */
+  caCertificate?: string;
 }
 
 export function kubeconfigYaml(options: KubeconfigOptions): string {
@@ -26,7 +29,9 @@ export function kubeconfigYaml(options: KubeconfigOptions): string {
     `- name: ${q(name)}`,
     '  cluster:',
     `    server: ${q(options.server)}`,
-    '    insecure-skip-tls-verify: true',
+    options.caCertificate === undefined
+      ? '    insecure-skip-tls-verify: true'
+      : `    certificate-authority-data: ${q(Buffer.from(options.caCertificate).toString('base64'))}`,
     'users:',
     `- name: ${q(name)}`,
     options.token === undefined ? '  user: {}' : `  user:\n    token: ${q(options.token)}`,

@@ -403,6 +403,133 @@ const POD: TypeSpec = {
   },
 };
 
+/** A list whose items must be objects, each checked by `item` (its index in the field path). */
+const objectList =
+  (struct: string, goTarget: string, item: (v: Record<string, unknown>, path: string) => void): Checker =>
+  (v, path) => {
+    if (!Array.isArray(v)) mismatch(v, struct, path, goTarget);
+    (v as unknown[]).forEach((entry, i) => {
+      if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) mismatch(entry, struct, `${path}[${i}]`, goTarget.replace(/^\[\]/, ''));
+      item(entry as Record<string, unknown>, `${path}[${i}]`);
+    });
+    return v;
+  };
+const stringsIn = (struct: string, entry: Record<string, unknown>, fields: readonly string[], path: string): void => {
+  for (const f of fields) {
+    const v = entry[f];
+    if (v === undefined || v === null) continue;
+    if (!Array.isArray(v)) mismatch(v, struct, `${path}.${f}`, '[]string');
+    for (const s of v as unknown[]) if (typeof s !== 'string') mismatch(s, struct, `${path}.${f}`, 'string');
+  }
+};
+const stringIn = (struct: string, entry: Record<string, unknown>, fields: readonly string[], path: string): void => {
+  for (const f of fields) if (entry[f] !== undefined && entry[f] !== null && typeof entry[f] !== 'string') mismatch(entry[f], struct, `${path}.${f}`, 'string');
+};
+
+const SERVICEACCOUNT: TypeSpec = {
+  group: '',
+  version: 'v1',
+  kind: 'ServiceAccount',
+  plural: 'serviceaccounts',
+  shortNames: ['sa'],
+  allowCreateOnUpdate: false,
+  allowUnconditionalUpdate: true,
+  hasStatus: false,
+  returnDeletedObject: true,
+  selectableFields: ['metadata.name', 'metadata.namespace'],
+  fieldSelectorError: metaOnlySelector,
+  topLevel: {
+    metadata: passthrough,
+    secrets: array('ServiceAccount', '[]v1.ObjectReference'),
+    imagePullSecrets: array('ServiceAccount', '[]v1.LocalObjectReference'),
+    automountServiceAccountToken: bool('ServiceAccount'),
+  },
+  topOrder: ['metadata', 'secrets', 'imagePullSecrets', 'automountServiceAccountToken'],
+  validate: (obj) => validateMeta(obj),
+};
+
+const POLICY_RULES = objectList('Role', '[]v1.PolicyRule', (rule, path) => stringsIn('PolicyRule', rule, ['verbs', 'apiGroups', 'resources', 'resourceNames', 'nonResourceURLs'], path));
+
+const ROLE: TypeSpec = {
+  group: 'rbac.authorization.k8s.io',
+  version: 'v1',
+  kind: 'Role',
+  plural: 'roles',
+  shortNames: [],
+  allowCreateOnUpdate: true,
+  allowUnconditionalUpdate: true,
+  hasStatus: false,
+  returnDeletedObject: false,
+  selectableFields: ['metadata.name', 'metadata.namespace'],
+  fieldSelectorError: metaOnlySelector,
+  topLevel: { metadata: passthrough, rules: POLICY_RULES },
+  topOrder: ['metadata', 'rules'],
+  validate(obj) {
+    const errors = validateMeta(obj);
+    const rules = (obj.rules ?? []) as { verbs?: string[]; apiGroups?: string[]; resources?: string[]; nonResourceURLs?: string[] }[];
+    rules.forEach((rule, i) => {
+      if (!rule.verbs || rule.verbs.length === 0) {
+        errors.push({ type: 'FieldValueRequired', field: `rules[${i}].verbs`, detail: 'verbs must contain at least one value' });
+      }
+      if (rule.nonResourceURLs && rule.nonResourceURLs.length > 0) {
+        errors.push({ type: 'FieldValueInvalid', field: `rules[${i}].nonResourceURLs`, value: rule.nonResourceURLs, detail: 'namespaced rules cannot apply to non-resource URLs' });
+      }
+      if (!rule.apiGroups || rule.apiGroups.length === 0) {
+        errors.push({ type: 'FieldValueRequired', field: `rules[${i}].apiGroups`, detail: 'resource rules must supply at least one api group' });
+      }
+      if (!rule.resources || rule.resources.length === 0) {
+        errors.push({ type: 'FieldValueRequired', field: `rules[${i}].resources`, detail: 'resource rules must supply at least one resource' });
+      }
+    });
+    return errors;
+  },
+};
+
+const ROLEBINDING: TypeSpec = {
+  group: 'rbac.authorization.k8s.io',
+  version: 'v1',
+  kind: 'RoleBinding',
+  plural: 'rolebindings',
+  shortNames: [],
+  allowCreateOnUpdate: true,
+  allowUnconditionalUpdate: true,
+  hasStatus: false,
+  returnDeletedObject: false,
+  selectableFields: ['metadata.name', 'metadata.namespace'],
+  fieldSelectorError: metaOnlySelector,
+  topLevel: {
+    metadata: passthrough,
+    subjects: objectList('RoleBinding', '[]v1.Subject', (subject, path) => stringIn('Subject', subject, ['kind', 'apiGroup', 'name', 'namespace'], path)),
+    roleRef: (v, path) => {
+      const ref = object('RoleBinding', 'v1.RoleRef')(v, path) as Record<string, unknown>;
+      stringIn('RoleRef', ref, ['apiGroup', 'kind', 'name'], path);
+      return ref;
+    },
+  },
+  topOrder: ['metadata', 'subjects', 'roleRef'],
+  validate(obj, old) {
+    const errors = validateMeta(obj);
+    const ref = (obj.roleRef ?? {}) as { apiGroup?: string; kind?: string; name?: string };
+    if (ref.apiGroup !== 'rbac.authorization.k8s.io') {
+      errors.push({ type: 'FieldValueNotSupported', field: 'roleRef.apiGroup', value: ref.apiGroup ?? '', detail: 'supported values: "rbac.authorization.k8s.io"' });
+    }
+    if (ref.kind !== 'Role' && ref.kind !== 'ClusterRole') {
+      errors.push({ type: 'FieldValueNotSupported', field: 'roleRef.kind', value: ref.kind ?? '', detail: 'supported values: "Role", "ClusterRole"' });
+    }
+    if (!ref.name) errors.push({ type: 'FieldValueRequired', field: 'roleRef.name', detail: '' });
+    ((obj.subjects ?? []) as { kind?: string; name?: string }[]).forEach((subject, i) => {
+      if (!subject.name) errors.push({ type: 'FieldValueRequired', field: `subjects[${i}].name`, detail: '' });
+      if (!['ServiceAccount', 'User', 'Group'].includes(subject.kind ?? '')) {
+        errors.push({ type: 'FieldValueNotSupported', field: `subjects[${i}].kind`, value: subject.kind ?? '', detail: 'supported values: "ServiceAccount", "User", "Group"' });
+      }
+    });
+    if (old && JSON.stringify(old.roleRef) !== JSON.stringify(obj.roleRef)) {
+      errors.push({ type: 'FieldValueInvalid', field: 'roleRef', value: obj.roleRef, detail: 'cannot change roleRef' });
+    }
+    return errors;
+  },
+};
+
 function makeType(spec: TypeSpec): ResourceType {
   const apiVersion = spec.group ? `${spec.group}/${spec.version}` : spec.version;
   const gr = { group: spec.group, resource: spec.plural };
@@ -470,7 +597,10 @@ function makeType(spec: TypeSpec): ResourceType {
 export const LEASES = makeType(LEASE);
 export const CONFIGMAPS = makeType(CONFIGMAP);
 export const PODS = makeType(POD);
-export const RESOURCE_TYPES: readonly ResourceType[] = [LEASES, CONFIGMAPS, PODS];
+export const SERVICEACCOUNTS = makeType(SERVICEACCOUNT);
+export const ROLES = makeType(ROLE);
+export const ROLEBINDINGS = makeType(ROLEBINDING);
+export const RESOURCE_TYPES: readonly ResourceType[] = [LEASES, CONFIGMAPS, PODS, SERVICEACCOUNTS, ROLES, ROLEBINDINGS];
 
 /** Validation failure as a 422 naming the Kind (`Lease.coordination.k8s.io "x" is invalid: …`). */
 export function invalidObject(type: ResourceType, name: string, errors: FieldError[]) {

@@ -1,21 +1,28 @@
 /**
- * A Kubernetes API server for tests: Leases, ConfigMaps and Pods over plain node:http, faithful
- * enough that @kubernetes/client-node and kubectl cannot tell it from a real apiserver for these
- * calls, plus per-client fault injection, token RBAC and a restart that keeps state.
+ * A Kubernetes API server for tests: Leases, ConfigMaps, Pods, ServiceAccounts, Roles and
+ * RoleBindings over node:http (or node:https with a self-signed certificate), faithful enough that
+ * @kubernetes/client-node and kubectl cannot tell it from a real apiserver for these calls, plus
+ * per-client fault injection, token RBAC (rules per token, or the stored Roles) and a restart that
+ * keeps state.
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { writeFile } from 'node:fs/promises';
+import { chmod, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { ConfigurationError } from '../../errors.ts';
 import type { Logger } from '../../logging/logger.ts';
 import { apiGroupDocument, apiGroupList, apiResourceList, apiVersions, SERVER_VERSION } from './discovery.ts';
 import { type FaultAction, type FaultEvent, FaultControl, combine } from './faults.ts';
+import { type TlsIdentity, selfSignedCertificate } from './certificate.ts';
 import { type KubeconfigOptions, kubeconfigYaml } from './kubeconfig.ts';
+import { openApiV3Document, openApiV3Root } from './openapi.ts';
+import { PROTOBUF, ProtobufDecodeError, decodeProtobufBody } from './protobuf.ts';
 import { PatchApplyError, PatchDecodeError, applyJsonPatch, applyMergePatch, applyStrategicMergePatch } from './patch.ts';
 import { type Rule, rulesAllow } from './rbac.ts';
-import { CONFIGMAPS, type DecodedObject, type KubeObject, LEASES, PODS, RESOURCE_TYPES, type ResourceType } from './resources.ts';
+import { CONFIGMAPS, type DecodedObject, type KubeObject, LEASES, PODS, RESOURCE_TYPES, ROLEBINDINGS, ROLES, type ResourceType } from './resources.ts';
 import {
   type FieldRequirement,
   type Requirement,
@@ -50,8 +57,12 @@ export interface TokenSpec {
    * Defaults to the token itself as the service-account name.
    */
   user?: string;
-  /** When set, only these rules are allowed (403 Forbidden otherwise); when absent, everything is. */
-  rules?: readonly Rule[];
+  /**
+   * When set, only these rules are allowed (403 Forbidden otherwise); when absent, everything is.
+   * `'roles'`: what the Roles bound to the user by RoleBindings in the server allow, as the RBAC
+   * authorizer decides (so a test can apply a Role manifest and run members as its service account).
+   */
+  rules?: readonly Rule[] | 'roles';
 }
 
 export interface KubeApiServerOptions {
@@ -61,6 +72,12 @@ export interface KubeApiServerOptions {
   port?: number;
   /** The namespace kubeconfigs point at and service-account users live in. Default `default`. */
   namespace?: string;
+  /**
+   * Serve HTTPS: `true` makes a self-signed certificate for the host (and localhost), which
+   * `kubeconfig()` writes as the cluster's CA. kubectl and other client-go programs send a bearer
+   * token only over TLS. Default plain HTTP.
+   */
+  tls?: boolean | TlsIdentity;
   /** Known bearer tokens. When given, a request with a missing or unknown token gets 401. */
   tokens?: Record<string, TokenSpec>;
   /** Watch events kept for resuming watches; older resourceVersions get 410 Expired. Default 1000. */
@@ -115,7 +132,9 @@ export interface PodStatusInput {
 
 const JSON_HEADERS = { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' } as const;
 const MAX_BODY = 3 * 1024 * 1024;
-const PATCH_TYPES = ['application/json-patch+json', 'application/merge-patch+json', 'application/strategic-merge-patch+json'];
+/** Server-side apply (`kubectl apply --server-side`): the whole intended object, created when absent. */
+const APPLY_PATCH = 'application/apply-patch+yaml';
+const PATCH_TYPES = ['application/json-patch+json', 'application/merge-patch+json', 'application/strategic-merge-patch+json', APPLY_PATCH];
 const ALL_CLIENTS = Symbol('all clients');
 
 interface Route {
@@ -163,10 +182,13 @@ export class KubeApiServer extends EventEmitter {
   private readonly requestLogLimit: number;
   private readonly counters = new Map<string, Map<string, number>>();
   private readonly logger: Logger | undefined;
+  /** The key and certificate when serving HTTPS; kept across restarts. */
+  readonly tls: TlsIdentity | undefined;
 
   private constructor(options: KubeApiServerOptions) {
     super();
     this.host = options.host ?? '127.0.0.1';
+    this.tls = options.tls === true ? selfSignedCertificate([...new Set([this.host, '127.0.0.1', 'localhost'])]) : options.tls || undefined;
     this.listenPort = options.port ?? 0;
     this.namespace = options.namespace ?? 'default';
     this.tokens = options.tokens ? new Map(Object.entries(options.tokens)) : undefined;
@@ -188,10 +210,10 @@ export class KubeApiServer extends EventEmitter {
     return this.listenPort;
   }
 
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>`, or `https://…` with `tls`. */
   get url(): string {
     const host = this.host.includes(':') ? `[${this.host}]` : this.host;
-    return `http://${host}:${this.listenPort}`;
+    return `${this.tls ? 'https' : 'http'}://${host}:${this.listenPort}`;
   }
 
   get listening(): boolean {
@@ -199,13 +221,20 @@ export class KubeApiServer extends EventEmitter {
   }
 
   private async listen(): Promise<void> {
-    const server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
       void this.handle(req, res);
-    });
-    server.on('connection', (socket: Socket) => {
+    };
+    const server: Server = this.tls
+      ? createHttpsServer({ keepAliveTimeout: 30_000, key: this.tls.key, cert: this.tls.cert }, handler)
+      : createServer({ keepAliveTimeout: 30_000 }, handler);
+    const track = (socket: Socket): void => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
-    });
+    };
+    server.on('connection', track);
+    // Over TLS, requests arrive on the TLS socket: the one faults look up by token and destroy.
+    if (this.tls) server.on('secureConnection', track);
+    server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
     server.on('clientError', (_err, socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -337,14 +366,56 @@ export class KubeApiServer extends EventEmitter {
     this.log.length = 0;
   }
 
-  /** Kubeconfig YAML for this server (plain HTTP, so `insecure-skip-tls-verify: true`). */
+  /** Kubeconfig YAML for this server: its certificate as the CA over HTTPS, `insecure-skip-tls-verify: true` over HTTP. */
   kubeconfig(options: Omit<KubeconfigOptions, 'server'> = {}): string {
-    return kubeconfigYaml({ namespace: this.namespace, ...options, server: this.url });
+    return kubeconfigYaml({ namespace: this.namespace, ...(this.tls ? { caCertificate: this.tls.cert } : {}), ...options, server: this.url });
   }
 
+  /**
+   * Writes the kubeconfig readable by its owner only (0600), whatever the umask and even over an
+   * existing file: it is written to a new file beside it, then renamed over the path.
+   */
   async writeKubeconfig(path: string, options: Omit<KubeconfigOptions, 'server'> = {}): Promise<string> {
-    await writeFile(path, this.kubeconfig(options), { mode: 0o600 });
+    const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`);
+    try {
+      await writeFile(temporary, this.kubeconfig(options), { mode: 0o600, flag: 'wx' });
+      await chmod(temporary, 0o600);
+      await rename(temporary, path);
+    } catch (err) {
+      await rm(temporary, { force: true });
+      throw err;
+    }
     return path;
+  }
+
+  /**
+   * The rules the RoleBindings of a namespace grant a user through their Roles (ClusterRoles are not
+   * held here, so a binding to one grants nothing). A service account's subject without a namespace
+   * means the binding's own, and service accounts are in the groups system:serviceaccounts,
+   * system:serviceaccounts:<namespace> and system:authenticated.
+   */
+  private rulesFromRoles(user: string, namespace: string | undefined): Rule[] {
+    if (namespace === undefined) return [];
+    const sa = /^system:serviceaccount:([^:]+):/.exec(user);
+    const groups = ['system:authenticated', ...(sa ? ['system:serviceaccounts', `system:serviceaccounts:${sa[1]}`] : [])];
+    const rules: Rule[] = [];
+    for (const binding of this.store.list(ROLEBINDINGS, namespace)) {
+      const subjects = (binding.subjects ?? []) as { kind?: string; name?: string; namespace?: string }[];
+      const applies = subjects.some((s) =>
+        s.kind === 'ServiceAccount'
+          ? user === `system:serviceaccount:${s.namespace || namespace}:${s.name}`
+          : s.kind === 'User'
+            ? user === s.name
+            : s.kind === 'Group' && groups.includes(s.name ?? ''),
+      );
+      const ref = binding.roleRef as { kind?: string; name?: string } | undefined;
+      if (!applies || ref?.kind !== 'Role' || !ref.name) continue;
+      const role = this.store.get(ROLES, namespace, ref.name);
+      for (const r of (role?.rules ?? []) as { verbs?: string[]; apiGroups?: string[]; resources?: string[]; resourceNames?: string[] }[]) {
+        rules.push({ verbs: r.verbs ?? [], apiGroups: r.apiGroups ?? [], resources: r.resources ?? [], resourceNames: r.resourceNames, namespaces: [namespace] });
+      }
+    }
+    return rules;
   }
 
   // ---- programmatic access to objects ----
@@ -570,7 +641,8 @@ export class KubeApiServer extends EventEmitter {
       const exact = fs?.find((r) => r.field === 'metadata.name' && r.operator === '=');
       if (exact) authzName = exact.value;
     }
-    const rules = token === undefined ? undefined : this.tokens?.get(token)?.rules;
+    const granted = token === undefined ? undefined : this.tokens?.get(token)?.rules;
+    const rules = granted === 'roles' ? this.rulesFromRoles(this.userFor(token), namespace) : granted;
     if (rules) {
       const attrs = { verb: record.verb, group: type.group, resource: type.plural, subresource, name: authzName, namespace };
       if (!rulesAllow(rules, attrs)) throw forbidden(type.gr, subresource, authzName, this.userFor(token), record.verb, namespace);
@@ -595,33 +667,41 @@ export class KubeApiServer extends EventEmitter {
       }
       case 'create': {
         if (!namespace) throw methodNotAllowed();
-        requireJsonBody(req);
-        const decoded = type.decode(await readJson(req), warnings);
-        const created = this.store.create(type, namespace, decoded);
+        const decoded = type.decode(await readObjectBody(req, type), warnings);
+        fieldValidation(url, type, warnings);
+        const created = this.store.create(type, namespace, decoded, { dryRun: dryRun(url) });
         this.send(res, 201, withKind(type, created), warnings);
         return 201;
       }
       case 'update': {
-        requireJsonBody(req);
-        const decoded = type.decode(await readJson(req), warnings);
+        const decoded = type.decode(await readObjectBody(req, type), warnings);
+        fieldValidation(url, type, warnings);
         const { object, created } = this.store.update(type, namespace!, name!, decoded, {
           subresource: subresource === 'status' ? 'status' : undefined,
+          dryRun: dryRun(url),
         });
         this.send(res, created ? 201 : 200, withKind(type, object), warnings);
         return created ? 201 : 200;
       }
       case 'patch': {
-        const object = await this.patch(req, type, namespace!, name!, subresource, warnings);
-        this.send(res, 200, withKind(type, object), warnings);
-        return 200;
+        const { object, created } = await this.patch(req, url, type, namespace!, name!, subresource, warnings);
+        this.send(res, created ? 201 : 200, withKind(type, object), warnings);
+        return created ? 201 : 200;
       }
       case 'delete': {
         const body = await readOptionalJson(req);
         const pre = (body as { preconditions?: { resourceVersion?: unknown; uid?: unknown } } | undefined)?.preconditions;
-        const deleted = this.store.delete(type, namespace!, name!, {
-          resourceVersion: typeof pre?.resourceVersion === 'string' ? pre.resourceVersion : undefined,
-          uid: typeof pre?.uid === 'string' ? pre.uid : undefined,
-        });
+        const deleted = this.store.delete(
+          type,
+          namespace!,
+          name!,
+          {
+            resourceVersion: typeof pre?.resourceVersion === 'string' ? pre.resourceVersion : undefined,
+            uid: typeof pre?.uid === 'string' ? pre.uid : undefined,
+          },
+          // kubectl sends DeleteOptions in the body, dryRun included.
+          { dryRun: dryRun(url) || (Array.isArray((body as { dryRun?: unknown } | undefined)?.dryRun) && ((body as { dryRun: unknown[] }).dryRun.includes('All'))) },
+        );
         const answer = type.returnDeletedObject
           ? withKind(type, deleted)
           : successStatus({ name: name!, ...(type.group ? { group: type.group } : {}), kind: type.plural, uid: deleted.metadata.uid });
@@ -640,6 +720,11 @@ export class KubeApiServer extends EventEmitter {
     if (path === '/api') return apiVersions(`${this.host}:${this.listenPort}`);
     if (path === '/apis') return apiGroupList();
     if (path === '/api/v1') return apiResourceList('v1');
+    if (path === '/openapi/v3') return openApiV3Root();
+    if (path.startsWith('/openapi/v3/')) {
+      const text = openApiV3Document(path.slice('/openapi/v3/'.length));
+      return text === undefined ? undefined : JSON.parse(text);
+    }
     const ns = /^\/api\/v1\/namespaces\/([^/]+)$/.exec(path);
     if (ns) return namespaceObject(decodeURIComponent(ns[1]!));
     if (path === '/healthz' || path === '/readyz' || path === '/livez') return 'ok';
@@ -790,24 +875,39 @@ export class KubeApiServer extends EventEmitter {
 
   private async patch(
     req: IncomingMessage,
+    url: URL,
     type: ResourceType,
     namespace: string,
     name: string,
     subresource: string | undefined,
     warnings: string[],
-  ): Promise<KubeObject> {
+  ): Promise<{ object: KubeObject; created: boolean }> {
     const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (!PATCH_TYPES.includes(contentType)) {
       req.resume();
       throw unsupportedMediaType(PATCH_TYPES);
     }
-    const patchDoc = await readJson(req);
+    if (contentType === APPLY_PATCH && !url.searchParams.get('fieldManager')) {
+      req.resume();
+      throw invalid({ group: 'meta.k8s.io', kind: 'PatchOptions' }, '', [
+        { type: 'FieldValueRequired', field: 'fieldManager', detail: 'is required for apply patch' },
+      ]);
+    }
+    const patchDoc = contentType === APPLY_PATCH ? await readApplyConfiguration(req) : await readJson(req);
     const existing = this.store.get(type, namespace, name);
+    if (!existing && contentType === APPLY_PATCH && subresource === undefined) {
+      // Server-side apply creates what does not exist yet.
+      const decoded = type.decode(patchDoc, warnings);
+      fieldValidation(url, type, warnings);
+      if (decoded.metadata.name === undefined) decoded.metadata.name = name;
+      return { object: this.store.create(type, namespace, decoded, { dryRun: dryRun(url) }), created: true };
+    }
     if (!existing) throw notFound(type.gr, name);
     const current = withKind(type, existing);
     let patched: unknown;
     try {
-      if (contentType === 'application/json-patch+json') patched = applyJsonPatch(current, patchDoc);
+      if (contentType === APPLY_PATCH) patched = applyStrategicMergePatch(current, patchDoc, type === PODS);
+      else if (contentType === 'application/json-patch+json') patched = applyJsonPatch(current, patchDoc);
       else if (contentType === 'application/merge-patch+json') patched = applyMergePatch(current, patchDoc);
       else patched = applyStrategicMergePatch(current, patchDoc, type === PODS);
     } catch (err) {
@@ -820,13 +920,16 @@ export class KubeApiServer extends EventEmitter {
       throw err;
     }
     const decoded = type.decode(patched, warnings);
+    fieldValidation(url, type, warnings);
     // A patch is applied to the current object, so it is conditional only if it sets a resourceVersion itself.
     if (!decoded.metadata.resourceVersion) decoded.metadata.resourceVersion = existing.metadata.resourceVersion;
     if (decoded.metadata.name === undefined) decoded.metadata.name = name;
-    return this.store.update(type, namespace, name, decoded, {
+    const object = this.store.update(type, namespace, name, decoded, {
       subresource: subresource === 'status' ? 'status' : undefined,
       fromPatch: true,
+      dryRun: dryRun(url),
     }).object;
+    return { object, created: false };
   }
 }
 
@@ -889,13 +992,47 @@ function withKind(type: ResourceType, obj: KubeObject): Record<string, unknown> 
   return { kind: type.kind, apiVersion: type.apiVersion, ...obj };
 }
 
-/** Bodies are JSON only; clients that prefer protobuf (kubectl for core types) are told so with a 415. */
-function requireJsonBody(req: IncomingMessage): void {
-  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== '' && type !== 'application/json') {
-    req.resume();
-    throw unsupportedMediaType(['application/json']);
+/**
+ * A create or update body: JSON, or Kubernetes protobuf for the kinds protobuf.ts reads (kubectl's
+ * typed clients send protobuf: `kubectl create configmap`). Anything else gets the apiserver's 415.
+ */
+async function readObjectBody(req: IncomingMessage, type: ResourceType): Promise<unknown> {
+  const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (contentType === PROTOBUF) {
+    try {
+      return decodeProtobufBody(await readBytes(req), { apiVersion: type.apiVersion, kind: type.kind });
+    } catch (err) {
+      if (err instanceof ProtobufDecodeError) throw badRequest(`${type.kind} in version "${type.version}" cannot be handled as a ${type.kind}: ${err.message}`);
+      throw err;
+    }
   }
+  if (contentType !== '' && contentType !== 'application/json') {
+    req.resume();
+    throw unsupportedMediaType(['application/json', PROTOBUF]);
+  }
+  return readJson(req);
+}
+
+/**
+ * The fieldValidation query parameter: Strict refuses unknown fields (400, as the apiserver's strict
+ * decoder), Ignore drops them silently, Warn (the default) drops them with a Warning header.
+ */
+function fieldValidation(url: URL, type: ResourceType, warnings: string[]): void {
+  const directive = url.searchParams.get('fieldValidation') ?? 'Warn';
+  if (!['Strict', 'Warn', 'Ignore'].includes(directive)) {
+    throw badRequest(`fieldValidation: Unsupported value: "${directive}": supported values: "Ignore", "Strict", "Warn"`);
+  }
+  if (directive === 'Ignore') warnings.length = 0;
+  if (directive === 'Strict' && warnings.length > 0) {
+    throw badRequest(`${type.kind} in version "${type.version}" cannot be handled as a ${type.kind}: strict decoding error: ${warnings.join(', ')}`);
+  }
+}
+
+/** `dryRun=All` (kubectl diff, `--dry-run=server`): check everything, write nothing. */
+function dryRun(url: URL): boolean {
+  const values = url.searchParams.getAll('dryRun');
+  for (const v of values) if (v !== 'All') throw badRequest(`dryRun: Unsupported value: "${v}": supported values: "All"`);
+  return values.length > 0;
 }
 
 function isTrue(v: string | null): boolean {
@@ -910,7 +1047,7 @@ function safeFieldSelector(s: string): FieldRequirement[] | undefined {
   }
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
+async function readBytes(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -918,7 +1055,11 @@ async function readBody(req: IncomingMessage): Promise<string> {
     if (size > MAX_BODY) throw requestEntityTooLarge(MAX_BODY);
     chunks.push(chunk as Buffer);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  return (await readBytes(req)).toString('utf8');
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
@@ -928,6 +1069,19 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   } catch (err) {
     const detail = text.trim() === '' ? 'unexpected end of JSON input' : (err as Error).message;
     throw badRequest(`couldn't get version/kind; json parse error: ${detail}`);
+  }
+}
+
+/**
+ * An apply configuration. kubectl sends it as JSON, which is YAML too; this server reads no other YAML,
+ * and says so rather than misreading it.
+ */
+async function readApplyConfiguration(req: IncomingMessage): Promise<unknown> {
+  const text = await readBody(req);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw badRequest('error decoding YAML: this test server reads apply configurations written as JSON (the JSON subset of YAML), as kubectl sends them');
   }
 }
 

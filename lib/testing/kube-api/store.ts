@@ -121,7 +121,7 @@ export class ObjectStore extends EventEmitter {
   }
 
   /** POST semantics. `keepStatus` lets the programmatic API create a pod with a status already set. */
-  create(type: ResourceType, namespace: string, decoded: DecodedObject, options: { keepStatus?: boolean } = {}): KubeObject {
+  create(type: ResourceType, namespace: string, decoded: DecodedObject, options: { keepStatus?: boolean; dryRun?: boolean } = {}): KubeObject {
     const meta = decoded.metadata;
     if (meta.namespace && meta.namespace !== namespace) {
       throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
@@ -151,6 +151,8 @@ export class ObjectStore extends EventEmitter {
     if (this.bucket(type).has(key(namespace, name))) throw alreadyExists(type.gr, name);
     // Checked after validation, as the etcd3 store does when it is about to write.
     if (meta.resourceVersion) throw internalNoReason('resourceVersion should not be set on objects to be created');
+    // dryRun=All: every check runs, nothing is written (the answer has no resourceVersion, as the apiserver's).
+    if (options.dryRun) return structuredClone(type.order(obj));
     this.revision++;
     obj.metadata.resourceVersion = String(this.revision);
     const stored = type.order(obj);
@@ -168,7 +170,7 @@ export class ObjectStore extends EventEmitter {
     namespace: string,
     name: string,
     decoded: DecodedObject,
-    options: { subresource?: 'status'; fromPatch?: boolean } = {},
+    options: { subresource?: 'status'; fromPatch?: boolean; dryRun?: boolean } = {},
   ): { object: KubeObject; created: boolean } {
     const meta = decoded.metadata;
     if (meta.namespace && meta.namespace !== namespace) {
@@ -184,7 +186,7 @@ export class ObjectStore extends EventEmitter {
     if (!existing) {
       if (!type.allowCreateOnUpdate || options.subresource || options.fromPatch) throw notFound(type.gr, name);
       const { resourceVersion: _rv, ...rest } = meta;
-      const object = this.create(type, namespace, { ...decoded, metadata: rest });
+      const object = this.create(type, namespace, { ...decoded, metadata: rest }, { dryRun: options.dryRun });
       return { object, created: true };
     }
     if (!meta.resourceVersion) {
@@ -222,6 +224,7 @@ export class ObjectStore extends EventEmitter {
     if (errors.length > 0) throw invalidObject(type, name, errors);
     const ordered = type.order(next);
     if (storedForm(ordered) === storedForm(existing)) return { object: structuredClone(existing), created: false };
+    if (options.dryRun) return { object: structuredClone(ordered), created: false };
     this.revision++;
     ordered.metadata.resourceVersion = String(this.revision);
     this.bucket(type).set(key(namespace, name), ordered);
@@ -229,7 +232,7 @@ export class ObjectStore extends EventEmitter {
     return { object: structuredClone(ordered), created: false };
   }
 
-  delete(type: ResourceType, namespace: string, name: string, preconditions: DeletePreconditions = {}): KubeObject {
+  delete(type: ResourceType, namespace: string, name: string, preconditions: DeletePreconditions = {}, options: { dryRun?: boolean } = {}): KubeObject {
     const existing = this.bucket(type).get(key(namespace, name));
     if (!existing) throw notFound(type.gr, name);
     if (preconditions.uid && preconditions.uid !== existing.metadata.uid) {
@@ -243,6 +246,7 @@ export class ObjectStore extends EventEmitter {
         `ResourceVersion in precondition: ${preconditions.resourceVersion}, ResourceVersion in object meta: ${existing.metadata.resourceVersion}`,
       );
     }
+    if (options.dryRun) return structuredClone(existing);
     this.bucket(type).delete(key(namespace, name));
     this.revision++;
     const last = structuredClone(existing);

@@ -35,7 +35,6 @@ describe('kubernetes backend: ConfigMap mode, the seed protocol (real client-nod
     const config = resolveClusterConfig({
       flags: { cluster: 'kubernetes', memberId: id, timings: { leaseDuration, renewDeadline: 700, retryPeriod: 100 } },
       env: { KUBECONFIG: kubeconfig, DROMEDARY_K8S_LOCK: 'configmap', DROMEDARY_CLUSTER_LABELS: 'app=cm-app' },
-      appKey: 'test',
     });
     const service = await createKubernetesClusterService(config, captureLogger().logger);
     services.push(service);

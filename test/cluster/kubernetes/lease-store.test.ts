@@ -70,7 +70,7 @@ describe('kubernetes backend: Lease lock store (real client-node against the API
 
   it('refuses a DROMEDARY_K8S_WATCH_IDLE that is not a duration of at least 2s, saying what to set', async () => {
     for (const value of ['soon', '1s']) {
-      const config = resolveClusterConfig({ flags: { cluster: 'kubernetes', memberId: 'x' }, env: { KUBECONFIG: await kubeconfigFor('alpha'), DROMEDARY_K8S_WATCH_IDLE: value }, appKey: 'test' });
+      const config = resolveClusterConfig({ flags: { cluster: 'kubernetes', memberId: 'x' }, env: { KUBECONFIG: await kubeconfigFor('alpha'), DROMEDARY_K8S_WATCH_IDLE: value } });
       let error: unknown;
       await createKubernetesClusterService(config, captureLogger().logger).catch((err: unknown) => (error = err));
       expect(String(error)).to.match(new RegExp(`DROMEDARY_K8S_WATCH_IDLE="${value}" is not a duration of at least 2s: use e\\.g\\. 30s`));
@@ -138,7 +138,6 @@ describe('kubernetes backend: Lease lock store (real client-node against the API
       const config = resolveClusterConfig({
         flags: { cluster: 'kubernetes', memberId: `pod-${token}`, timings: { leaseDuration: 1200, renewDeadline: 800, retryPeriod: 150 } },
         env: { KUBECONFIG: await kubeconfigFor(token), DROMEDARY_CLUSTER_LABELS: 'app=svc', DROMEDARY_K8S_LEASE_PREFIX: 'svc' },
-        appKey: 'test',
       });
       const capture = captureLogger();
       const service = await createKubernetesClusterService(config, capture.logger);

@@ -52,6 +52,38 @@ describe('amqp broker connection layer', function () {
         (e: Error) => !e.message.includes('hunter2') && e.message.includes('bob:xxxxxx@'),
       );
     });
+
+    // Issue 12.5: a password written without percent-encoding; no part of it may be printed. Those that
+    // WHATWG URL cannot parse fail at once; the others (a space, an @) fail to connect to a closed port.
+    for (const password of ['Qz#Wy9', 'Qz/Wy9', 'Qz?Wy9', 'Qz Wy9', 'Qz@Wy/Vx?Uk#Tj Rh']) {
+      it(`masks the whole unencoded password ${JSON.stringify(password)} in the startup error`, async () => {
+        const port = await closedPort();
+        const url = `amqp://guest:${password}@127.0.0.1:${port}/vh`;
+        let err: Error | undefined;
+        try {
+          resolveBrokerUrl(url);
+          const c = new BrokerConnection({ url, logger: silentLogger(), startTimeout: 300 });
+          err = await c.start().then(() => undefined, (e: Error) => e);
+          await c.close();
+        } catch (e) {
+          err = e as Error;
+        }
+        expect(err).to.be.instanceOf(Error);
+        expect(err!.message).to.include(`amqp://guest:xxxxxx@127.0.0.1:${port}/vh`);
+        for (const piece of password.split(/[#/? @]/)) expect(`${err!.message} ${err!.stack}`).not.to.include(piece);
+      });
+    }
+  });
+
+  it('masks a password holding an unencoded @ (which parses) in every connect error', async () => {
+    const port = await closedPort();
+    const c = new BrokerConnection({ url: `amqp://app:Top@Secret99@127.0.0.1:${port}`, logger: silentLogger(), startTimeout: 300 });
+    expect(c.maskedUrl).to.equal(`amqp://app:xxxxxx@127.0.0.1:${port}`);
+    const err = await c.start().then(() => undefined, (e: unknown) => e);
+    expect(err).to.be.instanceOf(AmqpConnectError);
+    expect((err as Error).message).to.include(`amqp://app:xxxxxx@127.0.0.1:${port} (`);
+    expect(`${(err as Error).message} ${(err as Error).stack}`).not.to.match(/Top|Secret99/);
+    await c.close();
   });
 
   it('publishes persistent messages that complete on the broker confirm, with messageId and contentType', async () => {

@@ -77,7 +77,7 @@ describe('master: redelivery and leadership', () => {
     store.hang(); // renewals stop: leadership lapses after renewDeadline
     const exchange = await pending;
     expect(exchange.exception).to.be.instanceOf(RedeliveryAbortedError);
-    expect(exchange.exception?.message).to.contain('member a lost the leadership of lock1').and.to.contain('after 1 attempt(s)');
+    expect(exchange.exception?.message).to.contain('Member a no longer leads lock1').and.to.contain('after 1 attempt(s)');
     expect(calls).to.equal(1);
     expect(clock.pending).to.equal(0);
     const consumer = context.routes[0]!.consumer as MasterConsumer;
