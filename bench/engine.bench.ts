@@ -3,9 +3,12 @@ import { Exchange } from '../lib/exchange/index.ts';
 import type { RouteDefinition } from '../lib/dsl/route-definition.ts';
 import { fmt, median, opsPerSecond, printTable } from './measure.ts';
 import { noopSinkComponent } from './noop-sink.ts';
+import { createMetrics } from '../lib/health/metrics.ts';
 
 const COUNT = 200_000;
 const RUNS = 5;
+const PAIRS = 20;
+const PAIR_COUNT = 50_000;
 
 /**
  * Exchanges per second through direct → process → filter → setHeader → a no-op sink, against the
@@ -13,6 +16,27 @@ const RUNS = 5;
  */
 export async function run(): Promise<void> {
   const context = new Context({ components: { sink: noopSinkComponent } });
+  // Metrics on (as with --health-port) against off: two contexts built alike, with the same one route.
+  const twin = async (metrics: boolean) => {
+    const c = new Context({ components: { sink: noopSinkComponent } });
+    if (metrics) await createMetrics({ context: c });
+    await c.addRoutes((r) => {
+      r.from('direct:bench')
+        .process((ex) => {
+          ex.body = (ex.body as number) + 1;
+        })
+        .filter((ex) => (ex.body as number) % 2 === 0)
+        .setHeader('even', (ex: Exchange) => ex.body)
+        .to('sink:out')
+        .end();
+    });
+    await c.start();
+    return c;
+  };
+  const metered = await twin(true);
+  const unmetered = await twin(false);
+  const meteredTemplate = metered.createProducerTemplate();
+  const unmeteredTemplate = unmetered.createProducerTemplate();
   await context.addRoutes((r) => {
     const steps = (route: RouteDefinition) =>
       route
@@ -49,6 +73,8 @@ export async function run(): Promise<void> {
   const engine: number[] = [];
   const guarded: number[] = [];
   const baseline: number[] = [];
+  const withMetrics: number[] = [];
+  const withoutMetrics: number[] = [];
   for (let runIndex = 0; runIndex < RUNS + 1; runIndex += 1) {
     const e = await opsPerSecond(COUNT, (i) => template.send('direct:bench', new Exchange({ body: i })));
     const g = await opsPerSecond(COUNT, (i) => template.send('direct:guarded', new Exchange({ body: i })));
@@ -58,7 +84,24 @@ export async function run(): Promise<void> {
     guarded.push(g);
     baseline.push(b);
   }
+  // Metrics on and off in short adjacent pairs, alternating which goes first, so the load of a shared
+  // machine drifting between runs cancels out of each pair's ratio; and per CPU second of this
+  // process, so time spent waiting for a core while other processes run does not count.
+  const pairRatios: number[] = [];
+  const meteredRun = () => opsPerCpuSecond(PAIR_COUNT, (i) => meteredTemplate.send('direct:bench', new Exchange({ body: i })));
+  const unmeteredRun = () => opsPerCpuSecond(PAIR_COUNT, (i) => unmeteredTemplate.send('direct:bench', new Exchange({ body: i })));
+  for (let pair = 0; pair < PAIRS + 1; pair += 1) {
+    const [m, u] = pair % 2 === 0 ? [await meteredRun(), await unmeteredRun()] : [await unmeteredRun(), await meteredRun()].reverse();
+    if (pair === 0) continue; // warm-up
+    withMetrics.push(m!);
+    withoutMetrics.push(u!);
+    pairRatios.push(m! / u!);
+  }
   await context.stop();
+  await metered.stop();
+  await unmetered.stop();
+  const m = median(withMetrics);
+  const u = median(withoutMetrics);
   const e = median(engine);
   const g = median(guarded);
   const b = median(baseline);
@@ -77,5 +120,23 @@ export async function run(): Promise<void> {
       ratio: (g / b).toFixed(2),
       note: 'the same route with an onException clause, so each step runs in a redelivery channel',
     },
+    {
+      name: 'exchanges per CPU second with metrics on',
+      value: fmt(m),
+      baseline: `${fmt(u)} (the same route, metrics off, per CPU second)`,
+      ratio: median(pairRatios).toFixed(3),
+      note: `Prometheus metrics as with --health-port (a sampled duration histogram); median ratio of ${PAIRS} adjacent pairs × ${fmt(PAIR_COUNT)}; aim ≥ 0.95`,
+    },
   ]);
+}
+
+/** Like opsPerSecond, per second of this process's CPU time (user + system). */
+async function opsPerCpuSecond(count: number, fn: (i: number) => unknown): Promise<number> {
+  const start = process.cpuUsage();
+  for (let i = 0; i < count; i += 1) {
+    const r = fn(i);
+    if (r instanceof Promise) await r;
+  }
+  const used = process.cpuUsage(start);
+  return count / ((used.user + used.system) / 1e6);
 }

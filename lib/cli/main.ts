@@ -8,6 +8,9 @@ export const HELP = `dromedary: Camel-style integration routes for Node.js, with
 
 Usage:
   dromedary run [paths...] [options]   Run the routes in the given folders or files (default: ./routes)
+  dromedary status [--cluster kind] [--output table|json]
+                                       Show each lock in the cluster store: holder, term, acquired and
+                                       renewed times, whether the lease holds (same cluster settings as run)
   dromedary kube-api [options]         Start the Kubernetes API test server (leases, configmaps, pods)
                                        and write a kubeconfig for it, until Ctrl-C
   dromedary help [command]             Show this help, or a command's options (also: dromedary <command> --help)
@@ -39,7 +42,7 @@ Options:
   --replicas <n>              Run n member processes on this machine, like n pods; lines are prefixed by member id
   --properties <file>         key=value lines: the values of {{name}} placeholders in endpoint URIs
                               (env DROMEDARY_PROPERTIES; {{env:NAME}} reads the environment without it)
-  --health-port <n>           Serve /healthz, /readyz and /leadership on this port (env DROMEDARY_HEALTH_PORT;
+  --health-port <n>           Serve /healthz, /readyz, /leadership, /metrics and the console (/) on this port (env DROMEDARY_HEALTH_PORT;
                               host DROMEDARY_HEALTH_HOST, default 127.0.0.1; use 0.0.0.0 in a pod)
   -h, --help                  Show this help
 
@@ -47,6 +50,18 @@ Cluster environment: DROMEDARY_CLUSTER_ROOT (file backend folder, yours alone; d
 <os temp>/dromedary-<uid>/cluster), DROMEDARY_LEASE_DURATION (15s), DROMEDARY_RENEW_DEADLINE (10s),
 DROMEDARY_RETRY_PERIOD (2s); timings need a unit. DROMEDARY_ETCD_PREFIX (/dromedary/leader/),
 DROMEDARY_POSTGRES_TABLE (dromedary_leases).
+`;
+
+export const STATUS_HELP = `Usage: dromedary status [options]
+
+Reads the cluster store that dromedary run would use (the same flags and DROMEDARY_* variables) and
+prints each lock: holder, term (fencing token), acquired and renewed times, and whether its lease still
+holds. No member needs to be running.
+
+Options:
+  --cluster <kind>            auto, file or kubernetes (env DROMEDARY_CLUSTER; default auto)
+  --output table|json         Output format (default table)
+  -h, --help                  Show this help
 `;
 
 export const KUBE_API_HELP = `Usage: dromedary kube-api [options]
@@ -88,8 +103,15 @@ const kubeApiFlags = {
   anonymous: { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 
+const statusFlags = {
+  ...helpFlag,
+  cluster: { type: 'string' },
+  output: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
 const COMMANDS: Record<string, { flags: ParseArgsConfig['options']; help: string; positionals: boolean }> = {
   run: { flags: runFlags, help: RUN_HELP, positionals: true },
+  status: { flags: statusFlags, help: STATUS_HELP, positionals: false },
   'kube-api': { flags: kubeApiFlags, help: KUBE_API_HELP, positionals: false },
 };
 
@@ -145,6 +167,7 @@ export async function main(argv: readonly string[], out: NodeJS.WritableStream =
     out.write(spec.help);
     return 0;
   }
+  if (command === 'status') return (await import('./status-command.ts')).statusCommand(parsed.values as { cluster?: string; output?: string }, out);
   if (command === 'kube-api') return kubeApi(parsed.values as { port?: string; namespace?: string; kubeconfig?: string; anonymous?: boolean }, out);
   return run(argv, parsed.values as RunValues, parsed.positionals, out);
 }

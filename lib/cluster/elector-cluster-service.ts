@@ -2,6 +2,7 @@ import { ServiceSupport } from '../spi/service.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { ClusterService, ClusterView } from './cluster-service.ts';
 import { Elector, type ElectorOptions } from './election/elector.ts';
+import { newInstanceId } from './election/instance.ts';
 import type { LockStore } from './election/lock-store.ts';
 import type { ElectionTimings } from './election/timings.ts';
 import { assertLockName } from './lock-name.ts';
@@ -10,6 +11,8 @@ import { LockView } from './view.ts';
 export interface ElectorClusterServiceOptions {
   kind: string;
   memberId: string;
+  /** This process's instance id; a fresh one by default (see election/instance.ts). */
+  instanceId?: string;
   store: LockStore;
   timings: ElectionTimings;
   logger: Logger;
@@ -20,6 +23,8 @@ export interface ElectorClusterServiceOptions {
 interface Entry {
   elector: Elector;
   views: Set<LockView>;
+  /** Detaches the leadership log listener. */
+  quiet: () => void;
 }
 
 /**
@@ -30,6 +35,7 @@ interface Entry {
 export class ElectorClusterService extends ServiceSupport implements ClusterService {
   readonly kind: string;
   readonly memberId: string;
+  readonly instanceId: string;
   readonly timings: ElectionTimings;
   readonly #store: LockStore;
   readonly #logger: Logger;
@@ -40,6 +46,7 @@ export class ElectorClusterService extends ServiceSupport implements ClusterServ
     super();
     this.kind = options.kind;
     this.memberId = options.memberId;
+    this.instanceId = options.instanceId ?? newInstanceId();
     this.timings = options.timings;
     this.#store = options.store;
     this.#logger = options.logger.child({ member: options.memberId });
@@ -54,15 +61,24 @@ export class ElectorClusterService extends ServiceSupport implements ClusterServ
     let entry = this.#entries.get(lock);
     if (!entry) {
       assertLockName(lock);
-      const elector = new Elector({ lock, memberId: this.memberId, store: this.#store, timings: this.timings, logger: this.#logger, ...this.#electorOptions });
+      const elector = new Elector({
+        lock,
+        memberId: this.memberId,
+        instanceId: this.instanceId,
+        store: this.#store,
+        timings: this.timings,
+        logger: this.#logger,
+        ...this.#electorOptions,
+      });
       let last: string | undefined;
-      elector.on('change', ({ leader, isLocal }) => {
+      const onChange = ({ leader, isLocal }: { leader: string | undefined; isLocal: boolean }) => {
         if (leader === last) return;
         last = leader;
         if (leader) this.#logger.info(`member ${leader} is now leader of ${lock}${isLocal ? ' (this member)' : ''}`, { lock, leader });
         else this.#logger.info(`no member leads ${lock} now`, { lock });
-      });
-      entry = { elector, views: new Set() };
+      };
+      elector.on('change', onChange);
+      entry = { elector, views: new Set(), quiet: () => elector.off('change', onChange) };
       this.#entries.set(lock, entry);
       if (this.isStarted) elector.start();
     }
@@ -81,16 +97,25 @@ export class ElectorClusterService extends ServiceSupport implements ClusterServ
     if (!options.release) entry.elector.keepUntilExpiry();
     if (entry.views.size > 0) return;
     this.#entries.delete(lock);
+    await this.#stopElector(entry);
+  }
+
+  /**
+   * The elector says itself what became of the lock (released, left to expire, or a release that
+   * failed), so the "no member leads" line, which would claim a handover, is not logged on stop.
+   */
+  async #stopElector(entry: Entry): Promise<void> {
+    entry.quiet();
     await entry.elector.stop();
   }
 
   protected doStart(): void {
     for (const { elector } of this.#entries.values()) elector.start();
-    this.#logger.info(`Cluster service ${this.kind} started as member ${this.memberId}`, { member: this.memberId });
+    this.#logger.info(`Cluster service ${this.kind} started as member ${this.memberId} (instance ${this.instanceId})`, { member: this.memberId, instance: this.instanceId });
   }
 
   protected async doStop(): Promise<void> {
-    await Promise.all([...this.#entries.values()].map(({ elector }) => elector.stop()));
+    await Promise.all([...this.#entries.values()].map((entry) => this.#stopElector(entry)));
     await this.#store.close?.();
   }
 }

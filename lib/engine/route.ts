@@ -3,6 +3,7 @@ import type { Logger } from '../logging/logger.ts';
 import type { Consumer, Endpoint, Producer } from '../spi/component.ts';
 import { isPromise, type Processor } from '../spi/processor.ts';
 import type { RouteCompiler, StepDefinition } from '../dsl/step.ts';
+import { EXCHANGE_OBSERVER, type ExchangeListener, type ExchangeObserver } from '../spi/exchange-observer.ts';
 import type { RouteDefinition } from '../dsl/route-definition.ts';
 import { RouteBuildError, DromedaryError } from '../errors.ts';
 import { pipeline } from './pipeline.ts';
@@ -41,6 +42,8 @@ export class Route {
   #status: RouteStatus = 'built';
   #exchangesTotal = 0;
   #exchangesFailed = 0;
+  /** Metrics' listener, if an ExchangeObserver is registered: without one the hot path reads no clock. */
+  #observe: ExchangeListener | undefined;
 
   private constructor(init: {
     id: string;
@@ -203,6 +206,7 @@ export class Route {
     if (this.#needsOriginalMessage && exchange.originalMessage === undefined) exchange.originalMessage = snapshotMessage(exchange.message);
     this.#inflight += 1;
     this.#exchangesTotal += 1;
+    const started = this.#observe?.wants() ? performance.now() : -1;
     let result: void | Promise<void> = undefined;
     try {
       result = this.#processor(exchange);
@@ -210,11 +214,12 @@ export class Route {
       // The pipeline never throws; this guards against a custom processor replacing it.
       exchange.exception = err instanceof Error ? err : new Error(String(err));
     }
-    if (isPromise(result)) return result.then(() => this.#done(exchange, origin));
-    this.#done(exchange, origin);
+    if (isPromise(result)) return result.then(() => this.#done(exchange, origin, started));
+    this.#done(exchange, origin, started);
   };
 
-  #done(exchange: Exchange, origin: boolean): void {
+  #done(exchange: Exchange, origin: boolean, started: number): void {
+    if (started >= 0) this.#observe!.finished(exchange, started);
     if (exchange.exception !== undefined) {
       // This route's error handler is done with it: a calling route must not redeliver or handle it again.
       markExhausted(exchange.exception);
@@ -243,6 +248,7 @@ export class Route {
   }
 
   async start(): Promise<void> {
+    this.#observe = this.endpoint.context.service<ExchangeObserver>(EXCHANGE_OBSERVER)?.forRoute(this.id);
     for (const producer of this.#producers) await producer.start();
     this.#consumer = await this.endpoint.createConsumer(this.dispatch);
     await this.#consumer.start();

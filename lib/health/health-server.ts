@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Context } from '../engine/context.ts';
 import type { ClusterService } from '../cluster/cluster-service.ts';
+import { createOperationsHandler } from './operations.ts';
 
 export interface HealthServerOptions {
   context: Context;
@@ -23,6 +24,7 @@ export interface HealthServer {
  */
 export async function startHealthServer(options: HealthServerOptions): Promise<HealthServer> {
   const { context, cluster } = options;
+  const operations = await createOperationsHandler({ context, cluster });
   const server: Server = createServer((req, res) => {
     const send = (status: number, body: unknown) => {
       res.writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
@@ -30,6 +32,7 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
     };
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, { error: 'use GET' });
+    if (operations(path!, req, res)) return;
     if (path === '/healthz') {
       const up = context.state !== 'stopped';
       return send(up ? 200 : 503, { status: up ? 'UP' : 'DOWN', state: context.state });

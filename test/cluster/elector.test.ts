@@ -225,6 +225,250 @@ describe('leader election core', () => {
     leadership.assertNoOverlap(3);
   });
 
+  describe('a record someone else deleted or edited (issue 10 item 2)', () => {
+    /** Every interval in which an elector reported leading, keyed by the elector itself (ids may repeat). */
+    function track(electors: Elector[]) {
+      const intervals: Array<{ who: Elector; from: number; to: number }> = [];
+      const open = new Map<Elector, number>();
+      for (const e of electors) {
+        e.on('change', ({ isLocal }) => {
+          if (isLocal && !open.has(e)) open.set(e, performance.now());
+          else if (!isLocal && open.has(e)) {
+            intervals.push({ who: e, from: open.get(e)!, to: performance.now() });
+            open.delete(e);
+          }
+        });
+      }
+      const all = () => [...intervals, ...[...open].map(([who, from]) => ({ who, from, to: Infinity }))].sort((x, y) => x.from - y.from);
+      return {
+        all,
+        assertNoOverlap() {
+          const list = all();
+          for (let i = 1; i < list.length; i += 1) expect(list[i]!.from, 'two electors led at once').to.be.at.least(list[i - 1]!.to);
+        },
+        /** When someone other than `except` started leading after `since`. */
+        firstLeadAfter(since: number) {
+          return list(all()).find((i) => i.from > since);
+        },
+      };
+      function list<T>(x: T[]) {
+        return x;
+      }
+    }
+
+    const edits: Array<[string, (store: MemoryLockStore) => void]> = [
+      ['the record is deleted (kubectl delete lease, lock files removed)', (store) => store.remove('lock1')],
+      ['holderIdentity is patched to "" (no release marker)', (store) => void store.overwrite('lock1', { holderIdentity: '' })],
+      ['holderIdentity is patched to the follower', (store) => void store.overwrite('lock1', { holderIdentity: 'b' })],
+      ['holderIdentity is patched to a member that does not exist', (store) => void store.overwrite('lock1', { holderIdentity: 'ghost' })],
+    ];
+    for (const [what, edit] of edits) {
+      it(`when ${what}, the leader stops at once and nobody leads for a full leaseDuration after`, async () => {
+        const store = new MemoryLockStore();
+        const { a, b } = await leaderAndFollower(store);
+        const leadership = track([a, b]);
+        const term = a.term!;
+        const editedAt = performance.now();
+        edit(store);
+        // At once: by the notification, before the leader's next renewal (retryPeriod away).
+        await waitFor(() => term.signal.aborted, { timeout: fast.retryPeriod, message: 'the leader to end its term' });
+        expect(a.isLeader).to.equal(false);
+        await waitFor(() => a.isLeader || b.isLeader, { timeout: 3000, message: 'someone to lead again' });
+        const next = leadership.firstLeadAfter(editedAt)!;
+        // The old leader may be still valid (it does not know yet) for up to renewDeadline; followers
+        // wait a full lease from when they saw the edit.
+        expect(next.from - editedAt).to.be.at.least(fast.leaseDuration - 5);
+        leadership.assertNoOverlap();
+      });
+    }
+
+    it('a paused leader whose record was emptied cannot overlap with a follower: the follower waits the lease out', async () => {
+      // No notification reaches the leader (as with 100 ms of API latency, or a file store): only the
+      // follower's wait keeps them apart.
+      const store = new MemoryLockStore();
+      const deaf = new Partitionable(store);
+      const a = elector(deaf, 'a');
+      a.start();
+      await waitFor(() => a.isLeader);
+      const b = elector(store, 'b');
+      b.start();
+      await waitFor(() => b.leader === 'a');
+      const leadership = track([a, b]);
+      const editedAt = performance.now();
+      deaf.cut();
+      store.overwrite('lock1', { holderIdentity: '' });
+      await waitFor(() => b.isLeader, { timeout: 3000 });
+      expect(performance.now() - editedAt).to.be.at.least(fast.leaseDuration - 5);
+      leadership.assertNoOverlap();
+    });
+
+    it('a release written by the holder itself still hands over at once', async () => {
+      const store = new MemoryLockStore();
+      const { a, b } = await leaderAndFollower(store);
+      const t0 = performance.now();
+      expect(await a.stop()).to.equal('released');
+      const released = store.peek('lock1')!.record;
+      if (released.holderIdentity === '') expect(released.releasedBy).to.equal(a.instanceId);
+      await waitFor(() => b.isLeader);
+      expect(performance.now() - t0).to.be.below(fast.leaseDuration / 2);
+    });
+
+    it('a release that fails is a warning that says when the lock will be free, not a handover', async () => {
+      const store = new MemoryLockStore();
+      const capture = captureLogger();
+      const svc = new ElectorClusterService({ kind: 'memory', memberId: 'a', store, timings: fast, logger: capture.logger });
+      await svc.start();
+      const view = svc.view('lock1');
+      await waitFor(() => view.isLeader);
+      store.fail(1);
+      await svc.stop();
+      const warning = capture.lines.find((l) => l.level === 'warn' && l.message.includes('could not release lock1'));
+      expect(warning?.message).to.match(/followers take it over once its lease runs out, up to 400ms from its last renewal/);
+      expect(capture.messages()).not.to.include('no member leads lock1 now');
+    });
+  });
+
+  describe('instance identity (issue 10 item 3)', () => {
+    it('two processes with one member id never both lead, and the follower logs an error naming both instances and the fix', async () => {
+      const store = new MemoryLockStore();
+      const first = captureLogger();
+      const second = captureLogger();
+      const x1 = elector(store, 'x', 'lock1', { logger: first.logger });
+      const x2 = elector(store, 'x', 'lock1', { logger: second.logger });
+      x1.start();
+      x2.start();
+      await waitFor(() => x1.isLeader || x2.isLeader);
+      const [leader, follower, log] = x1.isLeader ? [x1, x2, second] : [x2, x1, first];
+      const writes = store.writes;
+      await waitFor(() => store.writes >= writes + 5, { message: 'the leader renews' });
+      expect(follower.isLeader).to.equal(false);
+      expect(leader.isLeader).to.equal(true);
+      const error = log.lines.find((l) => l.level === 'error');
+      expect(error?.message).to.contain(`Two processes use member id x: this one (instance ${follower.instanceId}) and instance ${leader.instanceId}, which leads lock1`);
+      expect(error?.message).to.contain('set a distinct DROMEDARY_MEMBER_ID');
+    });
+
+    it('a member restarted under its old id waits for its dead predecessor\'s lease like any follower', async () => {
+      const store = new MemoryLockStore();
+      const link = new Partitionable(store);
+      const old = elector(link, 'x');
+      old.start();
+      await waitFor(() => old.isLeader);
+      link.cut(); // killed: it writes nothing any more
+      const killedAt = performance.now();
+      const capture = captureLogger();
+      const restarted = elector(store, 'x', 'lock1', { logger: capture.logger });
+      restarted.start();
+      await waitFor(() => restarted.isLeader, { timeout: 3000 });
+      expect(performance.now() - killedAt).to.be.at.least(fast.leaseDuration - fast.retryPeriod);
+      expect(capture.messages().some((m) => m.includes('is held under this member id x by another process'))).to.equal(true);
+      expect(capture.lines.filter((l) => l.level === 'error')).to.deep.equal([]);
+    });
+  });
+
+  describe('fencing tokens (issue 10 item 6)', () => {
+    it('every term of a lock has a token above every earlier term\'s: handovers, a lapse and re-acquisition by the same member, a deleted record', async () => {
+      const store = new MemoryLockStore();
+      let offset = 0;
+      const a = elector(store, 'a', 'lock1', { now: () => performance.now() + offset });
+      const tokens: number[] = [];
+      const seen = new Set<unknown>();
+      const note = (e: Elector) => e.on('change', () => {
+        const term = e.term;
+        if (term && !seen.has(term)) {
+          seen.add(term);
+          tokens.push(term.token);
+        }
+      });
+      note(a);
+      a.start();
+      await waitFor(() => a.isLeader);
+      // Paused past renewDeadline, then renewing its own record: a new term.
+      offset = fast.renewDeadline + 1;
+      await waitFor(() => tokens.length === 2, { timeout: 3000, message: 'a second term of a' });
+      // Handed over to b.
+      const b = elector(store, 'b');
+      note(b);
+      b.start();
+      await waitFor(() => b.leader === 'a');
+      await a.stop();
+      await waitFor(() => b.isLeader);
+      // Deleted by someone: b (which saw it) re-creates it after a lease, with a higher token.
+      store.remove('lock1');
+      await waitFor(() => tokens.length === 4, { timeout: 3000, message: 'a term after the deletion' });
+      expect(tokens).to.have.length(4);
+      for (let i = 1; i < tokens.length; i += 1) expect(tokens[i]!).to.be.above(tokens[i - 1]!);
+      expect(store.peek('lock1')!.record.fencingToken).to.equal(tokens.at(-1));
+    });
+
+    it('a record re-created by a member that never saw the old one still gets a higher token (seeded from the wall clock)', async () => {
+      const store = new MemoryLockStore();
+      const a = elector(store, 'a');
+      a.start();
+      await waitFor(() => a.isLeader);
+      const old = a.term!.token;
+      await a.stop();
+      store.remove('lock1');
+      const fresh = elector(store, 'c');
+      fresh.start();
+      await waitFor(() => fresh.isLeader);
+      expect(fresh.term!.token).to.be.above(old);
+    });
+
+    it('a resumed old leader holds a lower token than the leader that took over', async () => {
+      const store = new MemoryLockStore();
+      const link = new Partitionable(store);
+      const { a, b } = await leaderAndFollower(link, store);
+      const oldTerm = a.term!;
+      link.cut(); // as paused: it neither renews nor hears anything
+      await waitFor(() => b.isLeader, { timeout: 3000 });
+      expect(b.term!.token).to.be.above(oldTerm.token);
+      expect(oldTerm.isCurrent).to.equal(false);
+    });
+  });
+
+  describe('store calls', () => {
+    it('elects and keeps a leader when every store call takes longer than retryPeriod (bounded by the renew deadline instead)', async () => {
+      // Each call takes 200 ms, longer than retryPeriod (150 ms), the old timeout: no leader ever.
+      // An acquisition (a read and a create) and the first renewal after renewInterval fit in
+      // renewDeadline more than twice over, so a loaded machine's late timers do not matter.
+      const timings = validateTimings({ leaseDuration: 3000, renewDeadline: 2000, retryPeriod: 150 });
+      const store = new MemoryLockStore();
+      store.delay(200);
+      const a = elector(store, 'a', 'lock1', { timings });
+      const changes: boolean[] = [];
+      a.on('change', (c) => changes.push(c.isLocal));
+      a.start();
+      await waitFor(() => a.isLeader, { timeout: 3000 });
+      const writes = store.writes;
+      await waitFor(() => store.writes >= writes + 4, { timeout: 3000, message: 'four slow renewals' });
+      expect(a.isLeader).to.equal(true);
+      expect(changes.filter((c) => !c)).to.deep.equal([]);
+      store.heal();
+    });
+
+    it('a follower whose store watch is down polls every retryPeriod, so a renewal it missed delays its takeover by at most one poll, not a lease', async () => {
+      const store = new MemoryLockStore();
+      const link = new Partitionable(store);
+      const quiet = new WatchDown(store);
+      const { b } = await leaderAndFollower(link, quiet);
+      // Until now b has followed the renewals through the watch, without reading.
+      const settled = store.writes;
+      await waitFor(() => store.writes >= settled + 3, { message: 'three renewals' });
+      // From now on b hears nothing and its store says its watch is down; the leader renews twice
+      // more (b can only learn of that by reading), then dies.
+      quiet.down();
+      const writes = store.writes;
+      await waitFor(() => store.writes >= writes + 2, { message: 'two renewals b did not hear of' });
+      const killedAt = performance.now();
+      link.cut();
+      await waitFor(() => b.isLeader, { timeout: 3000 });
+      // b saw the last renewal at most one poll after it was made (before killedAt), and takes over at
+      // most one poll after that lease ran out; 50 ms for the timers and the store's notifications.
+      expect(performance.now() - killedAt).to.be.below(fast.leaseDuration + 2 * fast.retryPeriod * fast.jitter + 50);
+    });
+  });
+
   describe('cluster service and views', () => {
     const services: ElectorClusterService[] = [];
     afterEach(async () => {
@@ -332,7 +576,7 @@ class Partitionable implements LockStore {
 /** A store whose watch also announces new versions of an unchanged record, as a shared ConfigMap does. */
 class Echoing implements LockStore {
   readonly #inner: MemoryLockStore;
-  readonly #subscribers = new Set<(version?: string, record?: LockRecord) => void>();
+  readonly #subscribers = new Set<(version?: string, record?: LockRecord | null) => void>();
   #echoes = 0;
   constructor(inner: MemoryLockStore) {
     this.#inner = inner;
@@ -352,12 +596,48 @@ class Echoing implements LockStore {
   update(lock: string, record: LockRecord, version: string, signal: AbortSignal) {
     return this.#inner.update(lock, record, version, signal);
   }
-  watch(lock: string, onChange: (version?: string, record?: LockRecord) => void): () => void {
+  watch(lock: string, onChange: (version?: string, record?: LockRecord | null) => void): () => void {
     this.#subscribers.add(onChange);
     const off = this.#inner.watch(lock, onChange);
     return () => {
       this.#subscribers.delete(onChange);
       off();
     };
+  }
+}
+
+/** A store whose watch goes down on demand, as the Kubernetes stores' does: one notice, then silence, and watching() says so. */
+class WatchDown implements LockStore {
+  readonly #inner: MemoryLockStore;
+  readonly #subscribers = new Set<(version?: string, record?: LockRecord | null) => void>();
+  #down = false;
+  constructor(inner: MemoryLockStore) {
+    this.#inner = inner;
+  }
+  down(): void {
+    this.#down = true;
+    for (const notify of this.#subscribers) notify(undefined, undefined);
+  }
+  get(lock: string, signal: AbortSignal) {
+    return this.#inner.get(lock, signal);
+  }
+  create(lock: string, record: LockRecord, signal: AbortSignal) {
+    return this.#inner.create(lock, record, signal);
+  }
+  update(lock: string, record: LockRecord, version: string, signal: AbortSignal) {
+    return this.#inner.update(lock, record, version, signal);
+  }
+  watch(lock: string, onChange: (version?: string, record?: LockRecord | null) => void): () => void {
+    this.#subscribers.add(onChange);
+    const off = this.#inner.watch(lock, (version, record) => {
+      if (!this.#down) onChange(version, record);
+    });
+    return () => {
+      this.#subscribers.delete(onChange);
+      off();
+    };
+  }
+  watching(): boolean {
+    return !this.#down;
   }
 }

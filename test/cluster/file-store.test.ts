@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileLockStore } from '../../lib/cluster/file/file-lock-store.ts';
-import { LockConflictError, type LockRecord } from '../../lib/cluster/election/lock-store.ts';
+import { LockConflictError, type LockRecord, type LockStore } from '../../lib/cluster/election/lock-store.ts';
 import { Elector } from '../../lib/cluster/election/elector.ts';
 import { validateTimings } from '../../lib/cluster/election/timings.ts';
 import { captureLogger } from '../support/capture-logger.ts';
@@ -49,6 +49,45 @@ describe('file lock store', () => {
     await waitFor(async () => (await readdir(join(root, 'lock1'))).filter((n) => n.startsWith('v')).length <= 3);
   });
 
+  it('fails an update whose record was deleted meanwhile (lock files or folder removed), publishing nothing', async () => {
+    const store = new FileLockStore(root);
+    let current = await store.create('lock1', record('a'), signal);
+    current = await store.update('lock1', record('a'), current.version, signal);
+    for (const name of await readdir(join(root, 'lock1'))) if (name.startsWith('v')) await rm(join(root, 'lock1', name));
+    await store.update('lock1', record('a'), current.version, signal).then(() => expect.fail('should conflict'), (e) => expect(e).to.be.instanceOf(LockConflictError));
+    expect(await store.get('lock1', signal)).to.equal(undefined);
+    await rm(join(root, 'lock1'), { recursive: true });
+    await store.update('lock1', record('a'), current.version, signal).then(() => expect.fail('should conflict'), (e) => expect(e).to.be.instanceOf(LockConflictError));
+    expect(await store.get('lock1', signal)).to.equal(undefined);
+  });
+
+  it('gives electors on the real store a fencing token per term that only increases: a paused leader\'s is below its successor\'s, and the lock folder removed does not restart them', async () => {
+    const timings = validateTimings({ leaseDuration: 600, renewDeadline: 400, retryPeriod: 60 });
+    const paused = new Pausable(new FileLockStore(root));
+    const a = new Elector({ lock: 'lock1', memberId: 'a', store: paused, timings, logger: captureLogger().logger });
+    const b = new Elector({ lock: 'lock1', memberId: 'b', store: new FileLockStore(root), timings, logger: captureLogger().logger });
+    try {
+      a.start();
+      await waitFor(() => a.isLeader);
+      b.start();
+      await waitFor(() => b.leader === 'a');
+      const first = a.term!;
+      paused.pause(); // as SIGSTOP: a neither renews nor hears anything
+      await waitFor(() => b.isLeader, { timeout: 3000 });
+      const second = b.term!;
+      expect(second.token).to.be.above(first.token);
+      paused.resume(); // as SIGCONT
+      expect(first.isCurrent).to.equal(false);
+      // At one instant, as someone removing the lock folder (moved away first: a live member may be writing into it).
+      await rename(join(root, 'lock1'), join(root, 'lock1.removed'));
+      await waitFor(() => (a.term ?? b.term)?.token !== second.token && (a.isLeader || b.isLeader), { timeout: 5000, message: 'a term after the folder was removed' });
+      expect((a.term ?? b.term)!.token).to.be.above(second.token);
+    } finally {
+      paused.resume();
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
   it('leaves no temporary files behind after normal writes', async () => {
     const store = new FileLockStore(root);
     let current = await store.create('lock1', record('a'), signal);
@@ -77,3 +116,40 @@ describe('file lock store', () => {
     leadership.assertNoOverlap(5);
   });
 });
+
+/** A member's access to its store that can be paused: calls wait (until aborted) while paused, as a stopped process's would. */
+class Pausable implements LockStore {
+  readonly #inner: LockStore;
+  #paused = false;
+  readonly #waiting = new Set<() => void>();
+  constructor(inner: LockStore) {
+    this.#inner = inner;
+  }
+  pause(): void {
+    this.#paused = true;
+  }
+  resume(): void {
+    this.#paused = false;
+    for (const go of this.#waiting) go();
+    this.#waiting.clear();
+  }
+  async #gate(signal: AbortSignal): Promise<void> {
+    if (!this.#paused) return;
+    await new Promise<void>((resolve, reject) => {
+      this.#waiting.add(resolve);
+      signal.addEventListener('abort', () => reject(new Error('paused')), { once: true });
+    });
+  }
+  async get(lock: string, signal: AbortSignal) {
+    await this.#gate(signal);
+    return this.#inner.get(lock, signal);
+  }
+  async create(lock: string, record: LockRecord, signal: AbortSignal) {
+    await this.#gate(signal);
+    return this.#inner.create(lock, record, signal);
+  }
+  async update(lock: string, record: LockRecord, version: string, signal: AbortSignal) {
+    await this.#gate(signal);
+    return this.#inner.update(lock, record, version, signal);
+  }
+}

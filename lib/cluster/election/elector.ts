@@ -3,7 +3,8 @@ import { LeadershipLostError } from '../../errors.ts';
 import type { Logger } from '../../logging/logger.ts';
 import type { LeadershipTerm } from '../cluster-service.ts';
 import { maskSecrets } from '../../uri/mask.ts';
-import { LockConflictError, LockStoreTimeoutError, microTime, type LockRecord, type LockStore, type VersionedRecord } from './lock-store.ts';
+import { isRelease, LockConflictError, LockStoreTimeoutError, microTime, type LockRecord, type LockStore, type VersionedRecord } from './lock-store.ts';
+import { newInstanceId } from './instance.ts';
 import type { ElectionTimings } from './timings.ts';
 
 /**
@@ -21,12 +22,25 @@ import type { ElectionTimings } from './timings.ts';
  *   A follower can only take over leaseDuration after it saw that renew, which is later than that
  *   renew's start plus renewDeadline. So the old leader's `isLeader` turns false before the new one's
  *   turns true, even when the old one is paused (SIGSTOP, GC) and its timers have not run yet.
- * - On a graceful stop the leader writes the record with no holder, so a follower takes over at once.
+ * - On a graceful stop the leader writes the record with no holder and a release marker (its own
+ *   instance in releasedBy), so a follower takes over at once. Only that marker, which only the
+ *   holder's compare-and-swap writes, frees the lock at once: a record that disappeared, or was
+ *   emptied without the marker (`kubectl delete lease`, a patch to ""), has an unknown holder, which
+ *   may still be leading, so followers wait a full leaseDuration from when they saw that, exactly as
+ *   after the last renewal of a live holder. (A member that has never seen the lock's record creates
+ *   it at once: that is how a lock starts.)
+ * - Each process has its own instance id; a record counts as this member's only when it carries this
+ *   process's instance, so a second process with the same member id (or a restarted one) is a holder
+ *   like any other, never adopted. A leader that sees a record it did not write (by its watch, a
+ *   failed compare-and-swap or a read) ends its term at once.
+ * - Every term gets a fencing token above every earlier term's (see #nextRecord).
  * - Some protocols (Camel's ConfigMap one) also wait `acquireDelay` after taking the lock before leading.
  */
 export interface ElectorOptions {
   lock: string;
   memberId: string;
+  /** This process's instance id (see instance.ts); a fresh one by default. */
+  instanceId?: string;
   store: LockStore;
   timings: ElectionTimings;
   logger: Logger;
@@ -40,7 +54,11 @@ export interface ElectorOptions {
   holderValid?: (observation: Observation) => boolean | Promise<boolean>;
   /** Wait this long after taking the lock before leading. Default 0. */
   acquireDelay?: number;
-  /** Timeout of each store call. Default: retryPeriod. */
+  /**
+   * Timeout of each election store call. Default: whatever the renew deadline still allows, i.e. the
+   * time left until the leader's validity ends (a renewal), or renewDeadline from the attempt's start
+   * (a follower), so a store slower than retryPeriod still elects and keeps a leader.
+   */
   callTimeout?: number;
   /**
    * Time between a leader's successful renewals. Default retryPeriod, as client-go; a longer one
@@ -65,6 +83,7 @@ export interface ElectorChange {
 export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [string[]] }> {
   readonly lock: string;
   readonly memberId: string;
+  readonly instanceId: string;
   readonly #store: LockStore;
   readonly #timings: ElectionTimings;
   readonly #logger: Logger;
@@ -72,8 +91,10 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
   readonly #random: () => number;
   readonly #holderValid: (o: Observation) => boolean | Promise<boolean>;
   readonly #acquireDelay: number;
-  readonly #callTimeout: number;
+  readonly #callTimeout: number | undefined;
   readonly #renewInterval: number;
+  /** The end of the renew deadline of the attempt running now: no call of it may outlast it. */
+  #attemptDeadline = Infinity;
   #lastAttemptOk = false;
 
   #running = false;
@@ -88,6 +109,18 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
 
   #observed: VersionedRecord | undefined;
   #observedAt = 0;
+  /** This member has seen a record of the lock: a missing one has then disappeared, not yet begun. */
+  #sawRecord = false;
+  /** When this member first found the record missing (after having seen one). */
+  #absentSince: number | undefined;
+  /** The longest lease of any record seen: an unknown holder may have used it. */
+  #longestLease = 0;
+  /** The highest fencing token seen or written: every new term's token is above it. */
+  #highestToken = -1;
+  /** The token of this member's last term: a write carrying it again starts no new term. */
+  #lastTermToken = -Infinity;
+  /** Another process with this member id: its instance and the renewTime first seen, to tell a live duplicate from a dead predecessor. */
+  #sameIdHolder: { instance: string; renewTime: string; reported: boolean } | undefined;
   /** This member holds the record (its last write made it holder). */
   #holding = false;
   #leadingSince = Infinity;
@@ -104,14 +137,15 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     super();
     this.lock = options.lock;
     this.memberId = options.memberId;
+    this.instanceId = options.instanceId ?? newInstanceId();
     this.#store = options.store;
     this.#timings = options.timings;
     this.#logger = options.logger;
     this.#now = options.now ?? (() => performance.now());
     this.#random = options.random ?? Math.random;
-    this.#holderValid = options.holderValid ?? ((o) => o.observedAt + o.record.leaseDurationMs > o.now);
+    this.#holderValid = options.holderValid ?? leaseRunning;
     this.#acquireDelay = options.acquireDelay ?? 0;
-    this.#callTimeout = options.callTimeout ?? options.timings.retryPeriod;
+    this.#callTimeout = options.callTimeout;
     this.#renewInterval = options.renewInterval ?? options.timings.retryPeriod;
   }
 
@@ -137,7 +171,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
   get leader(): string | undefined {
     if (this.isLeader) return this.memberId;
     const record = this.#observed?.record;
-    if (!record || record.holderIdentity === '' || record.holderIdentity === this.memberId) return undefined;
+    if (!record || this.#absentSince !== undefined || record.holderIdentity === '' || this.#mine(record)) return undefined;
     return this.#observedAt + record.leaseDurationMs > this.#now() ? record.holderIdentity : undefined;
   }
 
@@ -158,24 +192,34 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     this.#kick();
   }
 
-  /** Stops campaigning; when holding the lock, releases it so a follower takes over at once. */
-  async stop(): Promise<void> {
-    if (!this.#running) return;
+  /**
+   * Stops campaigning; when holding the lock, releases it so a follower takes over at once. Says what
+   * became of the lock: 'released', 'kept' (left to expire: stop({ release: false })), 'failed' (the
+   * release did not reach the store: free once its lease runs out), or 'none' (not holding).
+   */
+  async stop(): Promise<StopOutcome> {
+    if (!this.#running) return 'none';
     this.#running = false;
     this.#unwatch?.();
     this.#unwatch = undefined;
     this.#clearTimers();
     await this.#cycleDone;
     const wasHolding = this.#holding;
+    const validUntil = this.#validUntil;
     this.#holding = false;
     this.#leadingSince = Infinity;
     this.#validUntil = -Infinity;
     this.#endTerm('it stopped campaigning');
     this.#report();
-    if (wasHolding && !this.#keepUntilExpiry) await this.#release();
-    else if (wasHolding) this.#logger.warn(`Member ${this.memberId} did not release ${this.lock}: work of its term may still run, so followers wait for the lease to expire`, { lock: this.lock });
+    let outcome: StopOutcome = 'none';
+    if (wasHolding && !this.#keepUntilExpiry) outcome = await this.#release(validUntil);
+    else if (wasHolding) {
+      this.#logger.warn(`Member ${this.memberId} did not release ${this.lock}: work of its term may still run, so followers wait for the lease to expire`, { lock: this.lock });
+      outcome = 'kept';
+    }
     this.#keepUntilExpiry = false;
     this.#abort.abort();
+    return outcome;
   }
 
   /** Set once a notification carried a record: the store keeps followers' observations current. */
@@ -184,24 +228,40 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
   /** A version announced while an attempt runs; checked when it ends. */
   #noticed: string | undefined;
 
+  /** Whether this process wrote the record as its holder (member id and instance both). */
+  #mine(record: LockRecord): boolean {
+    return record.holderIdentity === this.memberId && record.holderInstance === this.instanceId;
+  }
+
   /**
    * The store says the record changed. Ignore this member's own writes (their version is the one it
    * observed); react to anyone else's at once. Notices without a version are only acted on between
    * attempts, so a store that cannot name versions cannot make a member chase its own writes.
    */
-  #onStoreChange(version: string | undefined, record: LockRecord | undefined): void {
+  #onStoreChange(version: string | undefined, record: LockRecord | null | undefined): void {
     if (!this.#running) return;
+    // A deletion is never this member's own write, whatever version it is announced with.
+    if (this.#holding && (record === null || (version !== undefined && version !== this.#observed?.version)) && this.#foreign(record)) {
+      // Someone else deleted or rewrote the record while this member leads: it may not be the only
+      // one that thinks it holds the lock any more, so the term ends now, even mid-attempt, before any
+      // further read. (Safe direction: at worst a leader steps down needlessly and takes its own record back.)
+      this.#stepDownForeign(record === null ? 'its record was deleted by someone else' : `its record was rewritten by someone else (holder now "${record!.holderIdentity}")`);
+    }
     if (this.#busy) {
       if (version !== undefined) this.#noticed = version;
       return;
     }
     if (version !== undefined && version === this.#observed?.version) return;
-    if (record !== undefined) this.#watchCarriesRecords = true;
-    if (version !== undefined && record !== undefined && !this.#holding && record.holderIdentity !== '' && record.holderIdentity !== this.memberId) {
+    if (record) this.#watchCarriesRecords = true;
+    // A watch that resumes after a disconnection replays what happened meanwhile, which this member
+    // may already have read: an older record must not replace a newer observation.
+    if (record && this.#observed && olderThan(record, this.#observed.record)) return;
+    if (version !== undefined && record && !this.#holding && record.holderIdentity !== '' && !this.#mine(record)) {
       // A follower sees another member's renewal in the notification itself: observe it without a
       // read, and wait for the new expiry. (Should the notification be stale, observing it later
       // than it happened only delays a takeover: the safe direction.)
       const observedAt = this.#observedAt;
+      this.#absentSince = undefined;
       this.#observe({ record, version }, this.#now());
       this.#report();
       // Only a changed record moves the expiry. A new version of the same record (another lock's
@@ -214,6 +274,24 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
       return;
     }
     this.#kick();
+  }
+
+  /**
+   * A notified record this leader did not write: a deletion, or a record of another holder or
+   * instance whose fencing token is not below this term's (a lower one is an old record delivered late).
+   */
+  #foreign(record: LockRecord | null | undefined): boolean {
+    if (record === null) return true;
+    if (record === undefined || this.#mine(record)) return false;
+    const token = tokenOf(record);
+    return !(token !== undefined && this.#term !== undefined && token < this.#term.token);
+  }
+
+  #stepDownForeign(reason: string): void {
+    if (!this.#holding) return;
+    this.#logger.warn(`Member ${this.memberId} stops leading ${this.lock} at once: ${reason}`, { lock: this.lock, member: this.memberId });
+    this.#endTerm(reason);
+    this.#notHolding();
   }
 
   #kick(): void {
@@ -242,32 +320,84 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     this.#scheduleNext();
   }
 
+  /** How long a holder this member cannot vouch for may still lead: a full lease, less the wait before leading. */
+  #unknownHolderWait(): number {
+    return Math.max(0, Math.max(this.#timings.leaseDuration, this.#longestLease) - this.#acquireDelay);
+  }
+
+  /** Until when the lock's holder is unknown (record gone, or emptied without a release marker), else undefined. */
+  #unknownUntil(): number | undefined {
+    if (this.#absentSince !== undefined) return this.#absentSince + this.#unknownHolderWait();
+    const record = this.#observed?.record;
+    if (record && record.holderIdentity === '' && !isRelease(record) && !this.#mine(record)) return this.#observedAt + this.#unknownHolderWait();
+    return undefined;
+  }
+
   async #attempt(): Promise<void> {
     const started = this.#now();
     this.#lastAttemptOk = false;
+    // A renewal must land while the leadership it extends is still valid; an acquisition that takes
+    // longer than renewDeadline would start a term that is already over.
+    this.#attemptDeadline = this.#holding && this.#validUntil > started ? this.#validUntil : started + this.#timings.renewDeadline;
     try {
       if (await this.#renewFast(started)) return;
       const current = await this.#call('get', (s) => this.#store.get(this.lock, s));
       const seenAt = this.#now();
       if (!current) {
-        const created = await this.#call('create', (s) => this.#store.create(this.lock, this.#nextRecord(undefined), s));
+        if (this.#holding) this.#stepDownForeign('its record was deleted by someone else');
+        if (this.#sawRecord) {
+          // The record disappeared: whoever held it may still be leading. Wait out a full lease from
+          // the moment this member saw it gone before creating it again.
+          if (this.#absentSince === undefined) {
+            this.#absentSince = seenAt;
+            // Whatever record appears next is new to this member, even under a version number the
+            // old one had (the file store numbers a re-created record from 1 again).
+            this.#observed = undefined;
+            this.#logger.warn(`The record of ${this.lock} disappeared (deleted by someone else?): its holder is unknown, so member ${this.memberId} waits ${this.#unknownHolderWait()}ms before taking it`, { lock: this.lock });
+            this.#report();
+          }
+          if (seenAt < this.#unknownUntil()!) {
+            this.#conflictsInARow = 0;
+            this.#notHolding();
+            return;
+          }
+        }
+        const created = await this.#call('create', (s) => this.#store.create(this.lock, this.#nextRecord(undefined, true), s));
+        this.#absentSince = undefined;
         this.#observe(created, this.#now());
-        this.#won(started);
+        this.#won(started, created.record);
         return;
       }
+      this.#absentSince = undefined;
       this.#observe(current, seenAt);
-      const holder = current.record.holderIdentity;
-      if (holder !== this.memberId && holder !== '') {
-        const valid = await this.#holderValid({ record: current.record, observedAt: this.#observedAt, now: this.#now() });
-        if (valid) {
-          this.#conflictsInARow = 0;
-          this.#notHolding();
-          return;
+      const record = current.record;
+      if (this.#holding && !this.#mine(record)) {
+        this.#stepDownForeign(record.holderIdentity === '' ? 'its record was emptied by someone else' : `its record was rewritten by someone else (holder now "${record.holderIdentity}")`);
+      }
+      if (!this.#mine(record)) {
+        if (record.holderIdentity === '') {
+          const until = this.#unknownUntil();
+          if (until !== undefined && this.#now() < until) {
+            this.#conflictsInARow = 0;
+            this.#notHolding();
+            return;
+          }
+        } else {
+          // A holder under this member id is another process of the same name (a duplicate, or this
+          // one's predecessor in a restarted container): whatever the protocol's own test (a live pod
+          // in ConfigMap mode would be this very pod), it blocks only until its lease runs out unrenewed.
+          const observation = { record, observedAt: this.#observedAt, now: this.#now() };
+          const valid = record.holderIdentity === this.memberId ? leaseRunning(observation) : await this.#holderValid(observation);
+          if (valid) {
+            this.#conflictsInARow = 0;
+            this.#notHolding();
+            return;
+          }
         }
       }
-      const written = await this.#call('update', (s) => this.#store.update(this.lock, this.#nextRecord(current.record), current.version, s));
+      const written = await this.#call('update', (s) => this.#store.update(this.lock, this.#nextRecord(record, this.#freshTerm(started, record)), current.version, s));
       this.#observe(written, this.#now());
-      this.#won(started);
+      this.#won(started, written.record);
     } catch (err) {
       if (err instanceof LockConflictError) {
         // Another member wrote first; read again at once to learn who holds the lock now.
@@ -279,7 +409,11 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
         this.#logger.warn(maskSecrets(`Leader election for ${this.lock} could not reach its store: ${text}`), { lock: this.lock, member: this.memberId });
       }
     } finally {
-      await this.#refreshMembers();
+      // Beside the election, not in its path: a slow membership listing must not delay a renewal.
+      if (!this.#refreshing) {
+        this.#refreshing = true;
+        void this.#refreshMembers().finally(() => (this.#refreshing = false));
+      }
     }
   }
 
@@ -289,11 +423,11 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
    */
   async #renewFast(started: number): Promise<boolean> {
     const observed = this.#observed;
-    if (!this.#holding || !observed || observed.record.holderIdentity !== this.memberId) return false;
+    if (!this.#holding || !observed || !this.#mine(observed.record)) return false;
     try {
-      const written = await this.#call('update', (s) => this.#store.update(this.lock, this.#nextRecord(observed.record), observed.version, s));
+      const written = await this.#call('update', (s) => this.#store.update(this.lock, this.#nextRecord(observed.record, this.#freshTerm(started, observed.record)), observed.version, s));
       this.#observe(written, this.#now());
-      this.#won(started);
+      this.#won(started, written.record);
       return true;
     } catch (err) {
       if (err instanceof LockConflictError) return false;
@@ -304,15 +438,35 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
   /** After a lost race, read again at once, but only once: racing members must not spin on each other. */
   #conflictsInARow = 0;
 
-  #nextRecord(previous: LockRecord | undefined): LockRecord {
+  /**
+   * Whether a write begun at `started` on `previous` starts a new term: unless this member is in a
+   * term that is still valid and the record is its own. A holder whose validity lapsed (paused or cut
+   * off past renewDeadline) has stopped the guarded work, so writing its record again is a new term.
+   */
+  #freshTerm(started: number, previous: LockRecord | undefined): boolean {
+    return !(this.#holding && this.#term !== undefined && started < this.#validUntil && previous !== undefined && this.#mine(previous));
+  }
+
+  /**
+   * The fencing token: a new term's is above the previous record's token, above every token this
+   * member has seen, and at least the wall clock in milliseconds. The first two make tokens strictly
+   * increase while the record exists; the clock keeps them increasing when someone deletes the record
+   * and it starts again (followers that saw the deletion wait a full lease before re-creating it, so
+   * the new token is higher unless the creator's clock is that far behind the previous holder's).
+   */
+  #nextRecord(previous: LockRecord | undefined, fresh: boolean): LockRecord {
     const now = microTime();
-    const keep = previous && previous.holderIdentity === this.memberId;
+    const keep = previous !== undefined && this.#mine(previous);
+    const previousToken = previous ? (tokenOf(previous) ?? -1) : -1;
+    const fencingToken = !fresh && this.#term ? this.#term.token : Math.max(previousToken + 1, this.#highestToken + 1, Date.now());
     return {
       holderIdentity: this.memberId,
+      holderInstance: this.instanceId,
       leaseDurationMs: this.#timings.leaseDuration,
-      acquireTime: keep ? previous.acquireTime : now,
+      acquireTime: keep && !fresh ? previous.acquireTime : now,
       renewTime: now,
       leaseTransitions: previous ? (keep ? previous.leaseTransitions : previous.leaseTransitions + 1) : 0,
+      fencingToken,
     };
   }
 
@@ -324,30 +478,81 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
    */
   #observe(observed: VersionedRecord, at: number): void {
     const previous = this.#observed;
-    if (previous?.version === observed.version) return;
+    this.#sawRecord = true;
+    const token = tokenOf(observed.record);
+    if (token !== undefined && token > this.#highestToken) this.#highestToken = token;
+    if (observed.record.holderIdentity !== '' && observed.record.leaseDurationMs > this.#longestLease) this.#longestLease = observed.record.leaseDurationMs;
+    // The same version is the same record, unless the record was deleted and re-created meanwhile
+    // and its numbering started over: then the content differs, and it is a change.
+    if (previous?.version === observed.version && sameRecord(previous.record, observed.record)) return;
     this.#observed = observed;
-    if (!previous || !sameRecord(previous.record, observed.record)) this.#observedAt = at;
+    if (!previous || !sameRecord(previous.record, observed.record)) {
+      this.#observedAt = at;
+      this.#noticeSameId(observed.record);
+    }
+  }
+
+  /**
+   * A record held under this member id by another instance: a process that ran before this one (a
+   * restart after a crash: it waits out that lease like any follower), or, once that record is seen
+   * renewed, a second live process with the same member id, which is a configuration mistake.
+   */
+  #noticeSameId(record: LockRecord): void {
+    if (record.holderIdentity !== this.memberId || this.#mine(record)) return;
+    const instance = record.holderInstance ?? '(unknown: a record without an instance)';
+    const seen = this.#sameIdHolder;
+    if (!seen || seen.instance !== instance) {
+      this.#sameIdHolder = { instance, renewTime: record.renewTime, reported: false };
+      this.#logger.info(
+        `${this.lock} is held under this member id ${this.memberId} by another process (instance ${instance}; this one is ${this.instanceId}): ` +
+          'waiting for its lease to run out like any follower',
+        { lock: this.lock, member: this.memberId },
+      );
+      return;
+    }
+    if (seen.reported || seen.renewTime === record.renewTime) return;
+    seen.reported = true;
+    this.#logger.error(
+      `Two processes use member id ${this.memberId}: this one (instance ${this.instanceId}) and instance ${instance}, which leads ${this.lock}. ` +
+        'Each process must have its own member id: set a distinct DROMEDARY_MEMBER_ID (or --member-id, or POD_NAME) for each. ' +
+        'They never lead at once, but their logs and /leadership cannot tell them apart.',
+      { lock: this.lock, member: this.memberId },
+    );
   }
 
   /** A write that made this member holder succeeded; the attempt began at `started`. */
-  #won(started: number): void {
+  #won(started: number, written: LockRecord): void {
     this.#conflictsInARow = 0;
     this.#lastAttemptOk = true;
     if (!this.#running) {
       this.#holding = true;
       return;
     }
-    // A holder whose validity lapsed (paused or cut off past renewDeadline) has stopped the guarded
-    // work; writing the record again is a fresh acquisition, with the protocol's wait before leading.
-    if (!this.#holding || started >= this.#validUntil) {
+    const token = tokenOf(written) ?? -1;
+    if (this.#holding && this.#term !== undefined && started < this.#validUntil && this.#term.token === token) {
+      // A renewal within the term.
+    } else if (token > this.#lastTermToken) {
       this.#endTerm('its leadership lapsed before this renewal');
       this.#holding = true;
-      this.#term = new Term(this.lock, this.memberId, this.#observed!.record.leaseTransitions, () => this.isLeader);
+      this.#lastTermToken = token;
+      this.#term = new Term(this.lock, this.memberId, token, () => this.isLeader);
       this.#leadingSince = started + this.#acquireDelay;
+      this.#logger.info(`Member ${this.memberId} begins a term of ${this.lock} with fencing token ${token}`, { lock: this.lock, token });
       if (this.#acquireDelay > 0) {
         this.#logger.info(`Member ${this.memberId} acquired ${this.lock}; leading in ${this.#acquireDelay}ms`, { lock: this.lock });
         this.#leadTimer = setTimeout(() => this.#reportOnceLeading(), Math.max(0, this.#leadingSince - this.#now()) + 1);
       }
+    } else {
+      // The term this write was meant to extend ended while it was in flight: the record is this
+      // member's, but a term's token is never reused, so it leads again only after a write with a
+      // new token, one retryPeriod from now.
+      this.#endTerm('its leadership lapsed while a renewal was in flight');
+      this.#holding = true;
+      this.#leadingSince = Infinity;
+      this.#validUntil = -Infinity;
+      this.#lastAttemptOk = false;
+      this.#report();
+      return;
     }
     this.#validUntil = started + this.#timings.renewDeadline;
     if (this.#stepDownTimer) clearTimeout(this.#stepDownTimer);
@@ -420,12 +625,21 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     } else {
       wait = retryPeriod * (1 + this.#random() * (jitter - 1));
       const record = this.#observed?.record;
-      const remaining = record && record.holderIdentity !== '' && record.holderIdentity !== this.memberId ? this.#observedAt + record.leaseDurationMs - this.#now() : 0;
+      const unknownUntil = this.#unknownUntil();
+      const remaining =
+        unknownUntil !== undefined
+          ? unknownUntil - this.#now()
+          : record && record.holderIdentity !== '' && !this.#mine(record)
+            ? this.#observedAt + record.leaseDurationMs - this.#now()
+            : 0;
       if (remaining > 0) {
         // Take over at the moment the observed lease runs out, not one poll later. A store whose
         // notifications carry records keeps this member's observation current, so it need not poll
-        // before then: reading at expiry either finds a renewal it missed or takes the lock.
-        wait = this.#watchCarriesRecords ? remaining + 1 : Math.min(wait, remaining + 1);
+        // before then: reading at expiry either finds a renewal it missed or takes the lock. Not
+        // while its watch is down, though (an API server restart): a renewal made meanwhile would
+        // only be seen at expiry, restarting the lease clock a whole lease late, so poll instead.
+        const watchLive = this.#watchCarriesRecords && (this.#store.watching?.(this.lock) ?? true);
+        wait = watchLive ? remaining + 1 : Math.min(wait, remaining + 1);
       }
       // Once the observed lease has run out and the lock is still not taken (the holder is still
       // valid to the protocol, as a live pod in ConfigMap mode, or the store failed), poll every
@@ -437,26 +651,50 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     }, wait);
   }
 
-  async #release(): Promise<void> {
+  /** Writes the release marker (see LockRecord.releasedBy) by compare-and-swap on this member's own record. */
+  async #release(validUntil: number): Promise<StopOutcome> {
     const observed = this.#observed;
-    if (!observed || observed.record.holderIdentity !== this.memberId) return;
+    if (!observed || !this.#mine(observed.record)) return 'none';
     const now = microTime();
-    const released: LockRecord = { ...observed.record, holderIdentity: '', leaseDurationMs: 1000, acquireTime: now, renewTime: now };
+    const released: LockRecord = {
+      ...observed.record,
+      holderIdentity: '',
+      holderInstance: this.instanceId,
+      releasedBy: this.instanceId,
+      leaseDurationMs: 1000,
+      acquireTime: now,
+      renewTime: now,
+    };
+    // As long as a renewal could have taken (until this member's leadership would have lapsed), and at
+    // least retryPeriod: later, followers are about to take over anyway, and the stop should not wait.
+    this.#attemptDeadline = Math.max(validUntil, this.#now() + this.#timings.retryPeriod);
     try {
       const written = await this.#call('release', (s) => this.#store.update(this.lock, released, observed.version, s));
       this.#observe(written, this.#now());
       this.#logger.info(`Member ${this.memberId} released ${this.lock}`, { lock: this.lock });
+      return 'released';
     } catch (err) {
-      this.#logger.debug(`Could not release ${this.lock}: ${err instanceof Error ? err.message : String(err)}`, { lock: this.lock });
+      const text = err instanceof Error ? err.message : String(err);
+      this.#logger.warn(
+        maskSecrets(
+          `Member ${this.memberId} could not release ${this.lock} (${text}): followers take it over once its lease runs out, up to ${observed.record.leaseDurationMs}ms from its last renewal`,
+        ),
+        { lock: this.lock, member: this.memberId },
+      );
+      return 'failed';
     }
   }
+
+  #refreshing = false;
 
   async #refreshMembers(): Promise<void> {
     if (!this.#running) return;
     try {
-      if (this.#store.heartbeat) await this.#call('heartbeat', (s) => this.#store.heartbeat!(this.lock, this.memberId, s));
+      // Membership is informational: its calls get retryPeriod each, so a slow listing never holds up a renewal for long.
+      const bound = this.#callTimeout ?? this.#timings.retryPeriod;
+      if (this.#store.heartbeat) await this.#call('heartbeat', (s) => this.#store.heartbeat!(this.lock, this.memberId, s), bound);
       if (!this.#store.members) return;
-      const members = (await this.#call('members', (s) => this.#store.members!(this.lock, s))).slice().sort();
+      const members = (await this.#call('members', (s) => this.#store.members!(this.lock, s), bound)).slice().sort();
       if (members.join('\n') !== this.#members.join('\n')) {
         this.#members = members;
         this.emit('members', members);
@@ -466,9 +704,12 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     }
   }
 
-  /** Runs a store call with a timeout that also bounds a store ignoring its signal. */
-  #call<T>(operation: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const ms = this.#callTimeout;
+  /**
+   * Runs a store call with a timeout that also bounds a store ignoring its signal: the callTimeout
+   * option, else what the attempt's renew deadline still allows (at least 1 ms).
+   */
+  #call<T>(operation: string, fn: (signal: AbortSignal) => Promise<T>, bound?: number): Promise<T> {
+    const ms = Math.max(1, Math.ceil(bound ?? this.#callTimeout ?? this.#attemptDeadline - this.#now()));
     const controller = new AbortController();
     const onStop = () => controller.abort();
     this.#abort.signal.addEventListener('abort', onStop, { once: true });
@@ -489,6 +730,25 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     for (const t of [this.#nextTimer, this.#stepDownTimer, this.#leadTimer]) if (t) clearTimeout(t);
     this.#nextTimer = this.#stepDownTimer = this.#leadTimer = undefined;
   }
+}
+
+/** Whether `a` is an earlier state of the lock than `b`: a lower fencing token, or the same term renewed earlier. */
+function olderThan(a: LockRecord, b: LockRecord): boolean {
+  const [ta, tb] = [tokenOf(a), tokenOf(b)];
+  if (ta === undefined || tb === undefined) return false;
+  return ta < tb || (ta === tb && a.holderInstance === b.holderInstance && a.renewTime !== '' && b.renewTime !== '' && Date.parse(a.renewTime) < Date.parse(b.renewTime));
+}
+
+/** The default holder test: the record changed less than its lease ago, by this member's clock. */
+function leaseRunning(o: Observation): boolean {
+  return o.observedAt + o.record.leaseDurationMs > o.now;
+}
+
+export type StopOutcome = 'released' | 'kept' | 'failed' | 'none';
+
+/** A record's fencing token, if it has one (records of older versions and other tools have none). */
+function tokenOf(record: LockRecord): number | undefined {
+  return typeof record.fencingToken === 'number' && Number.isFinite(record.fencingToken) ? record.fencingToken : undefined;
 }
 
 class Term implements LeadershipTerm {
@@ -524,6 +784,9 @@ function sameRecord(a: LockRecord, b: LockRecord): boolean {
     a.leaseDurationMs === b.leaseDurationMs &&
     a.acquireTime === b.acquireTime &&
     a.renewTime === b.renewTime &&
-    a.leaseTransitions === b.leaseTransitions
+    a.leaseTransitions === b.leaseTransitions &&
+    a.holderInstance === b.holderInstance &&
+    a.releasedBy === b.releasedBy &&
+    a.fencingToken === b.fencingToken
   );
 }

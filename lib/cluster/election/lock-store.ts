@@ -12,6 +12,24 @@ export interface LockRecord {
   acquireTime: string;
   renewTime: string;
   leaseTransitions: number;
+  /**
+   * The process (instance) that wrote the record as holder, or released it: members are told apart
+   * by it, not by holderIdentity, so two processes sharing a member id never adopt each other's record.
+   */
+  holderInstance?: string;
+  /**
+   * The release marker: the releasing instance, written only by the holder's own compare-and-swap
+   * release (holderIdentity '', releasedBy === holderInstance). A record emptied any other way (an
+   * edit, a patch to "") carries no marker, and followers treat its holder as unknown.
+   */
+  releasedBy?: string;
+  /** The fencing token of the current (or last) term: strictly increasing per term, see Elector. */
+  fencingToken?: number;
+}
+
+/** Whether the record is a release written by its holder itself (see LockRecord.releasedBy). */
+export function isRelease(record: LockRecord): boolean {
+  return record.holderIdentity === '' && record.releasedBy !== undefined && record.releasedBy !== '' && record.releasedBy === record.holderInstance;
 }
 
 export interface VersionedRecord {
@@ -31,9 +49,16 @@ export interface LockStore {
   /**
    * Optional: calls back when the record may have changed, so followers react at once, with the new
    * version when the store knows it (so a member can ignore its own writes), and the new record when
-   * the notification carries it (so a follower can observe it without reading). Returns an unsubscribe function.
+   * the notification carries it (so a follower can observe it without reading), or `null` when the
+   * record was deleted. Returns an unsubscribe function.
    */
-  watch?(lock: string, onChange: (version?: string, record?: LockRecord) => void): () => void;
+  watch?(lock: string, onChange: (version?: string, record?: LockRecord | null) => void): () => void;
+  /**
+   * Optional: whether the watch on this lock is connected now. While it is not (an API server
+   * restart, a watch in backoff), followers poll every retryPeriod instead of waiting for the lease
+   * they observed to run out, so a renewal they missed cannot delay a takeover by a whole lease.
+   */
+  watching?(lock: string): boolean;
   /** Optional: the ids of the members currently taking part, for views' member lists. */
   members?(lock: string, signal: AbortSignal): Promise<string[]>;
   /** Optional: tells the store this member is alive (membership heartbeats). */

@@ -22,6 +22,9 @@ const CREATE_NEW = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
  * Old versions are deleted, keeping the newest few. Should a very late writer publish an old number
  * whose file was already deleted, the check after the link sees a newer version and reports a
  * conflict, and readers always take the highest version, so its write never counts.
+ * Someone removing the lock files (or the lock's folder) deletes the record: an update then finds
+ * the version it was based on gone and reports a conflict (withdrawing what it published), so a
+ * leader learns its record was deleted instead of silently writing it back.
  *
  * NFS and other shared filesystems: link(2) is atomic on the server, which is why NFS-safe lock
  * files use it; but directory listings can be cached for a few seconds, so members see changes
@@ -127,12 +130,23 @@ export class FileLockStore implements LockStore {
   async update(lock: string, record: LockRecord, expectedVersion: string, _signal?: AbortSignal): Promise<VersionedRecord> {
     const expected = Number(expectedVersion);
     if (!Number.isInteger(expected)) throw new LockConflictError(lock, `not a version of this store: ${expectedVersion}`);
-    return this.#publish(lock, record, expected + 1, 'the record changed since it was read');
+    return this.#publish(lock, record, expected + 1, 'the record changed since it was read', expected);
   }
 
-  async #publish(lock: string, record: LockRecord, version: number, conflict: string): Promise<VersionedRecord> {
+  /**
+   * Publishes `version`. For an update, `basedOn` (the version read) must still be there once the new
+   * one is published: the newest few versions are never collected, so only a deletion of the record
+   * removes it, and the update is then withdrawn and lost like any other race.
+   */
+  async #publish(lock: string, record: LockRecord, version: number, conflict: string, basedOn?: number): Promise<VersionedRecord> {
     const temp = join(this.#dir(lock), `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
-    const handle = await open(temp, CREATE_NEW, 0o600);
+    let handle;
+    try {
+      handle = await open(temp, CREATE_NEW, 0o600);
+    } catch (err) {
+      if (basedOn !== undefined && (err as NodeJS.ErrnoException).code === 'ENOENT') throw new LockConflictError(lock, 'its folder was removed (the record was deleted)');
+      throw err;
+    }
     try {
       await handle.chmod(0o600);
       await handle.writeFile(JSON.stringify(record));
@@ -150,6 +164,10 @@ export class FileLockStore implements LockStore {
     }
     const versions = await this.#versions(lock);
     if (versions[0]! > version) throw new LockConflictError(lock, 'a newer version was published first');
+    if (basedOn !== undefined && basedOn > 0 && !versions.includes(basedOn)) {
+      await unlink(this.#file(lock, version)).catch(() => undefined);
+      throw new LockConflictError(lock, 'the record was deleted since it was read');
+    }
     void this.#collect(lock, versions);
     return { record, version: String(version) };
   }
@@ -263,28 +281,42 @@ export class FileLockStore implements LockStore {
   }
 
   /**
+   * Each member's heartbeat file with its modification time, as the file says (another machine's
+   * clock may have written it): for a one-shot reader such as `dromedary status`, which can only
+   * judge it as a hint. Members judge liveness with members().
+   */
+  async heartbeats(lock: string): Promise<{ member: string; file: string; mtimeMs: number }[]> {
+    const dir = join(this.#dir(lock), 'members');
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const beats: { member: string; file: string; mtimeMs: number }[] = [];
+    for (const name of names) {
+      const info = await lstat(join(dir, name)).catch(() => undefined);
+      if (info?.isFile()) beats.push({ member: decodeURIComponent(name), file: name, mtimeMs: info.mtimeMs });
+    }
+    return beats;
+  }
+
+  /**
    * The members seen alive: this one, and those whose heartbeat file this member saw change within
    * memberTimeout on its own monotonic clock. Never by the times in the files: a dead member whose
    * clock ran fast would stay listed, one whose clock ran slow would never be.
    */
   async members(lock: string): Promise<string[]> {
-    const dir = join(this.#dir(lock), 'members');
     const now = performance.now();
     const seen = this.#heartbeats.get(lock) ?? new Map<string, { mtimeMs: number; seenAt: number }>();
     this.#heartbeats.set(lock, seen);
-    const names = await readdir(dir).catch(() => [] as string[]);
+    const beats = await this.heartbeats(lock);
     const alive: string[] = [];
-    for (const name of names) {
-      const info = await lstat(join(dir, name)).catch(() => undefined);
-      if (!info?.isFile()) continue;
-      const previous = seen.get(name);
+    for (const { member, file, mtimeMs } of beats) {
+      const previous = seen.get(file);
       // A file seen for the first time may be a dead member's: it counts once it changes.
-      if (!previous) seen.set(name, { mtimeMs: info.mtimeMs, seenAt: -Infinity });
-      else if (previous.mtimeMs !== info.mtimeMs) seen.set(name, { mtimeMs: info.mtimeMs, seenAt: now });
-      const alivePeer = now - seen.get(name)!.seenAt < this.#memberTimeout;
-      if (alivePeer || this.#own.has(`${lock}/${name}`)) alive.push(decodeURIComponent(name));
+      if (!previous) seen.set(file, { mtimeMs, seenAt: -Infinity });
+      else if (previous.mtimeMs !== mtimeMs) seen.set(file, { mtimeMs, seenAt: now });
+      const alivePeer = now - seen.get(file)!.seenAt < this.#memberTimeout;
+      if (alivePeer || this.#own.has(`${lock}/${file}`)) alive.push(member);
     }
-    for (const name of seen.keys()) if (!names.includes(name)) seen.delete(name);
+    const files = new Set(beats.map((b) => b.file));
+    for (const file of seen.keys()) if (!files.has(file)) seen.delete(file);
     return alive;
   }
 

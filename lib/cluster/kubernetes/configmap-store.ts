@@ -22,6 +22,10 @@ export interface ConfigMapStoreOptions {
 
 const holderKey = (lock: string) => `leader.pod.${lock}`;
 const timestampKey = (lock: string) => `leader.local.timestamp.${lock}`;
+// Keys of dromedary's own, next to Camel's two (which Camel members go on reading as before).
+const instanceKey = (lock: string) => `leader.instance.${lock}`;
+const releasedKey = (lock: string) => `leader.released.${lock}`;
+const tokenKey = (lock: string) => `leader.token.${lock}`;
 
 /**
  * The seed article's (and Camel's legacy) protocol: one ConfigMap holds `leader.pod.<lock>` for
@@ -61,6 +65,7 @@ export class ConfigMapLockStore implements LockStore {
 
   #record(map: ConfigMap, lock: string): VersionedRecord {
     const data = map.data ?? {};
+    const token = Number(data[tokenKey(lock)]);
     return {
       version: String(map.metadata?.resourceVersion ?? ''),
       record: {
@@ -69,6 +74,9 @@ export class ConfigMapLockStore implements LockStore {
         acquireTime: data[timestampKey(lock)] ?? '',
         renewTime: data[timestampKey(lock)] ?? '',
         leaseTransitions: 0,
+        ...(data[instanceKey(lock)] ? { holderInstance: data[instanceKey(lock)] } : {}),
+        ...(data[releasedKey(lock)] ? { releasedBy: data[releasedKey(lock)] } : {}),
+        ...(data[tokenKey(lock)] && Number.isSafeInteger(token) ? { fencingToken: token } : {}),
       },
     };
   }
@@ -103,13 +111,22 @@ export class ConfigMapLockStore implements LockStore {
       return this.#record(this.#last, lock);
     } catch (err) {
       if (statusOf(err) === 409) throw new LockConflictError(lock, 'the locks ConfigMap changed since it was read (409 Conflict)');
+      // Deleted since it was read: a lost race, so the elector reads again and finds no record.
+      if (statusOf(err) === 404) throw new LockConflictError(lock, 'the locks ConfigMap was deleted since it was read (404 Not Found)');
       throw this.#explain(err, 'update');
     }
   }
 
-  /** This lock's keys set to the record (or removed, when released); every other key as it was. */
+  /**
+   * This lock's keys set to the record (Camel's two removed when released, the release marker kept);
+   * every other key as it was.
+   */
   #data(previous: Record<string, string>, lock: string, record: LockRecord): Record<string, string> {
     const data = { ...previous };
+    const set = (key: string, value: string | undefined) => {
+      if (value === undefined || value === '') delete data[key];
+      else data[key] = value;
+    };
     if (record.holderIdentity === '') {
       delete data[holderKey(lock)];
       delete data[timestampKey(lock)];
@@ -117,13 +134,16 @@ export class ConfigMapLockStore implements LockStore {
       data[holderKey(lock)] = record.holderIdentity;
       data[timestampKey(lock)] = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     }
+    set(instanceKey(lock), record.holderInstance);
+    set(releasedKey(lock), record.releasedBy);
+    set(tokenKey(lock), record.fencingToken === undefined ? undefined : String(record.fencingToken));
     return data;
   }
 
   /** Changes to the ConfigMap, and to the member pods (a holder's pod going away frees its locks). */
-  watch(lock: string, onChange: (version?: string, record?: LockRecord) => void): () => void {
+  watch(lock: string, onChange: (version?: string, record?: LockRecord | null) => void): () => void {
     const offMap = this.#watch.subscribe('configmap', (version, object, type) =>
-      onChange(version, object && type !== 'DELETED' ? this.#record(object as ConfigMap, lock).record : undefined),
+      onChange(version, type === 'DELETED' ? null : object && type !== 'DISCONNECTED' ? this.#record(object as ConfigMap, lock).record : undefined),
     );
     // A pod change carries no lock version; naming it by the pod's resourceVersion (never equal to
     // a ConfigMap version) makes an elector that is busy with an attempt check again afterwards
@@ -133,6 +153,10 @@ export class ConfigMapLockStore implements LockStore {
       offMap();
       offPods();
     };
+  }
+
+  watching(_lock: string): boolean {
+    return this.#watch.live;
   }
 
   async members(_lock: string, signal: AbortSignal): Promise<string[]> {

@@ -69,7 +69,8 @@ function configMapMode(k8s: K8s, kc: KubeConfig, namespace: string, clusterLabel
     elector: {
       // A holder stays valid while its pod is a live member; a pod that is not a member itself never takes over.
       holderValid: async ({ record }) => {
-        const live = await members.live(AbortSignal.timeout(config.timings.retryPeriod));
+        // Bounded like the elector's own calls: a slow API server must not keep every member out.
+        const live = await members.live(AbortSignal.timeout(config.timings.renewDeadline));
         return live.includes(record.holderIdentity) || !live.includes(config.memberId);
       },
       // Let an old leader that lost contact with the API server stop before this one starts.

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { LockConflictError, type LockRecord, type LockStore, type VersionedRecord } from '../election/lock-store.ts';
 import type { Logger } from '../../logging/logger.ts';
 import { forbiddenDetail, KubernetesForbiddenError, statusOf, withSignal, type K8s } from './client.ts';
@@ -18,14 +19,33 @@ export interface LeaseStoreOptions {
   logger: Logger;
 }
 
-/** `leaders` + `Lock_1` → `leaders-lock-1`: lower case, [a-z0-9.-], at most 253 characters, alphanumeric at both ends. */
+/**
+ * The Lease of a lock: `<prefix>-<lock>`, made a valid DNS-1123 name (lower case, [a-z0-9.-], at most
+ * 253 characters, alphanumeric at both ends). The mapping is injective: whenever the lock name had to
+ * change to fit (`Orders_A`), a hash of the original is appended (`dromedary-orders-a-3f1c9a2b`), so
+ * it cannot meet a lock whose name fitted as it was (`orders-a` → `dromedary-orders-a`).
+ */
 export function leaseName(prefix: string, lock: string): string {
-  const name = `${prefix}-${lock}`
-    .toLowerCase()
-    .replace(/[^a-z0-9.-]+/g, '-')
-    .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '');
-  return name.slice(0, 253).replace(/[^a-z0-9]+$/, '') || 'dromedary-lock';
+  const dns = (text: string) =>
+    text
+      .toLowerCase()
+      .replace(/[^a-z0-9.-]+/g, '-')
+      .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '');
+  const head = dns(prefix) || 'dromedary';
+  const part = dns(lock);
+  const plain = `${head}-${part}`;
+  if (part === lock && plain.length <= 253) return plain;
+  const hash = createHash('sha256').update(lock).digest('hex').slice(0, 8);
+  const room = 253 - hash.length - 1;
+  return `${plain.slice(0, room).replace(/[^a-z0-9]+$/, '')}-${hash}`;
 }
+
+/** Where a Lease carries what its spec has no field for (see LockRecord). */
+export const INSTANCE_ANNOTATION = 'dromedary.io/holder-instance';
+export const RELEASED_BY_ANNOTATION = 'dromedary.io/released-by';
+export const FENCING_TOKEN_ANNOTATION = 'dromedary.io/fencing-token';
+/** The lock's own name: a Lease name is the lock name only when it fitted Kubernetes' rules unchanged. */
+export const LOCK_ANNOTATION = 'dromedary.io/lock';
 
 /**
  * Lock records as coordination.k8s.io/v1 Leases, one per lock, with client-go's field semantics:
@@ -39,6 +59,12 @@ export class LeaseLockStore implements LockStore {
   readonly #options: LeaseStoreOptions;
   readonly #watch: ResourceWatch;
   readonly #names = new Map<string, string>();
+  /**
+   * The uid of each Lease as last seen. A replace carries it as a precondition, so a Lease deleted
+   * (and perhaps created again) since it was read is a conflict, not silently re-created: leases
+   * allow create-on-update, and a resourceVersion alone does not stop that.
+   */
+  readonly #uids = new Map<string, string>();
 
   constructor(k8s: K8s, kc: KubeConfig, options: LeaseStoreOptions) {
     this.#k8s = k8s;
@@ -90,14 +116,20 @@ export class LeaseLockStore implements LockStore {
       return this.#toVersioned(lease);
     } catch (err) {
       if (statusOf(err) === 409) throw new LockConflictError(lock, 'the Lease changed since it was read (409 Conflict)');
+      // Deleted since it was read (kubectl delete lease): a lost compare-and-swap, so the elector reads again.
+      if (statusOf(err) === 404) throw new LockConflictError(lock, 'the Lease was deleted since it was read (404 Not Found)');
       throw this.#explain(err, 'update', lock);
     }
   }
 
-  watch(lock: string, onChange: (version?: string, record?: LockRecord) => void): () => void {
+  watch(lock: string, onChange: (version?: string, record?: LockRecord | null) => void): () => void {
     return this.#watch.subscribe(this.#name(lock), (version, object, type) =>
-      onChange(version, object && type !== 'DELETED' ? this.#toVersioned(object as Lease).record : undefined),
+      onChange(version, type === 'DELETED' ? null : object && type !== 'DISCONNECTED' ? this.#toVersioned(object as Lease).record : undefined),
     );
+  }
+
+  watching(_lock: string): boolean {
+    return this.#watch.live;
   }
 
   async close(): Promise<void> {
@@ -112,7 +144,22 @@ export class LeaseLockStore implements LockStore {
     return {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
-      metadata: { name: this.#name(lock), namespace: this.#options.namespace, labels: this.#options.labels, ...(resourceVersion ? { resourceVersion } : {}) },
+      metadata: {
+        name: this.#name(lock),
+        namespace: this.#options.namespace,
+        labels: this.#options.labels,
+        // holderIdentity stays the readable member id (what `kubectl get lease` shows, and what Camel
+        // writes); the instance, the release marker and the fencing token go in annotations. A
+        // replace writes all three, so a release marker never survives into a later holder's record.
+        annotations: {
+          [LOCK_ANNOTATION]: lock,
+          ...(record.holderInstance ? { [INSTANCE_ANNOTATION]: record.holderInstance } : {}),
+          ...(record.releasedBy ? { [RELEASED_BY_ANNOTATION]: record.releasedBy } : {}),
+          ...(record.fencingToken !== undefined ? { [FENCING_TOKEN_ANNOTATION]: String(record.fencingToken) } : {}),
+        },
+        ...(resourceVersion ? { resourceVersion } : {}),
+        ...(resourceVersion && this.#uids.has(this.#name(lock)) ? { uid: this.#uids.get(this.#name(lock)) } : {}),
+      },
       spec: {
         holderIdentity: record.holderIdentity,
         leaseDurationSeconds: Math.max(1, Math.ceil(record.leaseDurationMs / 1000)),
@@ -124,18 +171,8 @@ export class LeaseLockStore implements LockStore {
   }
 
   #toVersioned(lease: Lease): VersionedRecord {
-    const spec = lease.spec ?? {};
-    const text = (t: unknown) => (t === undefined || t === null ? '' : t instanceof Date ? t.toISOString() : String(t));
-    return {
-      version: String(lease.metadata?.resourceVersion ?? ''),
-      record: {
-        holderIdentity: spec.holderIdentity ?? '',
-        leaseDurationMs: (spec.leaseDurationSeconds ?? 0) * 1000,
-        acquireTime: text(spec.acquireTime),
-        renewTime: text(spec.renewTime),
-        leaseTransitions: spec.leaseTransitions ?? 0,
-      },
-    };
+    if (lease.metadata?.name && lease.metadata.uid) this.#uids.set(lease.metadata.name, lease.metadata.uid);
+    return { version: String(lease.metadata?.resourceVersion ?? ''), record: leaseRecord(lease) };
   }
 
   #explain(err: unknown, verb: string, lock: string): Error {
@@ -147,4 +184,29 @@ export class LeaseLockStore implements LockStore {
     const status = statusOf(err);
     return new Error(`${verb} Lease ${this.#name(lock)} failed${status ? ` with HTTP ${status}` : ''}: ${(err as Error)?.message?.split('\n')[0] ?? String(err)}`);
   }
+}
+
+/** A Lease as a lock record; also read by `dromedary status`. */
+export function leaseRecord(lease: Lease): LockRecord {
+  const spec = lease.spec ?? {};
+  const annotations = lease.metadata?.annotations ?? {};
+  // A read gives Dates (client-node parses them), a watch gives the raw MicroTime strings: both
+  // become the same millisecond ISO text, or one record read once each way would look changed,
+  // and every such "change" restarts a follower's lease clock.
+  const text = (t: unknown) => {
+    if (t === undefined || t === null) return '';
+    const date = t instanceof Date ? t : new Date(String(t));
+    return Number.isNaN(date.getTime()) ? String(t) : date.toISOString();
+  };
+  const token = Number(annotations[FENCING_TOKEN_ANNOTATION]);
+  return {
+    holderIdentity: spec.holderIdentity ?? '',
+    leaseDurationMs: (spec.leaseDurationSeconds ?? 0) * 1000,
+    acquireTime: text(spec.acquireTime),
+    renewTime: text(spec.renewTime),
+    leaseTransitions: spec.leaseTransitions ?? 0,
+    ...(annotations[INSTANCE_ANNOTATION] ? { holderInstance: annotations[INSTANCE_ANNOTATION] } : {}),
+    ...(annotations[RELEASED_BY_ANNOTATION] ? { releasedBy: annotations[RELEASED_BY_ANNOTATION] } : {}),
+    ...(annotations[FENCING_TOKEN_ANNOTATION] && Number.isSafeInteger(token) ? { fencingToken: token } : {}),
+  };
 }

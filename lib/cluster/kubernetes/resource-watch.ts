@@ -3,7 +3,11 @@ import type { K8s } from './client.ts';
 
 type KubeConfig = InstanceType<K8s['KubeConfig']>;
 
-/** Told of each change: the new resourceVersion, the object and the event type (ADDED, MODIFIED, DELETED). */
+/**
+ * Told of each change: the new resourceVersion, the object and the event type (ADDED, MODIFIED,
+ * DELETED); and, with no version or object and the type DISCONNECTED, when a connected stream is lost,
+ * so subscribers stop relying on it until it is back (see `live`).
+ */
 export type Subscriber = (version?: string, object?: WatchedObject, type?: string) => void;
 
 /** An object as a watch delivers it. */
@@ -68,6 +72,11 @@ export class ResourceWatch {
     return Object.entries(labels)
       .map(([k, v]) => `${k}=${v}`)
       .join(',');
+  }
+
+  /** Whether a stream is connected now (not connecting, and not waiting to reconnect after an error). */
+  get live(): boolean {
+    return this.#controller !== undefined;
   }
 
   subscribe(key: string, onChange: Subscriber): () => void {
@@ -155,6 +164,7 @@ export class ResourceWatch {
   }
 
   #reopen(err: unknown): void {
+    const wasLive = this.#controller !== undefined;
     this.#controller = undefined;
     if (this.#idle) clearTimeout(this.#idle);
     this.#idle = undefined;
@@ -163,6 +173,7 @@ export class ResourceWatch {
     if (err && (err as Error).name !== 'AbortError') {
       this.#logger.debug(`Watch on ${this.#path} ended (${(err as Error).message ?? String(err)}); reopening in ${this.#backoff}ms`);
     }
+    if (wasLive) for (const set of [...this.#subscribers.values()]) for (const notify of [...set]) notify(undefined, undefined, 'DISCONNECTED');
     const wait = this.#backoff;
     this.#backoff = Math.min(this.#backoff * 2, 30_000);
     this.#retry = setTimeout(() => {

@@ -2,16 +2,18 @@ import { LockConflictError, type LockRecord, type LockStore, type VersionedRecor
 
 /**
  * Lock records in memory, shared by every elector given the same store: for tests (yours too) and
- * for several members inside one process. `fail(n)` and `hang()` make it misbehave on purpose.
+ * for several members inside one process. `fail(n)`, `hang()` and `delay(ms)` make it misbehave on
+ * purpose; `remove()` and `overwrite()` act as an operator deleting or editing the record would.
  */
 export class MemoryLockStore implements LockStore {
   readonly #records = new Map<string, VersionedRecord>();
-  readonly #watchers = new Map<string, Set<(version?: string, record?: LockRecord) => void>>();
+  readonly #watchers = new Map<string, Set<(version?: string, record?: LockRecord | null) => void>>();
   readonly #alive = new Map<string, Map<string, number>>();
   #version = 0;
   #failures = 0;
   #hanging = false;
   #hung: Array<() => void> = [];
+  #delayMs = 0;
   /** Writes that succeeded, for tests that count traffic. */
   writes = 0;
   reads = 0;
@@ -26,9 +28,15 @@ export class MemoryLockStore implements LockStore {
     this.#hanging = true;
   }
 
+  /** Every call from now on takes `ms` before it is answered (0 removes the delay). */
+  delay(ms: number): void {
+    this.#delayMs = ms;
+  }
+
   heal(): void {
     this.#hanging = false;
     this.#failures = 0;
+    this.#delayMs = 0;
     for (const resume of this.#hung.splice(0)) resume();
   }
 
@@ -36,7 +44,29 @@ export class MemoryLockStore implements LockStore {
     return this.#records.get(lock);
   }
 
+  /** Deletes the record, as `kubectl delete lease` or removing the lock files would. */
+  remove(lock: string): void {
+    if (!this.#records.delete(lock)) return;
+    this.#version += 1;
+    const version = String(this.#version);
+    for (const w of this.#watchers.get(lock) ?? []) setImmediate(w, version, null);
+  }
+
+  /** Replaces fields of the record without compare-and-swap, as `kubectl patch` would. */
+  overwrite(lock: string, fields: Partial<LockRecord>): VersionedRecord {
+    const current = this.#records.get(lock);
+    if (!current) throw new Error(`memory store: no record of ${lock} to overwrite`);
+    return this.#write(lock, { ...current.record, ...fields });
+  }
+
   async #gate(signal: AbortSignal): Promise<void> {
+    if (this.#delayMs > 0) {
+      const ms = this.#delayMs;
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(resolve, ms);
+        signal.addEventListener('abort', () => (clearTimeout(timer), reject(signal.reason ?? new Error('aborted'))), { once: true });
+      });
+    }
     if (this.#hanging) {
       await new Promise<void>((resolve, reject) => {
         this.#hung.push(resolve);
@@ -77,7 +107,7 @@ export class MemoryLockStore implements LockStore {
     return written;
   }
 
-  watch(lock: string, onChange: (version?: string, record?: LockRecord) => void): () => void {
+  watch(lock: string, onChange: (version?: string, record?: LockRecord | null) => void): () => void {
     const set = this.#watchers.get(lock) ?? new Set();
     this.#watchers.set(lock, set);
     set.add(onChange);

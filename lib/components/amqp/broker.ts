@@ -129,7 +129,9 @@ export class BrokerConnection extends EventEmitter {
             { cause: err },
           );
         }
-        this.logger.debug(`RabbitMQ at ${this.maskedUrl} not reachable yet (${describe(err)}); retrying in ${delay}ms`);
+        // Said once at info, so a start that waits for a broker still booting is not silent; each retry at debug.
+        if (attempt === 1) this.logger.info(`Waiting for RabbitMQ at ${this.maskedUrl} (${describe(err)}): retrying for up to ${formatDuration(timeout)}`);
+        else this.logger.debug(`RabbitMQ at ${this.maskedUrl} not reachable yet (${describe(err)}); retrying in ${delay}ms`);
         await new Promise((r) => setTimeout(r, delay));
       }
     }
@@ -204,7 +206,13 @@ export class BrokerConnection extends EventEmitter {
           if (this.#state === 'closed') return;
           // A changed password is worth shouting about; a broker still restarting is not.
           if (isAuthFailure(err)) this.logger.error(authError(this.maskedUrl, err).message);
-          else this.logger.debug(`Reconnect attempt ${this.#attempt} to ${this.maskedUrl} failed: ${describe(err)}`);
+          else if (this.#attempt === 1) {
+            // Once per outage at info: what it waits for, how often it tries, and what sends do meanwhile.
+            const cap = formatDuration(this.#opts.maxReconnectDelay ?? 5000);
+            this.logger.info(
+              `Still no connection to RabbitMQ at ${this.maskedUrl} (${describe(err)}): retrying at least every ${cap} until it answers; sends wait for it up to ${formatDuration(this.sendTimeout)}`,
+            );
+          } else this.logger.debug(`Reconnect attempt ${this.#attempt} to ${this.maskedUrl} failed: ${describe(err)}`);
           this.#scheduleReconnect();
         },
       );

@@ -57,10 +57,65 @@ describe('kubernetes backend: Lease lock store (real client-node against the API
     return { store: new LeaseLockStore(k8s, kc, { namespace: 'apps', prefix: 'orders', labels: { provider: 'dromedary', app: 'orders' }, watchIdleMs: 30_000, logger: capture.logger }), ...capture };
   }
 
-  it('makes lock names valid DNS-1123 Lease names', () => {
+  it('makes lock names valid DNS-1123 Lease names, one Lease per lock name: a name that had to change gets a hash suffix', () => {
     expect(leaseName('dromedary', 'lock1')).to.equal('dromedary-lock1');
-    expect(leaseName('Orders', 'My_Lock/2')).to.equal('orders-my-lock-2');
-    expect(leaseName('x', '--')).to.equal('x');
+    expect(leaseName('Orders', 'my-lock-2')).to.equal('orders-my-lock-2');
+    expect(leaseName('Orders', 'My_Lock/2')).to.match(/^orders-my-lock-2-[0-9a-f]{8}$/);
+    expect(leaseName('x', '--')).to.match(/^x-[0-9a-f]{8}$/);
+    // The issue's case: distinct locks that used to share one Lease.
+    const names = ['orders-a', 'Orders_A', 'orders_a', 'ORDERS-A', 'orders.a'].map((lock) => leaseName('dromedary', lock));
+    expect(new Set(names).size).to.equal(5);
+    expect(names[0]).to.equal('dromedary-orders-a');
+    const long = leaseName('dromedary', 'x'.repeat(300));
+    expect(long.length).to.be.at.most(253);
+    expect(long).not.to.equal(leaseName('dromedary', 'x'.repeat(301)));
+    for (const name of [...names, long]) expect(name).to.match(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/);
+  });
+
+  it('keeps the holder instance, the release marker and the fencing token in annotations, holderIdentity readable', async () => {
+    const { store: s } = await store('alpha');
+    const held = { ...record('pod-a'), holderInstance: 'host-1-abcd', fencingToken: 1_764_000_000_123 };
+    const created = await s.create('annotated', held, signal());
+    const lease = server.getLease('orders-annotated', 'apps')!;
+    expect((lease.spec as Record<string, unknown>).holderIdentity).to.equal('pod-a');
+    expect(lease.metadata.annotations).to.deep.equal({ 'dromedary.io/lock': 'annotated', 'dromedary.io/holder-instance': 'host-1-abcd', 'dromedary.io/fencing-token': '1764000000123' });
+    expect((await s.get('annotated', signal()))!.record).to.include({ holderInstance: 'host-1-abcd', fencingToken: 1_764_000_000_123 });
+    const released = await s.update('annotated', { ...held, holderIdentity: '', releasedBy: 'host-1-abcd' }, created.version, signal());
+    expect((await s.get('annotated', signal()))!.record).to.include({ holderIdentity: '', releasedBy: 'host-1-abcd', holderInstance: 'host-1-abcd' });
+    // A later holder's replace drops the marker: it can never make that holder's record look released.
+    await s.update('annotated', { ...record('pod-b', 1), holderInstance: 'host-2-ef01', fencingToken: 1_764_000_000_124 }, released.version, signal());
+    expect(server.getLease('orders-annotated', 'apps')!.metadata.annotations).not.to.have.property('dromedary.io/released-by');
+  });
+
+  it('gives the same record through a read and through the watch, so a follower\'s lease clock restarts only when the record changed', async () => {
+    const { store: s } = await store('alpha');
+    const notices: Array<[string | undefined, LockRecord | null | undefined]> = [];
+    const off = s.watch('both-ways', (version, rec) => notices.push([version, rec]));
+    try {
+      await waitFor(() => s.watching('both-ways'), { message: 'the watch to connect' });
+      const created = await s.create('both-ways', { ...record('pod-a'), holderInstance: 'host-1-abcd', fencingToken: 7 }, signal());
+      const notified = await waitFor(() => notices.find(([version]) => version === created.version), { message: 'the creation to reach the watch' });
+      expect(notified[1]).to.deep.equal((await s.get('both-ways', signal()))!.record);
+    } finally {
+      off();
+    }
+  });
+
+  it('reports an update of a deleted Lease as a lost race, and its deletion to the watch as null', async () => {
+    const { store: s } = await store('alpha');
+    const created = await s.create('deleted', record('pod-a'), signal());
+    const notices: Array<unknown> = [];
+    const off = s.watch('deleted', (_version, rec) => notices.push(rec));
+    try {
+      await waitFor(() => s.watching('deleted'), { message: 'the watch to connect' });
+      const k8s = await loadClientNode();
+      const kc = loadKubeConfig(k8s, { KUBECONFIG: await kubeconfigFor('beta') });
+      await kc.makeApiClient(k8s.CoordinationV1Api).deleteNamespacedLease({ name: 'orders-deleted', namespace: 'apps' });
+      await waitFor(() => notices.includes(null), { message: 'the deletion to reach the watch' });
+      await s.update('deleted', record('pod-a'), created.version, signal()).then(() => expect.fail('should conflict'), (e) => expect(e).to.be.instanceOf(LockConflictError));
+    } finally {
+      off();
+    }
   });
 
   it('parses cluster labels and refuses malformed ones', () => {
@@ -171,6 +226,17 @@ describe('kubernetes backend: Lease lock store (real client-node against the API
       await a.service.stop();
       await waitFor(() => b.view.isLeader, { timeout: 2000 });
       expect(performance.now() - t0).to.be.below(1000);
+    });
+
+    it('warns when the release is answered with 5xx: the lock is free once its lease runs out, and no handover is claimed', async () => {
+      const a = await member('alpha');
+      await waitFor(() => a.view.isLeader, { timeout: 5000 });
+      server.faults('alpha').fail(5, 503);
+      await a.service.stop();
+      const warning = a.lines.find((l) => l.level === 'warn' && l.message.includes('could not release lock1'));
+      expect(warning?.message).to.match(/HTTP 503.*followers take it over once its lease runs out, up to 2000ms from its last renewal/);
+      expect(a.messages()).not.to.include('no member leads lock1 now');
+      expect((server.getLease('svc-lock1', 'apps')!.spec as Record<string, unknown>).holderIdentity).to.equal('pod-alpha');
     });
 
     /** Records each member's leading intervals from its view's events, and checks that none overlap. */

@@ -327,13 +327,19 @@ describe('amqp broker connection layer', function () {
     await c.close();
   });
 
-  it('reports an unreachable broker with the password masked', async () => {
+  it('says once that it waits for an unreachable broker, then reports it, with the password masked', async () => {
     const port = await closedPort();
-    const c = new BrokerConnection({ url: `amqp://app:TopSecret99@127.0.0.1:${port}`, logger: silentLogger(), startTimeout: 300 });
+    const log = capturingLogger();
+    const c = new BrokerConnection({ url: `amqp://app:TopSecret99@127.0.0.1:${port}`, logger: log, startTimeout: 1000 });
     const err = await c.start().then(() => undefined, (e: unknown) => e);
     expect(err).to.be.instanceOf(AmqpConnectError);
     const message = (err as Error).message;
     expect(message).to.not.include('TopSecret99');
+    // The wait is said once at info, with what it waits for and how long it will.
+    const waiting = log.lines.filter((l) => l.level === 'info' && l.message.startsWith('Waiting for RabbitMQ'));
+    expect(waiting.map((l) => l.message)).to.have.length(1);
+    expect(waiting[0]!.message).to.match(new RegExp(`^Waiting for RabbitMQ at amqp://app:xxxxxx@127.0.0.1:${port} \\(.*ECONNREFUSED.*\\): retrying for up to 1s$`));
+    expect(log.lines.filter((l) => l.message.includes('not reachable yet')).length).to.be.greaterThan(0);
     expect(message).to.match(new RegExp(`Cannot connect to RabbitMQ at amqp://app:xxxxxx@127.0.0.1:${port} \\(.*ECONNREFUSED.*\\) after \\d+ attempt\\(s\\).*check that the broker is running`));
     await c.close();
   });

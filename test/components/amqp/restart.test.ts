@@ -80,6 +80,11 @@ describe('amqp broker restart', function () {
         console.log(`      ${mode}: ${total} sent, ${received.size} distinct received, ${duplicates} duplicate(s), ${publisher.stats.resends} re-send(s); outage began after ${disconnectedAt} confirms`);
         expect(disconnectedAt).to.be.greaterThan(-1);
         expect(log.lines.some((l) => /Reconnected to RabbitMQ at amqp:\/\/guest:xxxxxx@/.test(l.message))).to.equal(true);
+        // The outage is said once at info, with what sends do meanwhile, not once per attempt.
+        const still = log.lines.filter((l) => l.level === 'info' && l.message.startsWith('Still no connection to RabbitMQ'));
+        const outages = log.lines.filter((l) => l.message.startsWith('Lost the connection to RabbitMQ')).length;
+        expect(still.length).to.be.within(1, outages);
+        expect(still[0]!.message).to.match(/^Still no connection to RabbitMQ at amqp:\/\/guest:xxxxxx@127\.0\.0\.1:\d+ \(.+\): retrying at least every 500ms until it answers; sends wait for it up to 1m$/);
         expect(log.lines.every((l) => !l.message.includes('guest:guest@'))).to.equal(true);
       } finally {
         await sub.stop();
