@@ -76,8 +76,9 @@ export class EtcdServer {
   }
 
   /** SIGTERM, then a start on the same data folder and ports; resolves once healthy again. */
-  async restart(): Promise<void> {
+  async restart(onStopped?: () => void): Promise<void> {
     await this.#proc?.stop();
+    onStopped?.();
     await this.#start();
   }
 

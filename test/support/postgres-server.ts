@@ -79,8 +79,9 @@ export class PostgresServer {
   }
 
   /** A fast shutdown (SIGINT: sessions are cut), then a start on the same data folder and port. */
-  async restart(): Promise<void> {
+  async restart(onStopped?: () => void): Promise<void> {
     await this.#shutdown();
+    onStopped?.();
     await this.#start();
   }
 

@@ -80,8 +80,9 @@ export class ServerBackend {
     return server.packetsReceived();
   }
 
-  restart(): Promise<void> {
-    return this.server.restart();
+  /** Stops the server and starts it again on the same data; `onStopped` runs once it is down, before the start. */
+  restart(onStopped?: () => void): Promise<void> {
+    return this.server.restart(onStopped);
   }
 
   /** SIGSTOP of the server: it holds every connection and answers nothing. */

@@ -90,8 +90,9 @@ export class ZooKeeperServer {
     });
   }
 
-  async restart(): Promise<void> {
+  async restart(onStopped?: () => void): Promise<void> {
     await this.#proc?.stop();
+    onStopped?.();
     await this.#start();
   }
 
