@@ -101,4 +101,6 @@ export async function run(): Promise<void> {
   } finally {
     await rm(root, { recursive: true, force: true });
   }
+  // The backends on real servers (etcd, …): same measures, against their own reference recipes.
+  await (await import('./servers.bench.ts')).run();
 }

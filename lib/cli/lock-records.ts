@@ -44,6 +44,12 @@ export async function readLockStatuses(config: ClusterConfig, now = Date.now()):
       return readKubernetesLocks(config, now);
     case 'none':
       throw new ConfigurationError('--cluster none keeps no shared locks to show: use --cluster file or kubernetes (or auto), as the members run');
+    case 'etcd':
+    case 'postgres':
+    case 'zookeeper':
+      throw new ConfigurationError(
+        `dromedary status cannot read the ${config.kind} backend's locks yet: ask any member's /leadership on its health port (--health-port), which every backend answers`,
+      );
   }
 }
 

@@ -33,8 +33,11 @@ Options:
   --log-format text|json      Log format (env DROMEDARY_LOG_FORMAT; default text)
   --log-level <level>         error, warn, info, verbose, debug, trace or silly (env DROMEDARY_LOG_LEVEL; default info)
   --shutdown-timeout <dur>    How long to wait for in-flight exchanges on SIGINT/SIGTERM (default 10s)
-  --cluster <kind>            auto, file, kubernetes or none (env DROMEDARY_CLUSTER; default auto:
-                              kubernetes inside a pod, else file locks under the OS temp folder)
+  --cluster <kind>            auto, file, kubernetes, etcd, postgres, zookeeper or none (env DROMEDARY_CLUSTER;
+                              default auto: kubernetes inside a pod, else file locks under the OS temp folder)
+  --etcd-endpoints <urls>     The etcd backend's servers, http://host:2379[,...] (env DROMEDARY_ETCD_ENDPOINTS)
+  --postgres-url <url>        The postgres backend's database, postgres://user:pass@host:5432/db (env DROMEDARY_POSTGRES_URL)
+  --zookeeper-nodes <list>    The zookeeper backend's servers, host:2181[,...][/chroot] (env DROMEDARY_ZOOKEEPER_NODES)
   --member-id <id>            This member's id (env DROMEDARY_MEMBER_ID; default pod name or host name plus pid)
   --replicas <n>              Run n member processes on this machine, like n pods; lines are prefixed by member id
   --properties <file>         key=value lines: the values of {{name}} placeholders in endpoint URIs
@@ -45,7 +48,8 @@ Options:
 
 Cluster environment: DROMEDARY_CLUSTER_ROOT (file backend folder, yours alone; default
 <os temp>/dromedary-<uid>/cluster), DROMEDARY_LEASE_DURATION (15s), DROMEDARY_RENEW_DEADLINE (10s),
-DROMEDARY_RETRY_PERIOD (2s); timings need a unit.
+DROMEDARY_RETRY_PERIOD (2s); timings need a unit. DROMEDARY_ETCD_PREFIX (/dromedary/leader/),
+DROMEDARY_POSTGRES_TABLE (dromedary_leases).
 `;
 
 export const STATUS_HELP = `Usage: dromedary status [options]
@@ -83,6 +87,9 @@ const runFlags = {
   'shutdown-timeout': { type: 'string' },
   cluster: { type: 'string' },
   'member-id': { type: 'string' },
+  'etcd-endpoints': { type: 'string' },
+  'postgres-url': { type: 'string' },
+  'zookeeper-nodes': { type: 'string' },
   replicas: { type: 'string' },
   'health-port': { type: 'string' },
   properties: { type: 'string' },
@@ -229,7 +236,7 @@ async function run(argv: readonly string[], values: RunValues, paths: string[], 
       paths: paths.length > 0 ? paths : ['routes'],
       logger,
       shutdownTimeout,
-      cluster: { cluster: values.cluster, memberId: values['member-id'] },
+      cluster: { cluster: values.cluster, memberId: values['member-id'], etcdEndpoints: values['etcd-endpoints'], postgresUrl: values['postgres-url'], zookeeperNodes: values['zookeeper-nodes'] },
       stop: outputClosed.signal,
     });
     await flush(logger);

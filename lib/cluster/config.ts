@@ -7,7 +7,7 @@ import { parseDuration } from '../uri/duration.ts';
 import type { ClusterService } from './cluster-service.ts';
 import { validateTimings, type ElectionTimings } from './election/timings.ts';
 
-export const CLUSTER_KINDS = ['auto', 'file', 'kubernetes', 'none'] as const;
+export const CLUSTER_KINDS = ['auto', 'file', 'kubernetes', 'etcd', 'postgres', 'zookeeper', 'none'] as const;
 export type ClusterKind = (typeof CLUSTER_KINDS)[number];
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -16,7 +16,7 @@ export interface ClusterConfig {
   /** What was asked for. */
   readonly requested: ClusterKind;
   /** What `auto` resolved to. */
-  readonly kind: 'file' | 'kubernetes' | 'none';
+  readonly kind: Exclude<ClusterKind, 'auto'>;
   readonly memberId: string;
   readonly timings: ElectionTimings;
   /** The file backend's folder. */
@@ -30,6 +30,10 @@ export interface ClusterFlags {
   memberId?: string;
   root?: string;
   timings?: Partial<ElectionTimings>;
+  /** The servers of the etcd, zookeeper and postgres backends (else their DROMEDARY_* variables). */
+  etcdEndpoints?: string;
+  zookeeperNodes?: string;
+  postgresUrl?: string;
 }
 
 /** Whether this process runs inside a Kubernetes pod with a service account. */
@@ -40,7 +44,9 @@ export function inKubernetesPod(env: Readonly<Record<string, string | undefined>
 /**
  * Cluster settings from flags (or code), then environment variables, then defaults:
  * `--cluster`/DROMEDARY_CLUSTER (auto), `--member-id`/DROMEDARY_MEMBER_ID, DROMEDARY_CLUSTER_ROOT,
- * DROMEDARY_LEASE_DURATION, DROMEDARY_RENEW_DEADLINE, DROMEDARY_RETRY_PERIOD.
+ * DROMEDARY_LEASE_DURATION, DROMEDARY_RENEW_DEADLINE, DROMEDARY_RETRY_PERIOD; the servers of the etcd,
+ * postgres and zookeeper backends (DROMEDARY_ETCD_ENDPOINTS, `--etcd-endpoints`; DROMEDARY_POSTGRES_URL,
+ * `--postgres-url`; DROMEDARY_ZOOKEEPER_NODES, `--zookeeper-nodes`).
  */
 export function resolveClusterConfig(options: { flags?: ClusterFlags; env?: Readonly<Record<string, string | undefined>> } = {}): ClusterConfig {
   const env = options.env ?? process.env;
@@ -61,7 +67,9 @@ export function resolveClusterConfig(options: { flags?: ClusterFlags; env?: Read
     flags.memberId ?? env.DROMEDARY_MEMBER_ID ?? (kind === 'kubernetes' && podName ? podName : `${podName || hostname()}-${process.pid}`);
   if (memberId.trim() === '') throw new ConfigurationError('the member id is empty: set --member-id or DROMEDARY_MEMBER_ID');
   const root = flags.root ?? (env.DROMEDARY_CLUSTER_ROOT || defaultClusterRoot());
-  return { requested: requested as ClusterKind, kind, memberId, timings, root, env };
+  const servers = { DROMEDARY_ETCD_ENDPOINTS: flags.etcdEndpoints, DROMEDARY_ZOOKEEPER_NODES: flags.zookeeperNodes, DROMEDARY_POSTGRES_URL: flags.postgresUrl };
+  const withServers = { ...env, ...Object.fromEntries(Object.entries(servers).filter(([, v]) => v !== undefined)) };
+  return { requested: requested as ClusterKind, kind, memberId, timings, root, env: withServers };
 }
 
 /**
@@ -93,6 +101,18 @@ export async function createClusterService(config: ClusterConfig, logger: Logger
     case 'file': {
       const { createFileClusterService } = await import('./file/file-cluster-service.ts');
       return createFileClusterService(config, logger);
+    }
+    case 'etcd': {
+      const { createEtcdClusterService } = await import('./etcd/index.ts');
+      return createEtcdClusterService(config, logger);
+    }
+    case 'postgres': {
+      const { createPostgresClusterService } = await import('./postgres/index.ts');
+      return createPostgresClusterService(config, logger);
+    }
+    case 'zookeeper': {
+      const { createZooKeeperClusterService } = await import('./zookeeper/index.ts');
+      return createZooKeeperClusterService(config, logger);
     }
     case 'none': {
       const { createStandaloneClusterService } = await import('./standalone.ts');

@@ -235,7 +235,9 @@ describeMembers('lock records edited by someone else, and instance identity', (h
       h.assertNeverTwoAtOnce(await h.entries(), 'lock1');
     });
   }
-});
+  // The record-based backends: the server backends keep no such record (their keys, rows and nodes
+  // deleted by someone are cases of members-servers.test.ts).
+}, { clusters: ['file', 'kubernetes'] });
 
 /**
  * Issue 10 item 3's supervisor case: `dromedary run --replicas 3` restarts a member killed with

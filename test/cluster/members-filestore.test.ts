@@ -28,6 +28,7 @@ describeMembers('an idle leader', (h) => {
       Math.max(0, ...(await readdir(join(locks, lock)).catch(() => [] as string[])).map((n) => /^v(\d+)\.json$/.exec(n)).filter((m) => m !== null).map((m) => Number(m[1])));
     const writes = async (): Promise<number> => {
       if (h.target.cluster === 'file') return (await Promise.all(LOCKS.map(newest))).reduce((a, b) => a + b, 0);
+      if (h.backend) return h.backend.requests();
       const resource = h.configMapMode ? 'configmaps' : 'leases';
       return h.server!.requests({ token: 'm1', resource }).filter((r) => r.verb === 'update' || r.verb === 'create' || r.verb === 'patch').length;
     };

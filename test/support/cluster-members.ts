@@ -9,6 +9,7 @@ import { spawnCli, type ProcessHandle } from './cli-process.ts';
 import { waitFor } from './wait.ts';
 import { startKubeApiServer, type KubeApiServer } from '../../lib/testing/index.ts';
 import { loadClientNode, resolveNamespace, statusOf, type K8s } from '../../lib/cluster/kubernetes/client.ts';
+import { ServerBackend } from './server-backend.ts';
 
 /** The chaos suite's member app: guarded routes on lock1 and lock2, a route on every member, a singleton on lock3. */
 export const GUARDED_ROUTES = fileURLToPath(new URL('../cluster/fixtures/routes', import.meta.url));
@@ -23,7 +24,7 @@ export const TICK = 40;
  */
 export interface Target {
   title: string;
-  cluster: 'file' | 'kubernetes';
+  cluster: 'file' | 'kubernetes' | 'etcd' | 'postgres' | 'zookeeper';
   lock?: 'lease' | 'configmap';
   /** The API test server, which can inject faults and play the kubelet, or a real cluster. */
   api?: 'test-server' | 'real';
@@ -52,6 +53,13 @@ export const TARGETS: Target[] = [
         { title: 'kubernetes backend, Lease mode, real cluster', cluster: 'kubernetes', lock: 'lease', api: 'real', lease: 4000, renew: 2600, retry: 400, margin: 1000 } satisfies Target,
       ]
     : []),
+  // A real etcd the harness starts (test/support/server-backend.ts). Lease TTLs are whole seconds,
+  // and etcd checks for expired leases every 500 ms: that check is part of the margin.
+  { title: 'etcd backend, real etcd', cluster: 'etcd', lease: 2000, renew: 1300, retry: 150, margin: 750 },
+  // A real PostgreSQL the harness starts; followers wait for the expiry the server reports.
+  { title: 'postgres backend, real PostgreSQL', cluster: 'postgres', lease: 1200, renew: 800, retry: 150, margin: 250 },
+  // A real ZooKeeper the harness starts (tickTime 200 ms): it expires sessions in tickTime buckets.
+  { title: 'zookeeper backend, real ZooKeeper', cluster: 'zookeeper', lease: 2000, renew: 1300, retry: 150, margin: 500 },
 ];
 
 export function reportRealClusterSkip(file: string): void {
@@ -149,6 +157,8 @@ export class MembersHarness {
   tokens = new Map<string, string>();
   server: KubeApiServer | undefined;
   janitor: ApiJanitor | undefined;
+  /** The etcd, postgres and zookeeper targets' server, and a proxy per member to cut its connection. */
+  backend: ServerBackend | undefined;
   /** This test's unique name: member ids, Lease names, the ConfigMap and the cluster label derive from it. */
   run = '';
 
@@ -175,9 +185,11 @@ export class MembersHarness {
         await rm(kubeconfig, { force: true });
       }
       if (this.target.api === 'real') this.janitor = await ApiJanitor.connect(REAL_KUBECONFIG!, process.env);
+      if (this.target.cluster === 'etcd' || this.target.cluster === 'postgres' || this.target.cluster === 'zookeeper') this.backend = await ServerBackend.start(this.target.cluster);
     });
     after(async () => {
       await this.server?.close();
+      await this.backend?.stop();
     });
     beforeEach(async () => {
       this.dir = await mkdtemp(join(tmpdir(), 'dromedary-members-'));
@@ -190,6 +202,7 @@ export class MembersHarness {
     afterEach(async () => {
       for (const p of this.members.values()) await p.stop();
       this.server?.clearFaults();
+      await this.backend?.endTest();
       if (this.janitor) await this.janitor.removeRun(this.target.lock!, `dromedary-chaos=${this.run}`, `${this.run}-leaders`);
       await rm(this.dir, { recursive: true, force: true });
     });
@@ -197,7 +210,7 @@ export class MembersHarness {
 
   /** Starts member `name` (m1…m6); returns its member id. In ConfigMap mode its pod comes first, Running and Ready. */
   start(name: string, options: StartOptions = {}): string {
-    const { target, server } = this;
+    const { target, server, backend } = this;
     const id = options.env?.DROMEDARY_MEMBER_ID ?? `${this.run}-${name}`;
     let kubeconfig: string | undefined;
     if (server) {
@@ -219,6 +232,7 @@ export class MembersHarness {
         DROMEDARY_RENEW_DEADLINE: `${this.RENEW}ms`,
         DROMEDARY_RETRY_PERIOD: `${this.RETRY}ms`,
         RECORDS: this.records,
+        ...backend?.memberEnv(name, this.run),
         ...options.env,
       },
     });
@@ -333,10 +347,11 @@ export class MembersHarness {
 
 /**
  * Declares one describe block per target (file, Lease mode, ConfigMap mode, and a real cluster when
- * enabled), each with its own harness; `body` declares the tests.
+ * enabled, and the server backends), each with its own harness; `body` declares the tests. `only`
+ * limits the blocks to some backends.
  */
-export function describeMembers(title: string, body: (h: MembersHarness) => void): void {
-  for (const target of TARGETS) {
+export function describeMembers(title: string, body: (h: MembersHarness) => void, only?: { clusters: Target['cluster'][] }): void {
+  for (const target of TARGETS.filter((t) => !only || only.clusters.includes(t.cluster))) {
     describe(`${title} (${target.title})`, function () {
       this.timeout(target.api === 'real' ? 120_000 : 60_000);
       const h = new MembersHarness(target);

@@ -1,0 +1,170 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../../logging/logger.ts';
+import { ServiceSupport } from '../../spi/service.ts';
+import type { ClusterMember, ClusterService, ClusterView, ClusterViewEvents, LeadershipEvent, LeadershipTerm, MembershipEvent } from '../cluster-service.ts';
+import type { Campaign } from './campaign.ts';
+
+interface Entry {
+  campaign: Campaign;
+  views: Set<CampaignView>;
+  release: boolean;
+}
+
+export interface CampaignClusterServiceOptions {
+  kind: string;
+  memberId: string;
+  logger: Logger;
+  /** Builds the election of one lock. */
+  campaign(lock: string, logger: Logger): Campaign;
+  /** Closes the server connection once every campaign has stopped. */
+  close(): Promise<void>;
+}
+
+/**
+ * A cluster service whose locks are elected by the server's own primitives (a Campaign per lock).
+ * Views are reference-counted per lock, as in ElectorClusterService: the first view starts the
+ * campaign (once the service runs); closing the last one stops it, giving the lock up unless some
+ * view closed with `release: false`.
+ */
+export class CampaignClusterService extends ServiceSupport implements ClusterService {
+  readonly kind: string;
+  readonly memberId: string;
+  readonly #logger: Logger;
+  readonly #options: CampaignClusterServiceOptions;
+  readonly #entries = new Map<string, Entry>();
+
+  constructor(options: CampaignClusterServiceOptions) {
+    super();
+    this.kind = options.kind;
+    this.memberId = options.memberId;
+    this.#options = options;
+    this.#logger = options.logger.child({ member: options.memberId });
+  }
+
+  get locks(): string[] {
+    return [...this.#entries.keys()];
+  }
+
+  view(lock: string): ClusterView {
+    let entry = this.#entries.get(lock);
+    if (!entry) {
+      const campaign = this.#options.campaign(lock, this.#logger);
+      let last: string | undefined;
+      campaign.on('change', () => {
+        const leader = campaign.leader;
+        if (leader === last) return;
+        last = leader;
+        if (leader) this.#logger.info(`member ${leader} is now leader of ${lock}${leader === this.memberId ? ' (this member)' : ''}`, { lock, leader });
+        else this.#logger.info(`no member leads ${lock} now`, { lock });
+      });
+      entry = { campaign, views: new Set(), release: true };
+      this.#entries.set(lock, entry);
+      if (this.isStarted) campaign.start();
+    }
+    const view = new CampaignView(entry.campaign, (v, options) => this.#close(lock, v, options));
+    entry.views.add(view);
+    return view;
+  }
+
+  isLeader(lock: string): boolean {
+    return this.#entries.get(lock)?.campaign.isLeader ?? false;
+  }
+
+  async #close(lock: string, view: CampaignView, options: { release: boolean }): Promise<void> {
+    const entry = this.#entries.get(lock);
+    if (!entry || !entry.views.delete(view)) return;
+    if (!options.release) entry.release = false;
+    if (entry.views.size > 0) return;
+    this.#entries.delete(lock);
+    await entry.campaign.stop({ release: entry.release });
+  }
+
+  protected doStart(): void {
+    for (const { campaign } of this.#entries.values()) campaign.start();
+    this.#logger.info(`Cluster service ${this.kind} started as member ${this.memberId}`, { member: this.memberId });
+  }
+
+  protected async doStop(): Promise<void> {
+    await Promise.all([...this.#entries.values()].map(({ campaign, release }) => campaign.stop({ release })));
+    await this.#options.close();
+  }
+}
+
+/** One lock seen from this member; a listener added late is told the current state at once. */
+class CampaignView extends EventEmitter<ClusterViewEvents> implements ClusterView {
+  readonly lock: string;
+  readonly #campaign: Campaign;
+  readonly #close: (view: CampaignView, options: { release: boolean }) => Promise<void>;
+  readonly #detach: () => void;
+  #closed = false;
+  #lastTerm: LeadershipTerm | undefined;
+  #lastLeader: string | undefined;
+  #lastLocal = false;
+
+  constructor(campaign: Campaign, close: (view: CampaignView, options: { release: boolean }) => Promise<void>) {
+    super();
+    this.lock = campaign.lock;
+    this.#campaign = campaign;
+    this.#close = close;
+    const onChange = () => {
+      const event = this.#leadershipEvent();
+      // Report what changed: the leader, whether it is this member, or its term.
+      if (event.leader === this.#lastLeader && event.isLocal === this.#lastLocal && event.term === this.#lastTerm) return;
+      this.#lastLeader = event.leader;
+      this.#lastLocal = event.isLocal;
+      this.#lastTerm = event.term;
+      this.emit('leadership', event);
+    };
+    const onMembers = (members: string[]) => this.emit('membership', { lock: this.lock, members, added: [], removed: [] } satisfies MembershipEvent);
+    campaign.on('change', onChange);
+    campaign.on('members', onMembers);
+    this.#detach = () => {
+      campaign.off('change', onChange);
+      campaign.off('members', onMembers);
+    };
+    (this as EventEmitter).on('newListener', (event: string | symbol, listener: (...args: unknown[]) => void) => {
+      if (this.#closed) return;
+      if (event === 'leadership') queueMicrotask(() => (listener as (e: LeadershipEvent) => void)(this.#leadershipEvent()));
+      if (event === 'membership') {
+        const members = [...campaign.members];
+        queueMicrotask(() => (listener as (e: MembershipEvent) => void)({ lock: this.lock, members, added: members, removed: [] }));
+      }
+    });
+  }
+
+  #leadershipEvent(): LeadershipEvent {
+    const term = this.#campaign.term;
+    const isLocal = term !== undefined;
+    return { lock: this.lock, leader: isLocal ? this.#campaign.memberId : this.#campaign.leader, isLocal, ...(term ? { term } : {}) };
+  }
+
+  get isLeader(): boolean {
+    return !this.#closed && this.#campaign.isLeader;
+  }
+
+  get leader(): string | undefined {
+    return this.#campaign.leader;
+  }
+
+  get term(): LeadershipTerm | undefined {
+    return this.#closed ? undefined : this.#campaign.term;
+  }
+
+  get localMember(): ClusterMember {
+    return { id: this.#campaign.memberId, isLocal: true, isLeader: this.isLeader };
+  }
+
+  get members(): readonly ClusterMember[] {
+    const leader = this.leader;
+    const ids = new Set([...this.#campaign.members, this.#campaign.memberId, ...(leader ? [leader] : [])]);
+    return [...ids].sort().map((id) => ({ id, isLocal: id === this.#campaign.memberId, isLeader: id === leader }));
+  }
+
+  async close(options: { release?: boolean } = {}): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#detach();
+    this.removeAllListeners();
+    await this.#close(this, { release: options.release ?? true });
+  }
+}

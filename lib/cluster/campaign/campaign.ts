@@ -1,0 +1,83 @@
+import { EventEmitter } from 'node:events';
+import { LeadershipLostError } from '../../errors.ts';
+import type { LeadershipTerm } from '../cluster-service.ts';
+
+/**
+ * One lock's election on a server that elects natively (etcd leases, ZooKeeper sessions,
+ * PostgreSQL sessions): the backend-specific half of a CampaignClusterService. It emits 'change'
+ * whenever its leader, its leadership or its term may have changed, and 'members' with the sorted
+ * member ids when they change.
+ */
+export interface Campaign extends EventEmitter<{ change: []; members: [string[]] }> {
+  readonly lock: string;
+  readonly memberId: string;
+  /** True only while this member's leadership is valid at this instant, judged on the monotonic clock. */
+  readonly isLeader: boolean;
+  /** This member's current term while it leads, else undefined. */
+  readonly term: LeadershipTerm | undefined;
+  /** The member believed to lead (this one while isLeader), or undefined. */
+  readonly leader: string | undefined;
+  readonly members: readonly string[];
+  start(): void;
+  /** Stops campaigning; a leader gives the lock up at once unless `release` is false (then it expires). */
+  stop(options: { release: boolean }): Promise<void>;
+}
+
+/**
+ * A leadership term whose validity the campaign judges: `valid()` is read on every isCurrent, so a
+ * paused process sees the term end before any timer has run to abort its signal.
+ */
+export class CampaignTerm implements LeadershipTerm {
+  readonly lock: string;
+  readonly memberId: string;
+  readonly token: number;
+  readonly #controller = new AbortController();
+  readonly #valid: () => boolean;
+
+  constructor(lock: string, memberId: string, token: number, valid: () => boolean) {
+    this.lock = lock;
+    this.memberId = memberId;
+    this.token = token;
+    this.#valid = valid;
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get isCurrent(): boolean {
+    return !this.#controller.signal.aborted && this.#valid();
+  }
+
+  get ended(): boolean {
+    return this.#controller.signal.aborted;
+  }
+
+  end(reason: string): void {
+    if (!this.#controller.signal.aborted) this.#controller.abort(new LeadershipLostError(this.lock, this.memberId, reason, this.token));
+  }
+}
+
+/** Rejects with a timeout error naming the call when `promise` does not settle within `ms`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms}ms`)), ms);
+  });
+  promise.catch(() => undefined);
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
