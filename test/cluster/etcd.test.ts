@@ -78,6 +78,10 @@ describe('etcd cluster service on a real etcd', function () {
     const kvs = (JSON.parse(keys) as { kvs: { create_revision: number }[] }).kvs;
     expect(term.token).to.equal(Math.min(...kvs.map((kv) => kv.create_revision)));
     expect(a.service.kind).to.equal('etcd');
+    // For metrics: the leader began one term and renews; the follower saw no change between other leaders.
+    expect(leader.stats.transitions).to.equal(1);
+    expect(leader.stats.lastRenewAgeMs).to.be.a('number').and.to.be.within(0, 10_000);
+    expect(follower.stats).to.deep.equal({ transitions: 0, lastRenewAgeMs: undefined });
   });
 
   it('hands over at once when the leader closes its view, ending its term and giving a higher token', async () => {

@@ -1,13 +1,14 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../logging/logger.ts';
 import { ServiceSupport } from '../../spi/service.ts';
-import type { ClusterMember, ClusterService, ClusterView, ClusterViewEvents, LeadershipEvent, LeadershipTerm, MembershipEvent } from '../cluster-service.ts';
+import type { ClusterMember, ClusterService, ClusterView, ClusterViewEvents, LeadershipEvent, LeadershipTerm, LockStats, MembershipEvent } from '../cluster-service.ts';
 import type { Campaign } from './campaign.ts';
 
 interface Entry {
   campaign: Campaign;
   views: Set<CampaignView>;
   release: boolean;
+  stats: { transitions: number };
 }
 
 export interface CampaignClusterServiceOptions {
@@ -50,18 +51,28 @@ export class CampaignClusterService extends ServiceSupport implements ClusterSer
     if (!entry) {
       const campaign = this.#options.campaign(lock, this.#logger);
       let last: string | undefined;
+      const stats = { transitions: 0, leader: undefined as string | undefined, isLocal: false, term: undefined as LeadershipTerm | undefined };
       campaign.on('change', () => {
+        // LockStats' transitions: each term begun, each stop of leading, each change between other leaders.
+        const term = campaign.term;
+        if (term && term !== stats.term) stats.transitions += 1;
+        if (stats.isLocal && !term) stats.transitions += 1;
+        const other = term ? undefined : campaign.leader;
+        if (other !== undefined && stats.leader !== undefined && other !== stats.leader && !stats.isLocal) stats.transitions += 1;
+        if (term || other !== undefined) stats.leader = term ? this.memberId : other;
+        stats.isLocal = term !== undefined;
+        stats.term = term;
         const leader = campaign.leader;
         if (leader === last) return;
         last = leader;
         if (leader) this.#logger.info(`member ${leader} is now leader of ${lock}${leader === this.memberId ? ' (this member)' : ''}`, { lock, leader });
         else this.#logger.info(`no member leads ${lock} now`, { lock });
       });
-      entry = { campaign, views: new Set(), release: true };
+      entry = { campaign, views: new Set(), release: true, stats };
       this.#entries.set(lock, entry);
       if (this.isStarted) campaign.start();
     }
-    const view = new CampaignView(entry.campaign, (v, options) => this.#close(lock, v, options));
+    const view = new CampaignView(entry.campaign, entry.stats, (v, options) => this.#close(lock, v, options));
     entry.views.add(view);
     return view;
   }
@@ -94,6 +105,7 @@ export class CampaignClusterService extends ServiceSupport implements ClusterSer
 class CampaignView extends EventEmitter<ClusterViewEvents> implements ClusterView {
   readonly lock: string;
   readonly #campaign: Campaign;
+  readonly #counts: { transitions: number };
   readonly #close: (view: CampaignView, options: { release: boolean }) => Promise<void>;
   readonly #detach: () => void;
   #closed = false;
@@ -101,10 +113,11 @@ class CampaignView extends EventEmitter<ClusterViewEvents> implements ClusterVie
   #lastLeader: string | undefined;
   #lastLocal = false;
 
-  constructor(campaign: Campaign, close: (view: CampaignView, options: { release: boolean }) => Promise<void>) {
+  constructor(campaign: Campaign, counts: { transitions: number }, close: (view: CampaignView, options: { release: boolean }) => Promise<void>) {
     super();
     this.lock = campaign.lock;
     this.#campaign = campaign;
+    this.#counts = counts;
     this.#close = close;
     const onChange = () => {
       const event = this.#leadershipEvent();
@@ -130,6 +143,11 @@ class CampaignView extends EventEmitter<ClusterViewEvents> implements ClusterVie
         queueMicrotask(() => (listener as (e: MembershipEvent) => void)({ lock: this.lock, members, added: members, removed: [] }));
       }
     });
+  }
+
+  get stats(): LockStats {
+    const renewedAt = this.#campaign.renewedAt;
+    return { transitions: this.#counts.transitions, lastRenewAgeMs: renewedAt === undefined ? undefined : performance.now() - renewedAt };
   }
 
   #leadershipEvent(): LeadershipEvent {

@@ -18,6 +18,8 @@ export interface Campaign extends EventEmitter<{ change: []; members: [string[]]
   /** The member believed to lead (this one while isLeader), or undefined. */
   readonly leader: string | undefined;
   readonly members: readonly string[];
+  /** Monotonic time at which the request behind this member's current validity began, while it leads (for metrics). */
+  readonly renewedAt: number | undefined;
   start(): void;
   /** Stops campaigning; a leader gives the lock up at once unless `release` is false (then it expires). */
   stop(options: { release: boolean }): Promise<void>;

@@ -76,6 +76,11 @@ export class PgCampaign extends EventEmitter<{ change: []; members: [string[]] }
     this.#renewInterval = Math.max(options.timings.retryPeriod, options.timings.renewDeadline / 3);
   }
 
+  get renewedAt(): number | undefined {
+    // Validity runs renewDeadline from the start of the last answered renewal (keep-alive, statement, ping).
+    return this.isLeader ? this.#validUntil - this.#timings.renewDeadline : undefined;
+  }
+
   get isLeader(): boolean {
     const term = this.#term;
     if (!term || term.ended) return false;

@@ -61,6 +61,11 @@ export class ZkCampaign extends EventEmitter<{ change: []; members: [string[]] }
     this.#logger = options.logger;
   }
 
+  get renewedAt(): number | undefined {
+    // Validity runs renewDeadline from the start of the last answered renewal (keep-alive, statement, ping).
+    return this.isLeader && this.#session ? this.#session.validUntil - this.#timings.renewDeadline : undefined;
+  }
+
   get isLeader(): boolean {
     const term = this.#term;
     if (!term || term.ended) return false;
