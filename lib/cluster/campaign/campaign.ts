@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { LeadershipLostError } from '../../errors.ts';
 import type { LeadershipTerm } from '../cluster-service.ts';
 
 /**
@@ -25,42 +24,6 @@ export interface Campaign extends EventEmitter<{ change: []; members: [string[]]
   stop(options: { release: boolean }): Promise<void>;
 }
 
-/**
- * A leadership term whose validity the campaign judges: `valid()` is read on every isCurrent, so a
- * paused process sees the term end before any timer has run to abort its signal.
- */
-export class CampaignTerm implements LeadershipTerm {
-  readonly lock: string;
-  readonly memberId: string;
-  readonly token: number;
-  readonly #controller = new AbortController();
-  readonly #valid: () => boolean;
-
-  constructor(lock: string, memberId: string, token: number, valid: () => boolean) {
-    this.lock = lock;
-    this.memberId = memberId;
-    this.token = token;
-    this.#valid = valid;
-  }
-
-  get signal(): AbortSignal {
-    return this.#controller.signal;
-  }
-
-  get isCurrent(): boolean {
-    return !this.#controller.signal.aborted && this.#valid();
-  }
-
-  get ended(): boolean {
-    return this.#controller.signal.aborted;
-  }
-
-  end(reason: string): void {
-    if (!this.#controller.signal.aborted) this.#controller.abort(new LeadershipLostError(this.lock, this.memberId, reason, this.token));
-  }
-}
-
-/** Rejects with a timeout error naming the call when `promise` does not settle within `ms`. */
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {

@@ -1,11 +1,11 @@
 import { EventEmitter } from 'node:events';
-import { LeadershipLostError } from '../../errors.ts';
 import type { Logger } from '../../logging/logger.ts';
 import type { LeadershipTerm, LockStats } from '../cluster-service.ts';
 import { maskSecrets } from '../../uri/mask.ts';
 import { isRelease, LockConflictError, LockStoreTimeoutError, microTime, type LockRecord, type LockStore, type VersionedRecord } from './lock-store.ts';
 import { newInstanceId } from './instance.ts';
 import type { ElectionTimings } from './timings.ts';
+import { Term } from '../term.ts';
 
 /**
  * Leader election for one lock, backend-agnostic, after client-go's tools/leaderelection.
@@ -630,7 +630,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     const term = this.#term;
     if (!term) return;
     this.#term = undefined;
-    term.end(new LeadershipLostError(this.lock, this.memberId, reason, term.token));
+    term.end(reason);
   }
 
   #notHolding(): void {
@@ -792,33 +792,6 @@ export type StopOutcome = 'released' | 'kept' | 'failed' | 'none';
 /** A record's fencing token, if it has one (records of older versions and other tools have none). */
 function tokenOf(record: LockRecord): number | undefined {
   return typeof record.fencingToken === 'number' && Number.isFinite(record.fencingToken) ? record.fencingToken : undefined;
-}
-
-class Term implements LeadershipTerm {
-  readonly lock: string;
-  readonly memberId: string;
-  readonly token: number;
-  readonly #controller = new AbortController();
-  readonly #valid: () => boolean;
-
-  constructor(lock: string, memberId: string, token: number, valid: () => boolean) {
-    this.lock = lock;
-    this.memberId = memberId;
-    this.token = token;
-    this.#valid = valid;
-  }
-
-  get signal(): AbortSignal {
-    return this.#controller.signal;
-  }
-
-  get isCurrent(): boolean {
-    return !this.#controller.signal.aborted && this.#valid();
-  }
-
-  end(reason: LeadershipLostError): void {
-    this.#controller.abort(reason);
-  }
 }
 
 function sameRecord(a: LockRecord, b: LockRecord): boolean {

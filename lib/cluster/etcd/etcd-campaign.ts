@@ -3,7 +3,8 @@ import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from '../../logging/logger.ts';
 import { maskSecrets } from '../../uri/mask.ts';
 import type { LeadershipTerm } from '../cluster-service.ts';
-import { CampaignTerm, pause, type Campaign } from '../campaign/campaign.ts';
+import { pause, type Campaign } from '../campaign/campaign.ts';
+import { Term } from '../term.ts';
 import type { ElectionTimings } from '../election/timings.ts';
 import { message, type EtcdSession, type EtcdSessions } from './etcd-session.ts';
 
@@ -57,7 +58,7 @@ export class EtcdCampaign extends EventEmitter<{ change: []; members: [string[]]
   #key: string | undefined;
   #revision = 0;
   #candidates = new Map<string, Candidate>();
-  #term: CampaignTerm | undefined;
+  #term: Term | undefined;
   #members: string[] = [];
   #release = true;
 
@@ -179,7 +180,7 @@ export class EtcdCampaign extends EventEmitter<{ change: []; members: [string[]]
     const first = this.#first();
     const mine = first !== undefined && first[0] === this.#key;
     if (mine && !this.#term && this.#session?.valid) {
-      this.#term = new CampaignTerm(this.lock, this.memberId, this.#revision, () => this.isLeader);
+      this.#term = new Term(this.lock, this.memberId, this.#revision, () => this.isLeader);
     } else if (!mine && this.#term) {
       this.#endTerm('an older etcd key leads the lock');
     }

@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../../logging/logger.ts';
 import { maskSecrets } from '../../uri/mask.ts';
 import type { LeadershipTerm } from '../cluster-service.ts';
-import { CampaignTerm, type Campaign } from '../campaign/campaign.ts';
+import type { Campaign } from '../campaign/campaign.ts';
+import { Term } from '../term.ts';
 import type { ElectionTimings } from '../election/timings.ts';
 import type { PgConnection } from './pg-connection.ts';
 import type { PgSchema } from './pg-schema.ts';
@@ -56,7 +57,7 @@ export class PgCampaign extends EventEmitter<{ change: []; members: [string[]] }
   #cycle: Promise<void> = Promise.resolve();
   #nextTimer: NodeJS.Timeout | undefined;
   #lapseTimer: NodeJS.Timeout | undefined;
-  #term: CampaignTerm | undefined;
+  #term: Term | undefined;
   #validUntil = -Infinity;
   #holder: string | undefined;
   #holderUntil = -Infinity;
@@ -192,7 +193,7 @@ export class PgCampaign extends EventEmitter<{ change: []; members: [string[]] }
       ]);
       if (row?.won !== null && row?.won !== undefined) {
         this.#validUntil = started + this.#timings.renewDeadline;
-        this.#term = new CampaignTerm(this.lock, this.memberId, Number(row.won), () => this.isLeader);
+        this.#term = new Term(this.lock, this.memberId, Number(row.won), () => this.isLeader);
         this.#holder = this.memberId;
         this.#armLapse();
         this.#setMembers();

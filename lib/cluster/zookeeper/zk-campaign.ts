@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../../logging/logger.ts';
 import { maskSecrets } from '../../uri/mask.ts';
 import type { LeadershipTerm } from '../cluster-service.ts';
-import { CampaignTerm, pause, type Campaign } from '../campaign/campaign.ts';
+import { pause, type Campaign } from '../campaign/campaign.ts';
+import { Term } from '../term.ts';
 import type { ElectionTimings } from '../election/timings.ts';
 import type { ZkSession, ZkSessions } from './zk-session.ts';
 
@@ -44,7 +45,7 @@ export class ZkCampaign extends EventEmitter<{ change: []; members: [string[]] }
   #session: ZkSession | undefined;
   #node: string | undefined;
   #token = 0;
-  #term: CampaignTerm | undefined;
+  #term: Term | undefined;
   #leader: string | undefined;
   #members: string[] = [];
   #release = true;
@@ -154,7 +155,7 @@ export class ZkCampaign extends EventEmitter<{ change: []; members: [string[]] }
           this.emit('members', members);
         }
         if (index === 0) {
-          if (!this.#term && session.valid) this.#term = new CampaignTerm(this.lock, this.memberId, this.#token, () => this.isLeader);
+          if (!this.#term && session.valid) this.#term = new Term(this.lock, this.memberId, this.#token, () => this.isLeader);
         } else {
           const before = `${this.#base}/${children[index - 1]!}`;
           const exists = await session.client.created(before, () => void this.#check(run).catch((err: unknown) => this.#end(run, `ZooKeeper failed: ${message(err)}`)));
