@@ -3,6 +3,7 @@ import type { Logger } from '../../logging/logger.ts';
 import { maskSecrets } from '../../uri/mask.ts';
 import { withTimeout } from '../campaign/campaign.ts';
 import type { ElectionTimings } from '../election/timings.ts';
+import { ServerSession } from '../campaign/session.ts';
 
 /**
  * One etcd lease that this member keeps alive, shared by all its locks (etcd's concurrency.Session).
@@ -13,32 +14,12 @@ import type { ElectionTimings } from '../election/timings.ts';
  * before the server can delete the keys attached to it, even when its timers have not run (a pause).
  * A session that lapsed is never revived, even if a late keep-alive succeeds: lost is lost.
  */
-export class EtcdSession {
+export class EtcdSession extends ServerSession {
   readonly id: string;
-  readonly #controller = new AbortController();
-  readonly #now: () => number;
-  validUntil: number;
 
   constructor(id: string, validUntil: number, now: () => number) {
+    super(validUntil, now, 'its etcd lease could not be kept alive within renewDeadline');
     this.id = id;
-    this.validUntil = validUntil;
-    this.#now = now;
-  }
-
-  /** Aborted, with the reason, when this member knows the session is over. */
-  get lost(): AbortSignal {
-    return this.#controller.signal;
-  }
-
-  /** Whether the session is valid at this instant (judged on the monotonic clock). */
-  get valid(): boolean {
-    if (this.#controller.signal.aborted) return false;
-    if (this.#now() >= this.validUntil) this.lose('its etcd lease could not be kept alive within renewDeadline');
-    return !this.#controller.signal.aborted;
-  }
-
-  lose(reason: string): void {
-    if (!this.#controller.signal.aborted) this.#controller.abort(new Error(reason));
   }
 }
 

@@ -2,6 +2,7 @@ import type { Logger } from '../../logging/logger.ts';
 import type { ElectionTimings } from '../election/timings.ts';
 import { withTimeout } from '../campaign/campaign.ts';
 import { ZkClient, type ZkModule } from './zk-client.ts';
+import { ServerSession } from '../campaign/session.ts';
 
 /**
  * One ZooKeeper session of this member, shared by its locks. ZooKeeper expires a session no sooner
@@ -11,30 +12,12 @@ import { ZkClient, type ZkModule } from './zk-client.ts';
  * steps down renewDeadline after its last answered request, before ZooKeeper can expire the session
  * and delete its nodes. A lapsed session is closed, never revived: the next term has new nodes.
  */
-export class ZkSession {
+export class ZkSession extends ServerSession {
   readonly client: ZkClient;
-  readonly #controller = new AbortController();
-  readonly #now: () => number;
-  validUntil: number;
 
   constructor(client: ZkClient, validUntil: number, now: () => number) {
+    super(validUntil, now, 'ZooKeeper did not answer within renewDeadline (the session was suspended too long)');
     this.client = client;
-    this.validUntil = validUntil;
-    this.#now = now;
-  }
-
-  get lost(): AbortSignal {
-    return this.#controller.signal;
-  }
-
-  get valid(): boolean {
-    if (this.#controller.signal.aborted) return false;
-    if (this.#now() >= this.validUntil) this.lose('ZooKeeper did not answer within renewDeadline (the session was suspended too long)');
-    return !this.#controller.signal.aborted;
-  }
-
-  lose(reason: string): void {
-    if (!this.#controller.signal.aborted) this.#controller.abort(new Error(reason));
   }
 }
 
