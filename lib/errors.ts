@@ -55,3 +55,21 @@ export class LeadershipLostError extends DromedaryError {
     this.reason = reason;
   }
 }
+
+/** A write that would make a lock's leader state larger than its bound (see spi/leader-state.ts). */
+export class LeaderStateTooLargeError extends DromedaryError {
+  readonly lock: string;
+  readonly bytes: number;
+  readonly limit: number;
+
+  constructor(lock: string, key: string, bytes: number, limit: number) {
+    super(
+      'LEADER_STATE_TOO_LARGE',
+      `The leader state of lock ${lock} would take ${bytes} bytes with key ${key}, above its limit of ${limit}: ` +
+        'keep only a cursor or a timestamp there, and large data in a store of its own',
+    );
+    this.lock = lock;
+    this.bytes = bytes;
+    this.limit = limit;
+  }
+}

@@ -24,10 +24,12 @@ export type { Component, Endpoint, Consumer, Producer } from './spi/component.ts
 export type { Processor } from './spi/processor.ts';
 export { ServiceSupport, type Service } from './spi/service.ts';
 export { EndpointSupport, ConsumerSupport, ProducerSupport } from './spi/endpoint-support.ts';
-export { DromedaryError, ResolveEndpointError, RouteBuildError, ConfigurationError, LeadershipLostError } from './errors.ts';
+export { DromedaryError, ResolveEndpointError, RouteBuildError, ConfigurationError, LeadershipLostError, LeaderStateTooLargeError } from './errors.ts';
+export { LEADER_STATE_MAX_BYTES, type JsonValue, type LeaderStateSlot } from './spi/leader-state.ts';
 export { parseUri, maskUri, maskSecrets, resolveOptions, parseDuration, type OptionSchema, type ParsedUri } from './uri/index.ts';
 export type { Logger } from './logging/logger.ts';
 export { singleton, createClusterService, resolveClusterConfig, MemoryLockStore, FileLockStore, ElectorClusterService } from './cluster/index.ts';
+export type { LeaderState } from './cluster/cluster-service.ts';
 export type { ClusterService, ClusterView, ClusterMember, LeadershipEvent, LeadershipTerm, SingletonService, SingletonHandle, SingletonTerm, ClusterConfig, LockStore } from './cluster/index.ts';
 export { CLUSTER_SERVICE, MasterComponent } from './components/master/master-component.ts';
 export { MasterHeader } from './components/master/headers.ts';

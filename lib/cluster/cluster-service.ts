@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events';
+import type { JsonValue } from '../spi/leader-state.ts';
 
 /**
  * The cluster service contract, after Camel's CamelClusterService: one instance per Context,
@@ -89,6 +90,8 @@ export interface ClusterView extends EventEmitter<ClusterViewEvents> {
   readonly term: LeadershipTerm | undefined;
   /** What this member's election of the lock has seen, for metrics; read at the moment it is asked. */
   readonly stats: LockStats;
+  /** The lock's leader state: read by any member, written only by its leader (see LeaderState). */
+  readonly state: LeaderState;
   /**
    * Releases this reference. When it was the last one, the election stops and a leader releases the
    * lock so a follower takes over at once, unless `release: false`: then work of the current term may
@@ -119,4 +122,23 @@ export interface StoreRequests {
   counts(): ReadonlyArray<{ readonly verb: string; readonly outcome: string; readonly count: number }>;
   /** Calls `listener` as each request finishes; returns the function that stops it. */
   onRequest(listener: StoreRequestListener): () => void;
+}
+
+/**
+ * A lock's leader state (see spi/leader-state.ts): named JSON values kept in the cluster store with the
+ * lock record, so they survive the leader (a crash, a graceful handover) and a new leader continues from
+ * them. The whole state of a lock is bounded by LEADER_STATE_MAX_BYTES.
+ */
+export interface LeaderState {
+  /** The value stored under `key` now, read from the cluster store (a leader may answer from the record it wrote last). */
+  get(key: string): Promise<JsonValue | undefined>;
+  /**
+   * Stores `value` under `key` (undefined removes the key) as the leader of `options.term`, by default this
+   * view's current term. The write is a compare-and-swap on the lock record's version, also checking that the
+   * record still carries the term: it rejects with LeadershipLostError when the term is not current or the
+   * record changed hands, with LeaderStateTooLargeError above LEADER_STATE_MAX_BYTES, and with a
+   * ConfigurationError naming the key for a value that is not JSON. It resolves once the store holds the value
+   * (or a later one). Concurrent calls are coalesced. A successful write also renews the writer's leadership.
+   */
+  set(key: string, value: JsonValue | undefined, options?: { term?: LeadershipTerm }): Promise<void>;
 }

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { ClusterMember, ClusterView, ClusterViewEvents, LeadershipEvent, LeadershipTerm, LockStats, MembershipEvent } from './cluster-service.ts';
+import type { LeaderState, ClusterMember, ClusterView, ClusterViewEvents, LeadershipEvent, LeadershipTerm, LockStats, MembershipEvent } from './cluster-service.ts';
 import type { Elector } from './election/elector.ts';
 
 /**
@@ -57,6 +57,11 @@ export class LockView extends EventEmitter<ClusterViewEvents> implements Cluster
 
   get stats(): LockStats {
     return this.#elector.stats;
+  }
+
+  // PLACEHOLDER(leader-state): replaced by the leader-state helpers before this session's CI.
+  get state(): LeaderState {
+    throw new Error(`leader state of ${this.lock} is not available yet`);
   }
 
   get localMember(): ClusterMember {

@@ -3,6 +3,7 @@ import type { ParsedUri } from '../uri/parse.ts';
 import type { Processor } from './processor.ts';
 import type { Service } from './service.ts';
 import type { Context } from '../engine/context.ts';
+import type { LeaderStateSlot } from './leader-state.ts';
 
 /**
  * Camel's SPI in three layers. A Component owns one URI scheme and makes Endpoints; an Endpoint is
@@ -44,6 +45,12 @@ export interface Consumer extends Service {
    * A consumer that holds something on its exchanges' behalf (a master: route's lock) lets go here.
    */
   afterDrain?(drained: boolean): Promise<void>;
+  /**
+   * Optional, for a consumer that can continue where another process stopped. Under master: it is called
+   * once per term, after createConsumer and before start(), with this consumer's key of the lock's leader
+   * state: the consumer resumes from `slot.saved` and saves its progress with `slot.save`.
+   */
+  resumeFrom?(slot: LeaderStateSlot): void;
 }
 
 export interface Producer extends Service {

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../logging/logger.ts';
 import { ServiceSupport } from '../../spi/service.ts';
-import type { ClusterMember, ClusterService, ClusterView, ClusterViewEvents, LeadershipEvent, LeadershipTerm, LockStats, MembershipEvent } from '../cluster-service.ts';
+import type { LeaderState, ClusterMember, ClusterService, ClusterView, ClusterViewEvents, LeadershipEvent, LeadershipTerm, LockStats, MembershipEvent } from '../cluster-service.ts';
 import type { Campaign } from './campaign.ts';
 
 interface Entry {
@@ -166,6 +166,11 @@ class CampaignView extends EventEmitter<ClusterViewEvents> implements ClusterVie
 
   get term(): LeadershipTerm | undefined {
     return this.#closed ? undefined : this.#campaign.term;
+  }
+
+  // PLACEHOLDER(leader-state): replaced by the leader-state helpers before this session's CI.
+  get state(): LeaderState {
+    throw new Error(`leader state of ${this.lock} is not available yet`);
   }
 
   get localMember(): ClusterMember {
