@@ -4,6 +4,7 @@ import type { ClusterService } from '../cluster/cluster-service.ts';
 import { MasterConsumer } from '../components/master/master-consumer.ts';
 import { isConsuming } from './overview.ts';
 import { EXCHANGE_OBSERVER, type ExchangeListener, type ExchangeObserver } from '../spi/exchange-observer.ts';
+import { endpointMetrics } from './endpoint-metrics.ts';
 
 type PromClient = typeof import('prom-client');
 
@@ -241,8 +242,14 @@ export async function createMetrics(options: { context: Context; cluster?: Clust
     requests.onRequest((verb, _outcome, seconds) => latency.observe({ verb }, seconds));
   }
 
+  // The amqp and http-poll components' own counts (published, polls, backoff...), per endpoint.
+  const refreshEndpoints = endpointMetrics({ prom, registry, endpoints: () => context.endpoints(), logger: context.logger });
+
   return {
     contentType: registry.contentType,
-    text: () => registry.metrics(),
+    text: async () => {
+      await refreshEndpoints();
+      return registry.metrics();
+    },
   };
 }
