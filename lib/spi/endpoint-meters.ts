@@ -9,6 +9,8 @@ export interface Meter {
   /** The Prometheus name: `dromedary_<component>_…`, in base units; a counter's ends in `_total`. */
   readonly name: string;
   readonly help: string;
+  /** A word or two for the console (`published`, `backoff (s)`). */
+  readonly label: string;
   /** A counter never goes down for as long as its endpoint lives; a gauge is the value now. */
   readonly type: 'counter' | 'gauge';
   read(): number;

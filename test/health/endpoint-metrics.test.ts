@@ -28,13 +28,20 @@ describe("/metrics: the amqp and http-poll components' own counts, per endpoint"
   });
 
   /** A context with the health port open before its routes start, as `dromedary run` has it. */
-  async function start(routes: (r: RouteBuilder) => void, components: Record<string, AmqpComponent> = {}): Promise<{ context: Context; scrape: () => Promise<string> }> {
+  async function start(
+    routes: (r: RouteBuilder) => void,
+    components: Record<string, AmqpComponent> = {},
+  ): Promise<{ context: Context; scrape: () => Promise<string>; overview: () => Promise<{ endpoints: Array<{ endpoint: string; counts: Array<{ label: string; value: number }> }> }> }> {
     context = new Context({ logger: captureLogger().logger, components });
     await context.addRoutes(routes);
     const server = await startHealthServer({ context, port: 0 });
     health = server;
     await context.start();
-    return { context, scrape: async () => (await fetch(`${server.url}/metrics`)).text() };
+    return {
+      context,
+      scrape: async () => (await fetch(`${server.url}/metrics`)).text(),
+      overview: async () => (await fetch(`${server.url}/api/overview`)).json() as never,
+    };
   }
 
   describe('amqp, on the real RabbitMQ', () => {
@@ -116,7 +123,7 @@ describe("/metrics: the amqp and http-poll components' own counts, per endpoint"
       const got: unknown[] = [];
       // A secret in the query: the endpoint label must carry it masked.
       const uri = `http-poll:${server.url}/items?token=s3cretValue&dromedary.split=true&dromedary.delay=5&dromedary.jitter=0`;
-      const { scrape } = await start((r) => {
+      const { scrape, overview } = await start((r) => {
         r.from(uri).routeId('poll').process((ex) => {
           got.push(ex.body);
         });
@@ -139,6 +146,16 @@ describe("/metrics: the amqp and http-poll components' own counts, per endpoint"
       expect(sample(failing, series('backoff_seconds'))).to.equal(RETRY_AFTER_S);
       expect(failing).to.contain('# TYPE dromedary_http_poll_backoff_seconds gauge');
       expect(failing).not.to.contain('s3cretValue');
+      // The console's overview shows the same counts.
+      const shown = await overview();
+      expect(shown.endpoints).to.have.length(1);
+      expect(shown.endpoints[0]!.endpoint).to.equal(label);
+      expect(shown.endpoints[0]!.counts).to.deep.equal([
+        { label: 'polls', value: 2 },
+        { label: 'items', value: 3 },
+        { label: 'failures', value: 1 },
+        { label: 'backoff (s)', value: RETRY_AFTER_S },
+      ]);
 
       // After the Retry-After the next poll succeeds: no backoff any more, and the counts go on.
       const recovered = await waitFor(

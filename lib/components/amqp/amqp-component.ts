@@ -129,7 +129,7 @@ export class AmqpEndpoint extends EndpointSupport implements MeteredEndpoint {
   }
 
   #counter(what: keyof SendCounts, help: string): Meter {
-    return { name: `dromedary_amqp_messages_${what}_total`, help, type: 'counter', read: () => this.counts[what] };
+    return { name: `dromedary_amqp_messages_${what}_total`, help, label: what, type: 'counter', read: () => this.counts[what] };
   }
 
   get queueSpec(): QueueSpec {

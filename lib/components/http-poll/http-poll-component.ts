@@ -61,17 +61,25 @@ export class HttpPollEndpoint extends HttpTargetEndpoint<typeof httpPollOptions>
   validators: Validators | undefined;
   readonly counts: PollCounts = { polls: 0, items: 0, failures: 0, backoffMs: 0 };
   readonly meters: readonly Meter[] = [
-    { name: 'dromedary_http_poll_requests_total', help: 'Polls (requests) an http-poll endpoint sent, answered or not', type: 'counter', read: () => this.counts.polls },
-    { name: 'dromedary_http_poll_items_total', help: 'Items an http-poll endpoint emitted as exchanges (one per response without split)', type: 'counter', read: () => this.counts.items },
+    { name: 'dromedary_http_poll_requests_total', help: 'Polls (requests) an http-poll endpoint sent, answered or not', label: 'polls', type: 'counter', read: () => this.counts.polls },
+    {
+      name: 'dromedary_http_poll_items_total',
+      help: 'Items an http-poll endpoint emitted as exchanges (one per response without split)',
+      label: 'items',
+      type: 'counter',
+      read: () => this.counts.items,
+    },
     {
       name: 'dromedary_http_poll_failures_total',
       help: "Polls of an http-poll endpoint that failed: no answer, a non-2xx status, a response that cannot be split, or an item's exchange failing",
+      label: 'failures',
       type: 'counter',
       read: () => this.counts.failures,
     },
     {
       name: 'dromedary_http_poll_backoff_seconds',
       help: 'The wait before the next poll of an http-poll endpoint that failures imposed (backoff or Retry-After); 0 while polls succeed',
+      label: 'backoff (s)',
       type: 'gauge',
       read: () => this.counts.backoffMs / 1000,
     },
