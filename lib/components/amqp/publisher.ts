@@ -79,11 +79,11 @@ export class Publisher {
 
   publish(exchange: string, routingKey: string, content: Buffer, options: PublishOptions = {}): Promise<void> {
     const timeout = options.timeout ?? this.#conn.sendTimeout;
-    const { counts, ...publish } = options;
+    const counts = options.counts;
     if (counts) counts.published++;
-    // amqplib reads only the fields it knows, so `timeout` can travel along.
+    // amqplib reads only the fields it knows, so `timeout` and `counts` can travel along.
     const props = {
-      ...publish,
+      ...options,
       persistent: options.persistent ?? true,
       mandatory: options.mandatory ?? true,
       messageId: options.messageId ?? randomUUID(),
