@@ -33,7 +33,7 @@ export interface StoreStatus {
   where: string;
   /**
    * For a lock without an expiry (`expiresInMs` undefined), what its validity follows: the holder's
-   * pod being live (ConfigMap mode) or its session on the server (zookeeper). Default `pod`.
+   * pod being live (ConfigMap mode) or its session on the server (zookeeper).
    */
   liveBy?: 'pod' | 'session';
   locks: LockStatus[];
@@ -154,7 +154,7 @@ async function readKubernetesLocks(config: ClusterConfig, now: number): Promise<
             members: [...live].filter((n): n is string => n !== undefined).sort(),
           };
         });
-      return { backend: 'kubernetes (ConfigMap mode)', where: `${namespace}/configmaps/${name}`, locks };
+      return { backend: 'kubernetes (ConfigMap mode)', where: `${namespace}/configmaps/${name}`, liveBy: 'pod', locks };
     }
     const prefix = (env.DROMEDARY_K8S_LEASE_PREFIX || 'dromedary').toLowerCase();
     const api = kc.makeApiClient(k8s.CoordinationV1Api);

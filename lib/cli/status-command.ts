@@ -30,9 +30,12 @@ function seconds(ms: number): string {
   return ms < 60_000 ? `${(ms / 1000).toFixed(1)}s` : formatDuration(Math.round(ms));
 }
 
-function lease(l: LockStatus, liveBy: string): string {
+function lease(l: LockStatus, liveBy: string | undefined): string {
   if (l.holder === undefined) return 'released';
-  if (l.expiresInMs === undefined) return l.valid ? `valid (holder's ${liveBy} is live)` : `expired (holder's ${liveBy} is not live)`;
+  if (l.expiresInMs === undefined) {
+    if (liveBy === undefined) return l.valid ? 'valid' : 'expired';
+    return l.valid ? `valid (holder's ${liveBy} is live)` : `expired (holder's ${liveBy} is not live)`;
+  }
   return l.valid ? `valid, ${seconds(l.expiresInMs)} left` : `expired ${seconds(-l.expiresInMs)} ago`;
 }
 
@@ -47,7 +50,7 @@ function table(status: StoreStatus): string {
       l.term === undefined ? '-' : String(l.term),
       l.acquireTime ?? '-',
       l.renewTime ?? '-',
-      lease(l, status.liveBy ?? 'pod'),
+      lease(l, status.liveBy),
       l.members === undefined ? '-' : l.members.join(',') || '-',
     ]),
   ];
