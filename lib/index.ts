@@ -22,6 +22,7 @@ export type { Route } from './engine/route.ts';
 export { Exchange, ExchangeProperty, Message, Headers, type ExchangePattern } from './exchange/index.ts';
 export type { Component, Endpoint, Consumer, Producer } from './spi/component.ts';
 export type { Processor } from './spi/processor.ts';
+export type { Meter, MeteredEndpoint } from './spi/endpoint-meters.ts';
 export { ServiceSupport, type Service } from './spi/service.ts';
 export { EndpointSupport, ConsumerSupport, ProducerSupport } from './spi/endpoint-support.ts';
 export { DromedaryError, ResolveEndpointError, RouteBuildError, ConfigurationError, LeadershipLostError, LeaderStateTooLargeError } from './errors.ts';

@@ -17,19 +17,25 @@ export interface LockStatus {
   leaseDurationMs: number;
   /**
    * Whether the holder's lease is still valid: by the record's renew time plus its lease on this
-   * machine's clock (file, Lease), or the holder's pod being Running and Ready (ConfigMap mode).
+   * machine's clock (file, Lease), by the server's clock (postgres, and etcd's lease TTL), or the
+   * holder's pod being Running and Ready (ConfigMap mode) or its session being live (zookeeper).
    */
   valid: boolean;
-  /** When the lease runs out unless renewed, in ms from now (negative: ran out); undefined in ConfigMap mode. */
+  /** When the lease runs out unless renewed, in ms from now (negative: ran out); undefined in ConfigMap mode and on zookeeper. */
   expiresInMs: number | undefined;
-  /** Members seen taking part, where the store knows them (file backend). */
+  /** Members seen taking part, where the store knows them (file, ConfigMap mode, etcd, zookeeper). */
   members?: string[];
 }
 
 export interface StoreStatus {
   backend: string;
-  /** The folder or namespace/resource read. */
+  /** The folder, namespace/resource, or servers and keys read. */
   where: string;
+  /**
+   * For a lock without an expiry (`expiresInMs` undefined), what its validity follows: the holder's
+   * pod being live (ConfigMap mode) or its session on the server (zookeeper).
+   */
+  liveBy?: 'pod' | 'session';
   locks: LockStatus[];
 }
 
@@ -42,14 +48,14 @@ export async function readLockStatuses(config: ClusterConfig, now = Date.now()):
       return readFileLocks(config, now);
     case 'kubernetes':
       return readKubernetesLocks(config, now);
-    case 'none':
-      throw new ConfigurationError('--cluster none keeps no shared locks to show: use --cluster file or kubernetes (or auto), as the members run');
     case 'etcd':
+      return (await import('./etcd-locks.ts')).readEtcdLocks(config, READ_TIMEOUT_MS);
     case 'postgres':
+      return (await import('./postgres-locks.ts')).readPostgresLocks(config, READ_TIMEOUT_MS);
     case 'zookeeper':
-      throw new ConfigurationError(
-        `dromedary status cannot read the ${config.kind} backend's locks yet: ask any member's /leadership on its health port (--health-port), which every backend answers`,
-      );
+      return (await import('./zookeeper-locks.ts')).readZooKeeperLocks(config, READ_TIMEOUT_MS);
+    case 'none':
+      throw new ConfigurationError('--cluster none keeps no shared locks to show: use --cluster file, kubernetes, etcd, postgres or zookeeper (or auto), as the members run');
   }
 }
 
@@ -148,7 +154,7 @@ async function readKubernetesLocks(config: ClusterConfig, now: number): Promise<
             members: [...live].filter((n): n is string => n !== undefined).sort(),
           };
         });
-      return { backend: 'kubernetes (ConfigMap mode)', where: `${namespace}/configmaps/${name}`, locks };
+      return { backend: 'kubernetes (ConfigMap mode)', where: `${namespace}/configmaps/${name}`, liveBy: 'pod', locks };
     }
     const prefix = (env.DROMEDARY_K8S_LEASE_PREFIX || 'dromedary').toLowerCase();
     const api = kc.makeApiClient(k8s.CoordinationV1Api);

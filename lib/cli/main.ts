@@ -59,7 +59,10 @@ prints each lock: holder, term (fencing token), acquired and renewed times, and 
 holds. No member needs to be running.
 
 Options:
-  --cluster <kind>            auto, file or kubernetes (env DROMEDARY_CLUSTER; default auto)
+  --cluster <kind>            auto, file, kubernetes, etcd, postgres or zookeeper (env DROMEDARY_CLUSTER; default auto)
+  --etcd-endpoints <urls>     The etcd backend's servers (env DROMEDARY_ETCD_ENDPOINTS; keys under DROMEDARY_ETCD_PREFIX)
+  --postgres-url <url>        The postgres backend's database (env DROMEDARY_POSTGRES_URL; table DROMEDARY_POSTGRES_TABLE)
+  --zookeeper-nodes <list>    The zookeeper backend's servers, host:2181[,...][/chroot] (env DROMEDARY_ZOOKEEPER_NODES)
   --output table|json         Output format (default table)
   -h, --help                  Show this help
 `;
@@ -106,6 +109,9 @@ const kubeApiFlags = {
 const statusFlags = {
   ...helpFlag,
   cluster: { type: 'string' },
+  'etcd-endpoints': { type: 'string' },
+  'postgres-url': { type: 'string' },
+  'zookeeper-nodes': { type: 'string' },
   output: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -167,7 +173,7 @@ export async function main(argv: readonly string[], out: NodeJS.WritableStream =
     out.write(spec.help);
     return 0;
   }
-  if (command === 'status') return (await import('./status-command.ts')).statusCommand(parsed.values as { cluster?: string; output?: string }, out);
+  if (command === 'status') return (await import('./status-command.ts')).statusCommand(parsed.values as import('./status-command.ts').StatusValues, out);
   if (command === 'kube-api') return kubeApi(parsed.values as { port?: string; namespace?: string; kubeconfig?: string; anonymous?: boolean }, out);
   return run(argv, parsed.values as RunValues, parsed.positionals, out);
 }

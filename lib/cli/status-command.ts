@@ -30,9 +30,12 @@ function seconds(ms: number): string {
   return ms < 60_000 ? `${(ms / 1000).toFixed(1)}s` : formatDuration(Math.round(ms));
 }
 
-function lease(l: LockStatus): string {
+function lease(l: LockStatus, liveBy: string | undefined): string {
   if (l.holder === undefined) return 'released';
-  if (l.expiresInMs === undefined) return l.valid ? "valid (holder's pod is live)" : "expired (holder's pod is not live)";
+  if (l.expiresInMs === undefined) {
+    if (liveBy === undefined) return l.valid ? 'valid' : 'expired';
+    return l.valid ? `valid (holder's ${liveBy} is live)` : `expired (holder's ${liveBy} is not live)`;
+  }
   return l.valid ? `valid, ${seconds(l.expiresInMs)} left` : `expired ${seconds(-l.expiresInMs)} ago`;
 }
 
@@ -47,7 +50,7 @@ function table(status: StoreStatus): string {
       l.term === undefined ? '-' : String(l.term),
       l.acquireTime ?? '-',
       l.renewTime ?? '-',
-      lease(l),
+      lease(l, status.liveBy),
       l.members === undefined ? '-' : l.members.join(',') || '-',
     ]),
   ];
@@ -55,10 +58,19 @@ function table(status: StoreStatus): string {
   return header + rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
 }
 
+export interface StatusValues {
+  cluster?: string;
+  output?: string;
+  'etcd-endpoints'?: string;
+  'postgres-url'?: string;
+  'zookeeper-nodes'?: string;
+}
+
 /** `dromedary status` from parsed CLI arguments: an error is one clear line on stderr and exit code 1. */
-export async function statusCommand(values: { cluster?: string; output?: string }, out: NodeJS.WritableStream): Promise<number> {
+export async function statusCommand(values: StatusValues, out: NodeJS.WritableStream): Promise<number> {
   try {
-    return await runStatus({ cluster: { cluster: values.cluster }, output: values.output, out });
+    const cluster = { cluster: values.cluster, etcdEndpoints: values['etcd-endpoints'], postgresUrl: values['postgres-url'], zookeeperNodes: values['zookeeper-nodes'] };
+    return await runStatus({ cluster, output: values.output, out });
   } catch (err) {
     const message = err instanceof DromedaryError ? err.message : `${(err as Error)?.name ?? 'Error'}: ${(err as Error)?.message ?? String(err)}`;
     process.stderr.write(`dromedary status: ${maskSecrets(message)}\n`);

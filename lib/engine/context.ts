@@ -134,6 +134,12 @@ export class Context extends ServiceSupport {
     return pending;
   }
 
+  /** The endpoints made so far (read by /metrics for the counts components keep per endpoint). */
+  async endpoints(): Promise<Endpoint[]> {
+    const made = await Promise.allSettled(this.#endpoints.values());
+    return made.flatMap((m) => (m.status === 'fulfilled' ? [m.value] : []));
+  }
+
   /** Adds routes, from a builder function or definitions. Routes added after start() start at once. */
   async addRoutes(routes: ((builder: RouteBuilder) => void) | Iterable<RouteDefinition>): Promise<void> {
     let definitions: RouteDefinition[];

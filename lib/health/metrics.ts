@@ -4,6 +4,7 @@ import type { ClusterService } from '../cluster/cluster-service.ts';
 import { MasterConsumer } from '../components/master/master-consumer.ts';
 import { isConsuming } from './overview.ts';
 import { EXCHANGE_OBSERVER, type ExchangeListener, type ExchangeObserver } from '../spi/exchange-observer.ts';
+import { endpointMetrics } from './endpoint-metrics.ts';
 
 type PromClient = typeof import('prom-client');
 
@@ -23,9 +24,9 @@ const STORE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /**
- * Prometheus metrics with prom-client, loaded only here (the health port is on). Route counts and
- * lock state are read from what the engine and the cluster service already keep, when Prometheus
- * scrapes; only the duration histogram is fed per exchange, through the context's ExchangeObserver.
+ * Prometheus metrics with prom-client, loaded only here (the health port is on). Route counts, lock
+ * state and the components' endpoint counts are read from what the engine, the cluster service and
+ * the endpoints already keep, when Prometheus scrapes; only the duration histogram is fed per exchange, through the context's ExchangeObserver.
  * Registers that observer on the context, so call it before the context starts its routes.
  */
 export async function createMetrics(options: { context: Context; cluster?: ClusterService }): Promise<Metrics> {
@@ -241,8 +242,14 @@ export async function createMetrics(options: { context: Context; cluster?: Clust
     requests.onRequest((verb, _outcome, seconds) => latency.observe({ verb }, seconds));
   }
 
+  // The amqp and http-poll components' own counts (published, polls, backoff...), per endpoint.
+  const refreshEndpoints = endpointMetrics({ prom, registry, endpoints: () => context.endpoints(), logger: context.logger });
+
   return {
     contentType: registry.contentType,
-    text: () => registry.metrics(),
+    text: async () => {
+      await refreshEndpoints();
+      return registry.metrics();
+    },
   };
 }

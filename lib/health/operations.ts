@@ -5,6 +5,7 @@ import type { Context } from '../engine/context.ts';
 import type { ClusterService } from '../cluster/cluster-service.ts';
 import { createMetrics } from './metrics.ts';
 import { overview } from './overview.ts';
+import { maskSecrets } from '../uri/mask.ts';
 
 /** Answers a request if it is one of the operations endpoints; false lets the health server go on. */
 export type OperationsHandler = (path: string, req: IncomingMessage, res: ServerResponse) => boolean;
@@ -30,7 +31,13 @@ export async function createOperationsHandler(options: { context: Context; clust
       return true;
     }
     if (path === '/api/overview') {
-      send(req, res, 'application/json', JSON.stringify(overview(context, cluster)));
+      overview(context, cluster).then(
+        (o) => send(req, res, 'application/json', JSON.stringify(o)),
+        (err: unknown) => {
+          res.writeHead(500, { 'Content-Type': 'text/plain' });
+          res.end(maskSecrets(`overview failed: ${err instanceof Error ? err.message : String(err)}\n`));
+        },
+      );
       return true;
     }
     if (path !== '/metrics') return false;

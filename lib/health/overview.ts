@@ -2,6 +2,7 @@ import type { Context } from '../engine/context.ts';
 import type { ClusterService } from '../cluster/cluster-service.ts';
 import type { Route } from '../engine/route.ts';
 import { MasterConsumer } from '../components/master/master-consumer.ts';
+import { isMetered } from '../spi/endpoint-meters.ts';
 
 /**
  * Whether the route takes exchanges on this member now: a master: route is started on every member
@@ -19,10 +20,13 @@ export interface Overview {
   time: string;
   routes: Array<{ id: string; endpoint: string; status: string; consuming: boolean; completed: number; failed: number; inflight: number }>;
   locks: Array<{ lock: string; leader: string | null; isLeader: boolean; term: number | null; members: Array<{ id: string; isLeader: boolean; isLocal: boolean }> }>;
+  /** The endpoints whose components count their work (amqp, http-poll), with those counts. */
+  endpoints: Array<{ endpoint: string; counts: Array<{ label: string; value: number }> }>;
 }
 
-/** What the console shows: this member's routes with their counts and state, and the locks it takes part in. */
-export function overview(context: Context, cluster: ClusterService | undefined): Overview {
+/** What the console shows: this member's routes with their counts and state, the locks it takes part in, and the endpoints' counts. */
+export async function overview(context: Context, cluster: ClusterService | undefined): Promise<Overview> {
+  const endpoints = (await context.endpoints()).filter(isMetered);
   return {
     member: cluster?.memberId ?? null,
     kind: cluster?.kind ?? null,
@@ -47,5 +51,6 @@ export function overview(context: Context, cluster: ClusterService | undefined):
         void view.close();
       }
     }),
+    endpoints: endpoints.map((e) => ({ endpoint: e.maskedUri, counts: e.meters.map((m) => ({ label: m.label, value: m.read() })) })),
   };
 }

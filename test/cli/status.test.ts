@@ -106,7 +106,7 @@ describe('dromedary status (end to end)', function () {
     expect(empty.output).to.contain('no locks yet: no member has run a master: route with this configuration');
     const none = await status(['--cluster', 'none'], fileEnv());
     expect(none.code).to.equal(1);
-    expect(none.output).to.contain('dromedary status: --cluster none keeps no shared locks to show: use --cluster file or kubernetes');
+    expect(none.output).to.contain('dromedary status: --cluster none keeps no shared locks to show: use --cluster file, kubernetes, etcd, postgres or zookeeper');
     const bad = await status(['--output', 'yaml'], fileEnv());
     expect(bad.code).to.equal(1);
     expect(bad.output).to.contain('--output "yaml" is not a format: use --output table or --output json');

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'puppeteer-core';
 import { launchChromium } from '../support/chromium.ts';
+import { json, startHttpServer, type TestServer } from '../support/http-server.ts';
 import { spawnCli, type ProcessHandle } from '../support/cli-process.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -16,6 +17,7 @@ interface Shown {
   status: string;
   routes: string[][];
   locks: string[][];
+  endpoints: string[][];
 }
 
 /** What the page shows now, as text: the header, the status line and each table's cells. */
@@ -28,6 +30,7 @@ function shown(page: Page): Promise<Shown> {
       status: document.getElementById('status').textContent,
       routes: rows('routes'),
       locks: rows('locks'),
+      endpoints: rows('endpoints'),
     };
   })()`) as Promise<Shown>;
 }
@@ -37,13 +40,17 @@ describe('the web console at / on the health port (real members, real browser)',
   let dir: string;
   let supervisor: ProcessHandle | undefined;
   let browser: Browser | undefined;
+  let api: TestServer | undefined;
 
   before(async () => {
     browser = await launchChromium();
+    // The API an http-poll route polls: the console shows the endpoint's own counts.
+    api = await startHttpServer((_req, res) => json(res, 200, [{ id: 1 }, { id: 2 }]));
   });
 
   after(async () => {
     await browser?.close();
+    await api?.close();
   });
 
   beforeEach(async () => {
@@ -59,6 +66,7 @@ describe('the web console at / on the health port (real members, real browser)',
         "from('timer:work?period=150&delay=0').routeId('work').process(() => {",
         "  if (++n % 3 === 0) throw new Error('every third exchange fails');",
         '});',
+        `from('http-poll:${api!.url}/items?dromedary.split=true&dromedary.delay=200').routeId('items').to('log:items?level=debug');`,
         '',
       ].join('\n'),
     );
@@ -91,7 +99,7 @@ describe('the web console at / on the health port (real members, real browser)',
     page.on('console', (msg) => {
       if (msg.type() === 'error') errors.push(msg.text());
     });
-    await page.setViewport({ width: 1000, height: 520 });
+    await page.setViewport({ width: 1000, height: 660 });
     const response = await page.goto(`${url}/`);
     expect(response!.status()).to.equal(200);
     expect(response!.headers()['content-security-policy']).to.contain("default-src 'none'");
@@ -101,9 +109,9 @@ describe('the web console at / on the health port (real members, real browser)',
       async () => {
         const s = await shown(page);
         const lock = s.locks.find((r) => r[0] === 'orders');
-        return lock && lock[4]!.includes('web-1') && lock[4]!.includes('web-2') && s.routes.length === 2 && s;
+        return lock && lock[4]!.includes('web-1') && lock[4]!.includes('web-2') && s.routes.length === 3 && s;
       },
-      { timeout: 20_000, message: 'the console to show both routes and both members of "orders"' },
+      { timeout: 20_000, message: 'the console to show the three routes and both members of "orders"' },
     );
     expect(first.member).to.equal(`· member ${leader} (file)`);
     expect(first.status).to.match(/^started · live, updated /);
@@ -127,13 +135,24 @@ describe('the web console at / on the health port (real members, real browser)',
     );
     expect(Number(later[4])).to.be.greaterThan(0);
 
+    // The http-poll endpoint's own counts, live too.
+    const endpoint = `http-poll:${api!.url}/items?dromedary.split=true&dromedary.delay=200`;
+    const counts = (s: Shown) => {
+      const row = s.endpoints.find((r) => r[0] === endpoint);
+      const m = row && /^polls (\d+) · items (\d+) · failures 0 · backoff \(s\) 0$/.exec(row[1]!);
+      return m ? { polls: Number(m[1]), items: Number(m[2]) } : undefined;
+    };
+    const polled = await waitFor(async () => counts(await shown(page)), { timeout: 10_000, message: 'the http-poll endpoint and its counts on the page' });
+    expect(polled.items).to.be.at.least(2 * polled.polls - 2);
+    await waitFor(async () => (counts(await shown(page))?.polls ?? 0) > polled.polls, { timeout: 10_000, message: 'the poll count to grow on the page' });
+
     // The follower's console shows the master: route on standby there, and the other member leading.
     const followerPage = await browser!.newPage();
     await followerPage.goto(`${await urlOf(follower)}/`);
     const atFollower = await waitFor(
       async () => {
         const s = await shown(followerPage);
-        return s.routes.length === 2 && s.locks.length === 1 && s;
+        return s.routes.length === 3 && s.locks.length === 1 && s;
       },
       { timeout: 10_000, message: "the follower's console to fill" },
     );

@@ -166,6 +166,8 @@ describe('/metrics and the console on the health port', function () {
     expect(o.routes.find((r) => r.id === 'guarded')).to.include({ status: 'started', consuming: true });
     expect(o.routes.find((r) => r.id === 'bad')).to.include({ completed: 0, failed: 1 });
     expect(o.locks).to.deep.equal([{ lock: 'lock1', leader: 'm1', isLeader: true, term: view.term!.token, members: [{ id: 'm1', isLeader: true, isLocal: true }] }]);
+    // No endpoint here counts work of its own (direct:, timer:): the endpoints list is empty.
+    expect(o.endpoints).to.deep.equal([]);
     expect((await fetch(`${health.url}/api/overview`, { method: 'POST' })).status).to.equal(405);
   });
 

@@ -208,11 +208,13 @@ export class ZkCampaign extends EventEmitter<{ change: []; members: [string[]] }
   }
 }
 
-function sequence(name: string): number {
+/** The sequence number of a candidate's node `latch-<member>-<sequence>`; the lowest leads. */
+export function sequence(name: string): number {
   return Number(name.slice(name.lastIndexOf('-') + 1));
 }
 
-function member(name: string): string {
+/** The member id in a candidate's node name. */
+export function member(name: string): string {
   return decodeURIComponent(name.slice('latch-'.length, name.lastIndexOf('-')));
 }
 

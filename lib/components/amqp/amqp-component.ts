@@ -12,6 +12,8 @@ import { BrokerRegistry, resolveBrokerUrl, type BrokerConnection, type BrokerOpt
 import { AmqpHeader, amqpHeaders, encodeMessageBody, incomingHeaders, messageIdOf } from './convert.ts';
 import { Subscriber, type Delivery } from './subscriber.ts';
 import { ensureQueueDeclarations, exchangeDeclaration, type QueueSpec } from './topology.ts';
+import type { SendCounts } from './publisher.ts';
+import type { Meter, MeteredEndpoint } from '../../spi/endpoint-meters.ts';
 
 const EXCHANGE_TYPES = ['direct', 'fanout', 'topic', 'headers'] as const;
 
@@ -102,12 +104,20 @@ interface EndpointInit {
   registry: BrokerRegistry;
 }
 
-export class AmqpEndpoint extends EndpointSupport {
+export class AmqpEndpoint extends EndpointSupport implements MeteredEndpoint {
   readonly kind: 'queue' | 'exchange';
   readonly name: string;
   readonly url: string;
   readonly options: AmqpOptions;
   readonly registry: BrokerRegistry;
+  /** What this endpoint's producers sent came to, for /metrics. */
+  readonly counts: SendCounts = { published: 0, confirmed: 0, nacked: 0, failed: 0 };
+  readonly meters: readonly Meter[] = [
+    this.#counter('published', 'Messages an amqp endpoint handed to RabbitMQ (a message sent again after a reconnection counts once)'),
+    this.#counter('confirmed', 'Messages RabbitMQ confirmed for an amqp endpoint (acked, and routed when mandatory)'),
+    this.#counter('nacked', 'Messages RabbitMQ refused (nacked) for an amqp endpoint: a full queue with overflow=reject-publish, or a store failure'),
+    this.#counter('failed', 'Messages of an amqp endpoint whose send failed for good: nacked, unroutable, not confirmed within sendTimeout, or the connection closed'),
+  ];
 
   constructor(parsed: ParsedUri, context: Context, init: EndpointInit) {
     super(parsed, context);
@@ -116,6 +126,10 @@ export class AmqpEndpoint extends EndpointSupport {
     this.url = init.url;
     this.options = init.options;
     this.registry = init.registry;
+  }
+
+  #counter(what: keyof SendCounts, help: string): Meter {
+    return { name: `dromedary_amqp_messages_${what}_total`, help, label: what, type: 'counter', read: () => this.counts[what] };
   }
 
   get queueSpec(): QueueSpec {
@@ -237,6 +251,7 @@ export class AmqpProducer extends ProducerSupport<AmqpEndpoint> {
       persistent: options.persistent,
       mandatory: options.mandatory,
       timeout: options.sendTimeout,
+      counts: this.endpoint.counts,
     });
   }
 

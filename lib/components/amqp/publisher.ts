@@ -11,6 +11,20 @@ export interface PublishOptions extends Options.Publish {
   mandatory?: boolean;
   /** Overrides the connection's sendTimeout for this send. */
   timeout?: number;
+  /** Where this send's outcome is counted: its endpoint's counts, which /metrics reads. */
+  counts?: SendCounts;
+}
+
+/** What an endpoint's sends came to; `published` minus the others is what awaits the broker's answer. */
+export interface SendCounts {
+  /** Sends handed to the publisher (a send published again after a reconnection counts once). */
+  published: number;
+  /** Sends the broker confirmed (acked, and routed when mandatory). */
+  confirmed: number;
+  /** Sends the broker refused with a nack (a full queue with overflow=reject-publish, a store failure). */
+  nacked: number;
+  /** Sends that failed for good, for any reason: nacked, unroutable, not confirmed in time, connection closed. */
+  failed: number;
 }
 
 /** A send that may be repeated on a new channel: the old one died with the connection. */
@@ -36,6 +50,7 @@ interface Send {
   readonly deadline: number;
   readonly resolve: () => void;
   readonly reject: (err: Error) => void;
+  readonly counts: SendCounts | undefined;
   failures: number;
   lastError: unknown;
 }
@@ -64,7 +79,9 @@ export class Publisher {
 
   publish(exchange: string, routingKey: string, content: Buffer, options: PublishOptions = {}): Promise<void> {
     const timeout = options.timeout ?? this.#conn.sendTimeout;
-    // amqplib reads only the fields it knows, so `timeout` can travel along.
+    const counts = options.counts;
+    if (counts) counts.published++;
+    // amqplib reads only the fields it knows, so `timeout` and `counts` can travel along.
     const props = {
       ...options,
       persistent: options.persistent ?? true,
@@ -72,7 +89,7 @@ export class Publisher {
       messageId: options.messageId ?? randomUUID(),
     };
     return new Promise<void>((resolve, reject) => {
-      this.#attempt({ exchange, routingKey, content, props, timeout, deadline: performance.now() + timeout, resolve, reject, failures: 0, lastError: undefined });
+      this.#attempt({ exchange, routingKey, content, props, timeout, deadline: performance.now() + timeout, resolve, reject, counts, failures: 0, lastError: undefined });
     });
   }
 
@@ -81,18 +98,19 @@ export class Publisher {
       this.#tryToSend(send);
     } catch (err) {
       // Nothing here is expected to throw; if something does, the send fails rather than hangs.
-      send.reject(err instanceof Error ? err : new Error(String(err)));
+      fail(send, err instanceof Error ? err : new Error(String(err)));
     }
   }
 
   #tryToSend(send: Send): void {
     if (this.#closed || this.#conn.state === 'closed') {
-      send.reject(new AmqpSendError(`Cannot send message ${send.props.messageId} to ${where(send)}: the connection to ${this.#conn.maskedUrl} is closed`));
+      fail(send, new AmqpSendError(`Cannot send message ${send.props.messageId} to ${where(send)}: the connection to ${this.#conn.maskedUrl} is closed`));
       return;
     }
     const left = send.deadline - performance.now();
     if (left <= 0) {
-      send.reject(
+      fail(
+        send,
         new AmqpSendError(
           `Message ${send.props.messageId} to ${where(send)} was not confirmed by RabbitMQ at ${this.#conn.maskedUrl} within ${formatDuration(send.timeout)}` +
             (send.lastError ? ` (last error: ${describe(send.lastError)})` : '') +
@@ -120,7 +138,7 @@ export class Publisher {
   /** A failed attempt: fails the send for good (AmqpSendError), or tries again, backing off after the first. */
   #retry(send: Send, err: unknown): void {
     if (err instanceof AmqpSendError) {
-      send.reject(err);
+      fail(send, err);
       return;
     }
     send.lastError = err;
@@ -151,11 +169,12 @@ export class Publisher {
         settled = true;
         clearTimeout(timer);
         if (err) {
-          this.#retry(send, this.#classify(state, err, messageId, send.exchange, send.routingKey));
+          this.#retry(send, this.#classify(state, err, send));
         } else if (state.returned.delete(messageId)) {
           const what = send.exchange === '' ? `no queue named '${send.routingKey}'` : `exchange '${send.exchange}' has no queue bound for routing key '${send.routingKey}'`;
-          send.reject(new AmqpSendError(`Message ${messageId} is unroutable: ${what}; declare and bind a queue, or set mandatory=false to allow dropping`));
+          fail(send, new AmqpSendError(`Message ${messageId} is unroutable: ${what}; declare and bind a queue, or set mandatory=false to allow dropping`));
         } else {
+          if (send.counts) send.counts.confirmed++;
           send.resolve();
         }
       });
@@ -186,13 +205,16 @@ export class Publisher {
     }
   }
 
-  #classify(state: ChannelState, err: unknown, messageId: string, exchange: string, routingKey: string): Error {
+  #classify(state: ChannelState, err: unknown, send: Send): Error {
+    const { exchange, routingKey } = send;
+    const { messageId } = send.props;
     if (state.serverError) {
       return new AmqpSendError(`RabbitMQ closed the publishing channel while sending message ${messageId} to exchange '${exchange}' with key '${routingKey}': ${describe(state.serverError)}`, {
         cause: state.serverError,
       });
     }
     if (err instanceof Error && err.message === 'message nacked') {
+      if (send.counts) send.counts.nacked++;
       return new AmqpSendError(`RabbitMQ refused (nacked) message ${messageId}: the queue may be full with overflow=reject-publish, or the broker failed to store it`);
     }
     return new Retryable(describe(err));
@@ -234,6 +256,12 @@ export class Publisher {
       await state.ch.close().catch(() => undefined);
     }
   }
+}
+
+/** A send's end without a confirm. */
+function fail(send: Send, err: Error): void {
+  if (send.counts) send.counts.failed++;
+  send.reject(err);
 }
 
 function where(send: Send): string {

@@ -9,6 +9,7 @@ import { HTTP_METHODS } from '../http/http-component.ts';
 import { OPTION_PREFIX, resolveTarget } from '../http/target.ts';
 import { HttpTargetEndpoint, openTarget, type HttpTargetParts } from '../http/target-endpoint.ts';
 import { HttpPollConsumer } from './poll-consumer.ts';
+import type { Meter, MeteredEndpoint } from '../../spi/endpoint-meters.ts';
 
 /** Options of http-poll, written `dromedary.<name>` in the URI; everything else goes to the server. */
 export const httpPollOptions = {
@@ -39,13 +40,50 @@ export interface Validators {
   lastModified: string | undefined;
 }
 
-export class HttpPollEndpoint extends HttpTargetEndpoint<typeof httpPollOptions> {
+/** What an endpoint's polling came to, for /metrics: counts since the endpoint was made, and the backoff now. */
+export interface PollCounts {
+  /** Requests sent, answered or not. */
+  polls: number;
+  /** Items emitted as exchanges (one per response without split). */
+  items: number;
+  /** Polls that failed: no answer, a non-2xx status, a response that cannot be split, or an item whose exchange failed. */
+  failures: number;
+  /** The wait before the next poll that failures imposed (backoff or Retry-After); 0 after a success and while stopped. */
+  backoffMs: number;
+}
+
+export class HttpPollEndpoint extends HttpTargetEndpoint<typeof httpPollOptions> implements MeteredEndpoint {
   /**
    * The next cursor value. Kept on the endpoint, so a member that leads again resumes where it
    * stopped; a new leader starts from the URL's value and the server re-sends what was unconfirmed.
    */
   cursor: number | undefined;
   validators: Validators | undefined;
+  readonly counts: PollCounts = { polls: 0, items: 0, failures: 0, backoffMs: 0 };
+  readonly meters: readonly Meter[] = [
+    { name: 'dromedary_http_poll_requests_total', help: 'Polls (requests) an http-poll endpoint sent, answered or not', label: 'polls', type: 'counter', read: () => this.counts.polls },
+    {
+      name: 'dromedary_http_poll_items_total',
+      help: 'Items an http-poll endpoint emitted as exchanges (one per response without split)',
+      label: 'items',
+      type: 'counter',
+      read: () => this.counts.items,
+    },
+    {
+      name: 'dromedary_http_poll_failures_total',
+      help: "Polls of an http-poll endpoint that failed: no answer, a non-2xx status, a response that cannot be split, or an item's exchange failing",
+      label: 'failures',
+      type: 'counter',
+      read: () => this.counts.failures,
+    },
+    {
+      name: 'dromedary_http_poll_backoff_seconds',
+      help: 'The wait before the next poll of an http-poll endpoint that failures imposed (backoff or Retry-After); 0 while polls succeed',
+      label: 'backoff (s)',
+      type: 'gauge',
+      read: () => this.counts.backoffMs / 1000,
+    },
+  ];
 
   constructor(parsed: ParsedUri, context: Context, parts: HttpTargetParts<typeof httpPollOptions>) {
     super(parsed, context, parts);

@@ -42,12 +42,14 @@ export class HttpPollConsumer extends ConsumerSupport<HttpPollEndpoint> {
     const stop = new AbortController();
     this.#stop = stop;
     this.#failures = 0;
+    this.endpoint.counts.backoffMs = 0;
     void this.#run(stop.signal);
   }
 
   protected doStop(): void {
     this.#stop?.abort();
     this.#stop = undefined;
+    this.endpoint.counts.backoffMs = 0;
   }
 
   async #run(signal: AbortSignal): Promise<void> {
@@ -83,6 +85,7 @@ export class HttpPollConsumer extends ConsumerSupport<HttpPollEndpoint> {
 
     let response: HttpResponse;
     this.#polls += 1;
+    endpoint.counts.polls += 1;
     try {
       response = await endpoint.client.send({ method: options.method, url, headers, timeout: options.requestTimeout, stop: signal }, maskedUrl);
     } catch (err) {
@@ -116,6 +119,7 @@ export class HttpPollConsumer extends ConsumerSupport<HttpPollEndpoint> {
         exchange.properties.set(ExchangeProperty.SplitSize, items.length);
         exchange.properties.set(ExchangeProperty.SplitComplete, i === items.length - 1);
       }
+      endpoint.counts.items += 1;
       await this.processor(exchange);
       if (exchange.exception) {
         const where = cursor === undefined ? 'the cursor has not moved' : `the cursor stays at ${cursor}`;
@@ -167,6 +171,8 @@ export class HttpPollConsumer extends ConsumerSupport<HttpPollEndpoint> {
   #failed(maskedUrl: string, reason: string, retryAfter?: number): number {
     this.#failures += 1;
     const wait = retryAfter ?? backoff(this.#failures, this.endpoint.options);
+    this.endpoint.counts.failures += 1;
+    this.endpoint.counts.backoffMs = wait;
     const why = retryAfter === undefined ? 'backing off' : 'as the server asked (Retry-After)';
     this.#logger.warn(this.endpoint.redactor.redact(`Poll of ${maskedUrl} failed (${this.#failures} in a row): ${reason}. Next poll in ${formatDuration(wait)}, ${why}`));
     return wait;
@@ -175,6 +181,7 @@ export class HttpPollConsumer extends ConsumerSupport<HttpPollEndpoint> {
   #succeeded(maskedUrl: string): void {
     if (this.#failures > 0) this.#logger.info(this.endpoint.redactor.redact(`Poll of ${maskedUrl} succeeded again after ${this.#failures} failure(s)`));
     this.#failures = 0;
+    this.endpoint.counts.backoffMs = 0;
   }
 }
 
