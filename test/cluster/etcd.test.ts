@@ -68,7 +68,8 @@ describe('etcd cluster service on a real etcd', function () {
     const vb = b.service.view('orders');
     await waitFor(() => va.isLeader || vb.isLeader, { timeout: 5000 });
     const [leader, follower] = va.isLeader ? [va, vb] : [vb, va];
-    await waitFor(() => follower.leader === leader.localMember.id && follower.members.length === 2, { timeout: 5000 });
+    // Each member learns the other from its own watch: wait for both views, not only the follower's.
+    await waitFor(() => follower.leader === leader.localMember.id && follower.members.length === 2 && leader.members.length === 2, { timeout: 5000 });
     expect(follower.isLeader).to.equal(false);
     expect(follower.term).to.equal(undefined);
     expect(leader.members.map((m) => `${m.id}${m.isLeader ? '*' : ''}`)).to.have.members([`${leader.localMember.id}*`, follower.localMember.id]);
