@@ -28,6 +28,21 @@ const SECRET_SUFFIXES = ['password', 'passwd', 'passphrase', 'secret', 'token', 
  */
 const PARAMETER_WORDS = new Set(['key', 'code', 'sig', 'sas', 'pwd', 'session', 'otp', 'pin', 'ticket', 'hmac']);
 
+/**
+ * Words that make a parameter word name an ordinary thing: `routingKey`, `partitionKey`, `statusCode`,
+ * `errorCode` are routing and protocol data that a reader of the log needs, not secrets.
+ */
+const ORDINARY_QUALIFIERS = new Set([
+  'routing', 'partition', 'sort', 'primary', 'foreign', 'message', 'cache', 'hash', 'range', 'shard', 'row', 'group',
+  'status', 'error', 'exit', 'response', 'reason', 'return', 'country', 'currency', 'language', 'lang', 'zip', 'postal',
+  'area', 'product', 'event', 'source', 'color',
+]);
+
+function namesOrdinaryThing(name: string): boolean {
+  const words = cachedWords(name);
+  return words.some((word) => ORDINARY_QUALIFIERS.has(word));
+}
+
 function wordsOf(name: string): string[] {
   const words = name
     .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
@@ -55,7 +70,7 @@ function cachedWords(name: string): string[] {
 function namesSecret(name: string, parameter: boolean): boolean {
   for (const word of cachedWords(name)) {
     if (SECRET_WORDS.has(word)) return true;
-    if (parameter && PARAMETER_WORDS.has(word)) return true;
+    if (parameter && PARAMETER_WORDS.has(word) && !namesOrdinaryThing(name)) return true;
     if (SECRET_SUFFIXES.some((s) => word.length > s.length && word.endsWith(s))) return true;
   }
   return false;
