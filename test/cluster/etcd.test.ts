@@ -6,6 +6,7 @@ import { parseEtcdEndpoints } from '../../lib/cluster/etcd/index.ts';
 import { captureLogger } from '../support/capture-logger.ts';
 import { EtcdServer } from '../support/etcd-server.ts';
 import { waitFor } from '../support/wait.ts';
+import { checkLeaderStateHandover } from '../support/leader-state-checks.ts';
 
 const TIMINGS = { DROMEDARY_LEASE_DURATION: '2s', DROMEDARY_RENEW_DEADLINE: '1300ms', DROMEDARY_RETRY_PERIOD: '150ms' };
 /** Allowance for a watch notification and a few requests to the local etcd, on a busy machine. */
@@ -119,5 +120,19 @@ describe('etcd cluster service on a real etcd', function () {
     await waitFor(() => vb.isLeader, { timeout: 2000 + MARGIN + 2000 });
     expect(performance.now() - closedAt).to.be.at.least(2000);
     expect(a.lines().join('\n')).to.contain('did not release orders');
+  });
+
+  it('keeps leader state in the key <prefix><lock>: the leader writes, every member reads, and it survives a graceful handover', async () => {
+    const prefix = `/t${(run += 1)}/`;
+    const a = await member('a', prefix);
+    const va = a.service.view('orders');
+    await waitFor(() => va.isLeader, { timeout: 5000 });
+    const b = await member('b', prefix);
+    const vb = b.service.view('orders');
+    await waitFor(() => vb.leader === 'a', { timeout: 5000 });
+    const stored = async () => JSON.parse(await etcd.ctl('get', '--print-value-only', `${prefix}orders`)) as unknown;
+    await checkLeaderStateHandover(va, vb, stored, MARGIN);
+    // The state key is no candidate: b leads alone.
+    expect(vb.members.map((m) => m.id)).to.deep.equal(['b']);
   });
 });

@@ -6,6 +6,7 @@ import { parseZooKeeperNodes } from '../../lib/cluster/zookeeper/index.ts';
 import { captureLogger } from '../support/capture-logger.ts';
 import { TcpProxy } from '../support/tcp-proxy.ts';
 import { waitFor } from '../support/wait.ts';
+import { checkLeaderStateHandover } from '../support/leader-state-checks.ts';
 import { ZooKeeperServer } from '../support/zookeeper-server.ts';
 
 const LEASE = 2000;
@@ -142,4 +143,35 @@ describe('zookeeper cluster service on a real ZooKeeper', function () {
     expect(performance.now() - closedAt).to.be.at.least(LEASE);
     expect(a.lines().join('\n')).to.contain('did not release orders');
   });
+
+  it('keeps leader state as the data of the lock node: the leader writes, every member reads, and it survives a graceful handover', async () => {
+    const chroot = `/t${(run += 1)}`;
+    const a = await member('a', chroot);
+    const va = a.service.view('orders');
+    await waitFor(() => va.isLeader, { timeout: 5000 });
+    const b = await member('b', chroot);
+    const vb = b.service.view('orders');
+    await waitFor(() => vb.leader === 'a', { timeout: 5000 });
+    const stored = () => readNode(zk.connectString, `${chroot}/dromedary/orders`);
+    await checkLeaderStateHandover(va, vb, stored, MARGIN);
+  });
 });
+
+/** A node's data as JSON, read by a client of the test's own. */
+async function readNode(connectString: string, path: string): Promise<unknown> {
+  const specifier = 'node-zookeeper-client';
+  const zkLib = (await import(specifier)).default as {
+    createClient(s: string): { connect(): void; close(): void; once(e: string, f: () => void): void; getData(p: string, cb: (e: Error | null, data: Buffer) => void): void };
+  };
+  const raw = zkLib.createClient(connectString);
+  await new Promise<void>((resolve) => {
+    raw.once('connected', () => resolve());
+    raw.connect();
+  });
+  try {
+    const data = await new Promise<Buffer>((resolve, reject) => raw.getData(path, (e, d) => (e ? reject(e) : resolve(d))));
+    return JSON.parse(data.toString('utf8'));
+  } finally {
+    raw.close();
+  }
+}
