@@ -253,10 +253,6 @@ export class ZkCampaign extends EventEmitter<{ change: []; members: [string[]] }
   }
 }
 
-function lost(term: LeadershipTerm, reason: string): LeadershipLostError {
-  return new LeadershipLostError(term.lock, term.memberId, reason, term.token);
-}
-
 function sequence(name: string): number {
   return Number(name.slice(name.lastIndexOf('-') + 1));
 }
@@ -274,4 +270,8 @@ function untilAborted(signal: AbortSignal): Promise<void> {
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+function lost(term: LeadershipTerm, reason: string): LeadershipLostError {
+  return new LeadershipLostError(term.lock, term.memberId, reason, term.token);
 }
