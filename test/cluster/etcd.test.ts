@@ -6,6 +6,9 @@ import { parseEtcdEndpoints } from '../../lib/cluster/etcd/index.ts';
 import { captureLogger } from '../support/capture-logger.ts';
 import { EtcdServer } from '../support/etcd-server.ts';
 import { waitFor } from '../support/wait.ts';
+import { TcpProxy } from '../support/tcp-proxy.ts';
+import { LeadershipLostError } from '../../lib/errors.ts';
+import { checkLeaderStateHandover } from '../support/leader-state-checks.ts';
 
 const TIMINGS = { DROMEDARY_LEASE_DURATION: '2s', DROMEDARY_RENEW_DEADLINE: '1300ms', DROMEDARY_RETRY_PERIOD: '150ms' };
 /** Allowance for a watch notification and a few requests to the local etcd, on a busy machine. */
@@ -36,6 +39,7 @@ describe('etcd cluster service on a real etcd', function () {
   this.timeout(60_000);
   let etcd: EtcdServer;
   const services: ClusterService[] = [];
+  const proxies: TcpProxy[] = [];
   let run = 0;
 
   before(async function () {
@@ -46,13 +50,15 @@ describe('etcd cluster service on a real etcd', function () {
     await etcd?.stop();
   });
   afterEach(async () => {
+    for (const p of proxies) p.release();
     for (const s of services.splice(0)) await s.stop();
+    for (const p of proxies.splice(0)) await p.close();
   });
 
-  async function member(id: string, prefix: string): Promise<{ service: ClusterService; lines: () => string[] }> {
+  async function member(id: string, prefix: string, options: { endpoint?: string; timings?: Record<string, string> } = {}): Promise<{ service: ClusterService; lines: () => string[] }> {
     const { logger, messages } = captureLogger();
     const config = resolveClusterConfig({
-      env: { DROMEDARY_CLUSTER: 'etcd', DROMEDARY_MEMBER_ID: id, DROMEDARY_ETCD_ENDPOINTS: etcd.endpoint, DROMEDARY_ETCD_PREFIX: prefix, ...TIMINGS },
+      env: { DROMEDARY_CLUSTER: 'etcd', DROMEDARY_MEMBER_ID: id, DROMEDARY_ETCD_ENDPOINTS: options.endpoint ?? etcd.endpoint, DROMEDARY_ETCD_PREFIX: prefix, ...(options.timings ?? TIMINGS) },
     });
     const service = await createClusterService(config, logger);
     services.push(service);
@@ -120,5 +126,52 @@ describe('etcd cluster service on a real etcd', function () {
     await waitFor(() => vb.isLeader, { timeout: 2000 + MARGIN + 2000 });
     expect(performance.now() - closedAt).to.be.at.least(2000);
     expect(a.lines().join('\n')).to.contain('did not release orders');
+  });
+
+  it('keeps leader state in the key <prefix><lock>: the leader writes, every member reads, and it survives a graceful handover', async () => {
+    const prefix = `/t${(run += 1)}/`;
+    const a = await member('a', prefix);
+    const va = a.service.view('orders');
+    await waitFor(() => va.isLeader, { timeout: 5000 });
+    const b = await member('b', prefix);
+    const vb = b.service.view('orders');
+    await waitFor(() => vb.leader === 'a', { timeout: 5000 });
+    const stored = async () => JSON.parse(await etcd.ctl('get', '--print-value-only', `${prefix}orders`)) as unknown;
+    await checkLeaderStateHandover(va, vb, stored, MARGIN);
+    // The state key is no candidate: b leads alone.
+    expect(vb.members.map((m) => m.id)).to.deep.equal(['b']);
+  });
+
+  it('refuses, in etcd, a state write that reaches it only after the writer lost the lock', async () => {
+    const prefix = `/t${(run += 1)}/`;
+    // Calls may take up to renewDeadline/3 = 3 s here: the delayed write is answered, not timed out.
+    const timings = { DROMEDARY_LEASE_DURATION: '12s', DROMEDARY_RENEW_DEADLINE: '9s', DROMEDARY_RETRY_PERIOD: '3s' };
+    const proxy = await TcpProxy.start(etcd.port);
+    proxies.push(proxy);
+    const a = await member('a', prefix, { endpoint: `http://127.0.0.1:${proxy.port}`, timings });
+    const va = a.service.view('orders');
+    await waitFor(() => va.isLeader, { timeout: 5000 });
+    await va.state.set('cursor', 1);
+    const b = await member('b', prefix, { timings });
+    const vb = b.service.view('orders');
+    await waitFor(() => vb.leader === 'a', { timeout: 5000 });
+    const listed = JSON.parse(await etcd.ctl('get', '--prefix', `${prefix}orders/`, '-w', 'json')) as { kvs: { key: string; value: string }[] };
+    const keyOfA = Buffer.from(listed.kvs.find((kv) => Buffer.from(kv.value, 'base64').toString() === 'a')!.key, 'base64').toString();
+    const stored = async () => JSON.parse(await etcd.ctl('get', '--print-value-only', `${prefix}orders`)) as unknown;
+    // a's write leaves while it still leads, and the network holds it; meanwhile a's key is deleted
+    // and b leads (and has read the state, not yet written it). Then the write arrives: only the
+    // compare on a's key can refuse it now.
+    proxy.hold();
+    const late = va.state.set('cursor', 'stale').catch((e: unknown) => e);
+    await etcd.ctl('del', keyOfA);
+    await waitFor(() => vb.isLeader, { timeout: MARGIN });
+    expect(await vb.state.get('cursor')).to.equal(1);
+    proxy.release();
+    const err = await late;
+    expect(err).to.be.instanceOf(LeadershipLostError);
+    expect((err as Error).message).to.contain('etcd refused its leader state write');
+    expect(await stored()).to.deep.equal({ cursor: 1 });
+    await vb.state.set('cursor', 'new');
+    expect(await stored()).to.deep.equal({ cursor: 'new' });
   });
 });

@@ -7,6 +7,8 @@ import { captureLogger } from '../support/capture-logger.ts';
 import { PostgresServer } from '../support/postgres-server.ts';
 import { TcpProxy } from '../support/tcp-proxy.ts';
 import { waitFor } from '../support/wait.ts';
+import { checkLeaderStateHandover } from '../support/leader-state-checks.ts';
+import { LeadershipLostError } from '../../lib/errors.ts';
 
 const LEASE = 1200;
 const RENEW = 800;
@@ -127,5 +129,36 @@ describe('postgres cluster service on a real PostgreSQL', function () {
     // The lease was last renewed at most renewDeadline/3 before the close.
     expect(performance.now() - closedAt).to.be.at.least(LEASE - RENEW / 3 - 50);
     expect(a.lines().join('\n')).to.contain('did not release orders');
+  });
+
+  it('keeps leader state in the lease row\'s state column: the leader writes, every member reads, and it survives a graceful handover', async () => {
+    const table = `t${(run += 1)}_${process.pid}`;
+    const a = await member('a', table);
+    const va = a.service.view('orders');
+    await waitFor(() => va.isLeader, { timeout: 5000 });
+    const b = await member('b', table);
+    const vb = b.service.view('orders');
+    await waitFor(() => vb.leader === 'a', { timeout: 5000 });
+    const stored = async () => (await pg.sql(`SELECT state FROM ${table} WHERE lock = 'orders'`))[0]!.state;
+    await checkLeaderStateHandover(va, vb, stored, MARGIN);
+  });
+
+  it('refuses, in the server, the state write of a leader whose row changed hands, and that ends its term', async () => {
+    const table = `t${(run += 1)}_${process.pid}`;
+    const a = await member('a', table);
+    const va = a.service.view('orders');
+    await waitFor(() => va.isLeader, { timeout: 5000 });
+    const term = va.term!;
+    await va.state.set('cursor', 1);
+    // Another process took the row (as after an expiry this leader has not yet noticed): the leader's
+    // own clock still says it leads, so only the server can refuse its write.
+    await pg.sql(`UPDATE ${table} SET holder = 'z', instance = 'other', token = token + 1000 WHERE lock = 'orders'`);
+    expect(term.isCurrent).to.equal(true);
+    const err = await va.state.set('cursor', 2).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(LeadershipLostError);
+    expect((err as Error).message).to.contain("no longer carries its term");
+    expect(term.signal.aborted).to.equal(true);
+    expect((await pg.sql(`SELECT state FROM ${table} WHERE lock = 'orders'`))[0]!.state).to.deep.equal({ cursor: 1 });
+    expect(a.lines().join('\n')).to.contain('lost orders: PostgreSQL refused its leader state write');
   });
 });

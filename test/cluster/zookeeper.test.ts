@@ -6,6 +6,8 @@ import { parseZooKeeperNodes } from '../../lib/cluster/zookeeper/index.ts';
 import { captureLogger } from '../support/capture-logger.ts';
 import { TcpProxy } from '../support/tcp-proxy.ts';
 import { waitFor } from '../support/wait.ts';
+import { checkLeaderStateHandover } from '../support/leader-state-checks.ts';
+import { LeadershipLostError } from '../../lib/errors.ts';
 import { ZooKeeperServer } from '../support/zookeeper-server.ts';
 
 const LEASE = 2000;
@@ -41,16 +43,19 @@ describe('zookeeper cluster service on a real ZooKeeper', function () {
     await zk?.stop();
   });
   afterEach(async () => {
-    for (const p of proxies) p.heal();
+    for (const p of proxies) {
+      p.heal();
+      p.release();
+    }
     for (const s of services.splice(0)) await s.stop();
     for (const p of proxies.splice(0)) await p.close();
   });
 
-  async function member(id: string, chroot: string): Promise<{ service: ClusterService; proxy: TcpProxy; lines: () => string[] }> {
+  async function member(id: string, chroot: string, timings: Record<string, string> = TIMINGS): Promise<{ service: ClusterService; proxy: TcpProxy; lines: () => string[] }> {
     const { logger, messages } = captureLogger();
     const proxy = await TcpProxy.start(zk.port);
     proxies.push(proxy);
-    const config = resolveClusterConfig({ env: { DROMEDARY_CLUSTER: 'zookeeper', DROMEDARY_MEMBER_ID: id, DROMEDARY_ZOOKEEPER_NODES: `127.0.0.1:${proxy.port}${chroot}`, ...TIMINGS } });
+    const config = resolveClusterConfig({ env: { DROMEDARY_CLUSTER: 'zookeeper', DROMEDARY_MEMBER_ID: id, DROMEDARY_ZOOKEEPER_NODES: `127.0.0.1:${proxy.port}${chroot}`, ...timings } });
     const service = await createClusterService(config, logger);
     services.push(service);
     await service.start();
@@ -142,4 +147,88 @@ describe('zookeeper cluster service on a real ZooKeeper', function () {
     expect(performance.now() - closedAt).to.be.at.least(LEASE);
     expect(a.lines().join('\n')).to.contain('did not release orders');
   });
+
+  it('keeps leader state as the data of the lock node: the leader writes, every member reads, and it survives a graceful handover', async () => {
+    const chroot = `/t${(run += 1)}`;
+    const a = await member('a', chroot);
+    const va = a.service.view('orders');
+    await waitFor(() => va.isLeader, { timeout: 5000 });
+    const b = await member('b', chroot);
+    const vb = b.service.view('orders');
+    await waitFor(() => vb.leader === 'a', { timeout: 5000 });
+    const stored = () => readNode(zk.connectString, `${chroot}/dromedary/orders`);
+    await checkLeaderStateHandover(va, vb, stored, MARGIN);
+  });
+
+  it('refuses, in ZooKeeper, a state write that reaches it only after the writer lost the lock', async () => {
+    const chroot = `/t${(run += 1)}`;
+    // Calls may take up to renewDeadline/3 = 1.2 s here (the server's session limit is 4 s): the delayed write is answered, not timed out.
+    const timings = { DROMEDARY_LEASE_DURATION: '4000ms', DROMEDARY_RENEW_DEADLINE: '3600ms', DROMEDARY_RETRY_PERIOD: '1200ms' };
+    const a = await member('a', chroot, timings);
+    const va = a.service.view('orders');
+    await waitFor(() => va.isLeader, { timeout: 5000 });
+    await va.state.set('cursor', 1);
+    const b = await member('b', chroot, timings);
+    const vb = b.service.view('orders');
+    await waitFor(() => vb.leader === 'a', { timeout: 5000 });
+    const base = `${chroot}/dromedary/orders`;
+    const raw = await connectRaw(zk.connectString);
+    try {
+      const children = await new Promise<string[]>((resolve, reject) => raw.getChildren(base, (e, c) => (e ? reject(e) : resolve(c))));
+      const nodeOfA = children.find((c) => c.startsWith('latch-a-'))!;
+      // a's write leaves while it still leads, and the network holds it; meanwhile a's node is
+      // deleted and b leads (and has read the state, not yet written it). Then the write arrives:
+      // only the multi()'s check of a's node can refuse it now.
+      a.proxy.hold();
+      const late = va.state.set('cursor', 'stale').catch((e: unknown) => e);
+      await new Promise<void>((resolve, reject) => raw.remove(`${base}/${nodeOfA}`, (e) => (e ? reject(e) : resolve())));
+      await waitFor(() => vb.isLeader, { timeout: MARGIN });
+      expect(await vb.state.get('cursor')).to.equal(1);
+      a.proxy.release();
+      const err = await late;
+      expect(err).to.be.instanceOf(LeadershipLostError);
+      expect((err as Error).message).to.contain('ZooKeeper refused its leader state write');
+      expect(await dataOf(raw, base)).to.deep.equal({ cursor: 1 });
+      await vb.state.set('cursor', 'new');
+      expect(await dataOf(raw, base)).to.deep.equal({ cursor: 'new' });
+    } finally {
+      raw.close();
+    }
+  });
 });
+
+interface RawZk {
+  connect(): void;
+  close(): void;
+  once(e: string, f: () => void): void;
+  getData(p: string, cb: (e: Error | null, data: Buffer) => void): void;
+  getChildren(p: string, cb: (e: Error | null, c: string[]) => void): void;
+  remove(p: string, cb: (e: Error | null) => void): void;
+}
+
+/** A ZooKeeper client of the test's own, connected. */
+async function connectRaw(connectString: string): Promise<RawZk> {
+  const specifier = 'node-zookeeper-client';
+  const zkLib = (await import(specifier)).default as { createClient(s: string): RawZk };
+  const raw = zkLib.createClient(connectString);
+  await new Promise<void>((resolve) => {
+    raw.once('connected', () => resolve());
+    raw.connect();
+  });
+  return raw;
+}
+
+async function dataOf(raw: RawZk, path: string): Promise<unknown> {
+  const data = await new Promise<Buffer>((resolve, reject) => raw.getData(path, (e, d) => (e ? reject(e) : resolve(d))));
+  return JSON.parse(data.toString('utf8'));
+}
+
+/** A node's data as JSON, read by a client of the test's own. */
+async function readNode(connectString: string, path: string): Promise<unknown> {
+  const raw = await connectRaw(connectString);
+  try {
+    return await dataOf(raw, path);
+  } finally {
+    raw.close();
+  }
+}

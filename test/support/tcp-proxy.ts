@@ -10,6 +10,8 @@ export class TcpProxy {
   readonly #target: { host: string; port: number };
   readonly #pairs = new Set<Socket>();
   readonly #held = new Set<Socket>();
+  /** Each open connection's client side and its upstream, for hold(). */
+  readonly #links = new Map<Socket, Socket>();
   #cut = false;
   port = 0;
 
@@ -47,6 +49,8 @@ export class TcpProxy {
     upstream.once('close', () => client.destroy());
     client.pipe(upstream);
     upstream.pipe(client);
+    this.#links.set(client, upstream);
+    client.once('close', () => this.#links.delete(client));
     this.#pairs.add(client);
     this.#pairs.add(upstream);
     client.once('close', () => this.#pairs.delete(client));
@@ -58,6 +62,21 @@ export class TcpProxy {
     this.#cut = true;
     for (const s of this.#pairs) s.destroy();
     this.#pairs.clear();
+  }
+
+  /**
+   * Holds what the member sends on its open connections (a network that delays, not drops): the
+   * server hears nothing more from it until release() delivers it all, in order. Answers still flow.
+   */
+  hold(): void {
+    for (const [client, upstream] of this.#links) {
+      client.unpipe(upstream);
+      client.pause();
+    }
+  }
+
+  release(): void {
+    for (const [client, upstream] of this.#links) client.pipe(upstream);
   }
 
   heal(): void {

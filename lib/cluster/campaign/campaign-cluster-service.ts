@@ -2,10 +2,12 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../../logging/logger.ts';
 import { ServiceSupport } from '../../spi/service.ts';
 import type { LeaderState, ClusterMember, ClusterService, ClusterView, ClusterViewEvents, LeadershipEvent, LeadershipTerm, LockStats, MembershipEvent } from '../cluster-service.ts';
+import { LeaderStateSupport } from '../leader-state-support.ts';
 import type { Campaign } from './campaign.ts';
 
 interface Entry {
   campaign: Campaign;
+  state: LeaderStateSupport;
   views: Set<CampaignView>;
   release: boolean;
   stats: { transitions: number };
@@ -15,6 +17,8 @@ export interface CampaignClusterServiceOptions {
   kind: string;
   memberId: string;
   logger: Logger;
+  /** The wait before a leader state write that failed (not refused) is tried again: the election's retryPeriod. */
+  retryPeriod: number;
   /** Builds the election of one lock. */
   campaign(lock: string, logger: Logger): Campaign;
   /** Closes the server connection once every campaign has stopped. */
@@ -68,11 +72,20 @@ export class CampaignClusterService extends ServiceSupport implements ClusterSer
         if (leader) this.#logger.info(`member ${leader} is now leader of ${lock}${leader === this.memberId ? ' (this member)' : ''}`, { lock, leader });
         else this.#logger.info(`no member leads ${lock} now`, { lock });
       });
-      entry = { campaign, views: new Set(), release: true, stats };
+      // One per lock, shared by its views, so their writes are coalesced together.
+      const state = new LeaderStateSupport({
+        lock,
+        memberId: this.memberId,
+        currentTerm: () => campaign.term,
+        read: () => campaign.readState(),
+        commit: (term, update) => campaign.commitState(term, update),
+        retryDelay: this.#options.retryPeriod,
+      });
+      entry = { campaign, state, views: new Set(), release: true, stats };
       this.#entries.set(lock, entry);
       if (this.isStarted) campaign.start();
     }
-    const view = new CampaignView(entry.campaign, entry.stats, (v, options) => this.#close(lock, v, options));
+    const view = new CampaignView(entry.campaign, entry.state, entry.stats, (v, options) => this.#close(lock, v, options));
     entry.views.add(view);
     return view;
   }
@@ -105,6 +118,7 @@ export class CampaignClusterService extends ServiceSupport implements ClusterSer
 class CampaignView extends EventEmitter<ClusterViewEvents> implements ClusterView {
   readonly lock: string;
   readonly #campaign: Campaign;
+  readonly #state: LeaderState;
   readonly #counts: { transitions: number };
   readonly #close: (view: CampaignView, options: { release: boolean }) => Promise<void>;
   readonly #detach: () => void;
@@ -113,10 +127,11 @@ class CampaignView extends EventEmitter<ClusterViewEvents> implements ClusterVie
   #lastLeader: string | undefined;
   #lastLocal = false;
 
-  constructor(campaign: Campaign, counts: { transitions: number }, close: (view: CampaignView, options: { release: boolean }) => Promise<void>) {
+  constructor(campaign: Campaign, state: LeaderState, counts: { transitions: number }, close: (view: CampaignView, options: { release: boolean }) => Promise<void>) {
     super();
     this.lock = campaign.lock;
     this.#campaign = campaign;
+    this.#state = state;
     this.#counts = counts;
     this.#close = close;
     const onChange = () => {
@@ -168,9 +183,8 @@ class CampaignView extends EventEmitter<ClusterViewEvents> implements ClusterVie
     return this.#closed ? undefined : this.#campaign.term;
   }
 
-  // PLACEHOLDER(leader-state): replaced by the leader-state helpers before this session's CI.
   get state(): LeaderState {
-    throw new Error(`leader state of ${this.lock} is not available yet`);
+    return this.#state;
   }
 
   get localMember(): ClusterMember {

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { LeadershipTerm } from '../cluster-service.ts';
+import type { LeaderStateRecord, LeaderStateUpdate } from '../leader-state-support.ts';
 
 /**
  * One lock's election on a server that elects natively (etcd leases, ZooKeeper sessions,
@@ -20,6 +21,13 @@ export interface Campaign extends EventEmitter<{ change: []; members: [string[]]
   /** Monotonic time at which the request behind this member's current validity began, while it leads (for metrics). */
   readonly renewedAt: number | undefined;
   start(): void;
+  /** Reads the lock's leader state from the server (any member may). */
+  readState(): Promise<LeaderStateRecord>;
+  /**
+   * Writes the lock's leader state as the leader of `term`, in one server operation that also checks
+   * the term still holds the lock (see LeaderStateCommit): a refusal for that reason ends the term.
+   */
+  commitState(term: LeadershipTerm, update: (current: LeaderStateRecord) => LeaderStateUpdate): Promise<void>;
   /** Stops campaigning; a leader gives the lock up at once unless `release` is false (then it expires). */
   stop(options: { release: boolean }): Promise<void>;
 }

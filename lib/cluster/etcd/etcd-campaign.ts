@@ -2,7 +2,9 @@ import { EventEmitter } from 'node:events';
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from '../../logging/logger.ts';
 import { maskSecrets } from '../../uri/mask.ts';
+import { LeadershipLostError } from '../../errors.ts';
 import type { LeadershipTerm } from '../cluster-service.ts';
+import { parseLeaderState, type LeaderStateRecord, type LeaderStateUpdate } from '../leader-state-support.ts';
 import { pause, type Campaign } from '../campaign/campaign.ts';
 import { Term } from '../term.ts';
 import type { ElectionTimings } from '../election/timings.ts';
@@ -39,6 +41,11 @@ interface Candidate {
  *   is higher; a new term of this member always puts a new key (the old one deleted first, a new
  *   session has a new name), so it too gets a higher revision.
  * - Someone deleting this member's key ends its term as soon as the watch reports it.
+ * - The lock's leader state is the JSON value of the key `<prefix><encoded lock>` (no lease, so it
+ *   outlives every session; outside the candidates' `<lock>/` range). The leader writes it in a
+ *   transaction that puts it only if its term's key still exists with the term's create revision
+ *   and the state key's mod revision is the one it read: a deposed leader's write fails in etcd.
+ *   The put does not refresh the lease; the session's keep-alives go on doing that.
  */
 export class EtcdCampaign extends EventEmitter<{ change: []; members: [string[]] }> implements Campaign {
   readonly lock: string;
@@ -46,6 +53,7 @@ export class EtcdCampaign extends EventEmitter<{ change: []; members: [string[]]
   readonly #client: Etcd3;
   readonly #sessions: EtcdSessions;
   readonly #base: string;
+  readonly #stateKey: string;
   readonly #timings: ElectionTimings;
   readonly #logger: Logger;
 
@@ -59,6 +67,10 @@ export class EtcdCampaign extends EventEmitter<{ change: []; members: [string[]]
   #revision = 0;
   #candidates = new Map<string, Candidate>();
   #term: Term | undefined;
+  /** The key that made the current term, which its leader state writes check. */
+  #termKey: string | undefined;
+  /** The state this term wrote last and its mod revision, so its next write need not read first. */
+  #written: { term: LeadershipTerm; state: LeaderStateRecord; revision: number } | undefined;
   #members: string[] = [];
   #release = true;
 
@@ -69,6 +81,7 @@ export class EtcdCampaign extends EventEmitter<{ change: []; members: [string[]]
     this.#client = options.client;
     this.#sessions = options.sessions;
     this.#base = `${options.prefix}${encodeURIComponent(options.lock)}/`;
+    this.#stateKey = `${options.prefix}${encodeURIComponent(options.lock)}`;
     this.#timings = options.timings;
     this.#logger = options.logger;
   }
@@ -174,6 +187,47 @@ export class EtcdCampaign extends EventEmitter<{ change: []; members: [string[]]
     return watcher;
   }
 
+  async readState(): Promise<LeaderStateRecord> {
+    return (await this.#readState()).state;
+  }
+
+  async #readState(): Promise<{ state: LeaderStateRecord; revision: number }> {
+    const res = await this.#sessions.call('range', (options) => this.#client.get(this.#stateKey).options(options).exec());
+    const kv = res.kvs[0];
+    return { state: parseLeaderState(this.lock, `etcd key ${this.#stateKey}`, kv?.value.toString()), revision: kv ? Number(kv.mod_revision) : 0 };
+  }
+
+  async commitState(term: LeadershipTerm, update: (current: LeaderStateRecord) => LeaderStateUpdate): Promise<void> {
+    // Someone else writing the state key (by hand) makes the compare fail: read again, a few times.
+    for (let attempt = 1; ; attempt++) {
+      const key = this.#termKey;
+      if (term !== this.#term || !term.isCurrent || !key) throw lost(term, 'its term has ended');
+      const known = this.#written?.term === term ? this.#written : await this.#readState();
+      const next = update(known.state);
+      const res = await this.#sessions.call('txn', (options) =>
+        this.#client
+          .if(key, 'Create', '==', term.token)
+          .and(this.#stateKey, 'Mod', '==', known.revision)
+          .then(this.#client.put(this.#stateKey).value(next.json))
+          .else(this.#client.get(key))
+          .options(options)
+          .commit(),
+      );
+      if (res.succeeded) {
+        this.#written = { term, state: next.state, revision: Number(res.header.revision) };
+        return;
+      }
+      this.#written = undefined;
+      const held = res.responses[0]?.response_range?.kvs[0];
+      if (!held || Number(held.create_revision) !== term.token) {
+        const reason = 'etcd refused its leader state write: its key no longer holds the lock';
+        if (this.#term === term && this.#run) this.#end(this.#run, reason);
+        throw lost(term, reason);
+      }
+      if (attempt >= 3) throw new Error(`the leader state key ${this.#stateKey} of ${this.lock} changed under each of ${attempt} writes`);
+    }
+  }
+
   /** Leads when this member's key is the oldest candidate and its session is valid. */
   #evaluate(run: AbortController): void {
     if (run.signal.aborted || this.#run !== run) return;
@@ -181,6 +235,7 @@ export class EtcdCampaign extends EventEmitter<{ change: []; members: [string[]]
     const mine = first !== undefined && first[0] === this.#key;
     if (mine && !this.#term && this.#session?.valid) {
       this.#term = new Term(this.lock, this.memberId, this.#revision, () => this.isLeader);
+      this.#termKey = this.#key;
     } else if (!mine && this.#term) {
       this.#endTerm('an older etcd key leads the lock');
     }
@@ -243,6 +298,10 @@ export class EtcdCampaign extends EventEmitter<{ change: []; members: [string[]]
       this.#logger.debug(`Could not delete ${this.lock}'s etcd key: ${message(err)}`, { lock: this.lock });
     }
   }
+}
+
+function lost(term: LeadershipTerm, reason: string): LeadershipLostError {
+  return new LeadershipLostError(term.lock, term.memberId, reason, term.token);
 }
 
 function candidate(kv: IKeyValue): Candidate {

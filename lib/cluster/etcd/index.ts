@@ -67,6 +67,7 @@ export async function createEtcdClusterService(config: ClusterConfig, logger: Lo
   const sessions = new EtcdSessions({ client, memberId: config.memberId, timings, logger });
   return new CampaignClusterService({
     kind: 'etcd',
+    retryPeriod: timings.retryPeriod,
     memberId: config.memberId,
     logger,
     campaign: (lock, log) => new EtcdCampaign({ client, sessions, lock, memberId: config.memberId, prefix, timings, logger: log }),

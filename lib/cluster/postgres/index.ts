@@ -53,6 +53,7 @@ export async function createPostgresClusterService(config: ClusterConfig, logger
   logger.info(`Cluster service postgres: ${maskUri(url)}, leases in ${schema.channel}`);
   return new CampaignClusterService({
     kind: 'postgres',
+    retryPeriod: timings.retryPeriod,
     memberId: config.memberId,
     logger,
     campaign: (lock, log) => {

@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../logging/logger.ts';
 import { maskSecrets } from '../../uri/mask.ts';
+import { LeadershipLostError } from '../../errors.ts';
 import type { LeadershipTerm } from '../cluster-service.ts';
+import { parseLeaderState, type LeaderStateRecord, type LeaderStateUpdate } from '../leader-state-support.ts';
 import type { Campaign } from '../campaign/campaign.ts';
 import { Term } from '../term.ts';
 import type { ElectionTimings } from '../election/timings.ts';
@@ -38,6 +40,9 @@ export interface PgCampaignOptions {
  * - Followers wait exactly until the expiry the server reports, then try once; a released lock is
  *   announced with NOTIFY, so they try at once then. A graceful stop releases; `release: false`
  *   leaves the row to expire.
+ * - The lock's leader state is the row's `state` column, which takes and releases leave alone. The
+ *   leader writes it with an UPDATE that matches only this process's row with this term's token: a
+ *   deposed leader's write matches no row. The write moves the expiry on too, so it renews the term.
  */
 export class PgCampaign extends EventEmitter<{ change: []; members: [string[]] }> implements Campaign {
   readonly lock: string;
@@ -58,6 +63,8 @@ export class PgCampaign extends EventEmitter<{ change: []; members: [string[]] }
   #nextTimer: NodeJS.Timeout | undefined;
   #lapseTimer: NodeJS.Timeout | undefined;
   #term: Term | undefined;
+  /** The state this term wrote last: the row is this term's, so its next write need not read first. */
+  #written: { term: LeadershipTerm; state: LeaderStateRecord } | undefined;
   #validUntil = -Infinity;
   #holder: string | undefined;
   #holderUntil = -Infinity;
@@ -137,6 +144,32 @@ export class PgCampaign extends EventEmitter<{ change: []; members: [string[]] }
     } catch (err) {
       this.#logger.debug(`Could not release ${this.lock}: ${message(err)}`, { lock: this.lock });
     }
+  }
+
+  async readState(): Promise<LeaderStateRecord> {
+    await this.#schema.ready();
+    const [row] = await this.#connection.query<{ state: string | null }>(this.#schema.readState, [this.lock]);
+    return parseLeaderState(this.lock, `the state column of PostgreSQL's lease row for ${this.lock}`, row?.state);
+  }
+
+  async commitState(term: LeadershipTerm, update: (current: LeaderStateRecord) => LeaderStateUpdate): Promise<void> {
+    if (term !== this.#term || !term.isCurrent) throw lost(term, 'its term has ended');
+    // Read after this term's take: an earlier leader's write, which needed its own token, is in it or never lands.
+    const known = this.#written?.term === term ? this.#written.state : await this.readState();
+    const next = update(known);
+    const started = this.#now();
+    const rows = await this.#connection.query(this.#schema.writeState, [this.lock, this.#instance, term.token, next.json, this.#timings.leaseDuration]);
+    if (rows.length === 0) {
+      const reason = "PostgreSQL refused its leader state write: the lock's row no longer carries its term";
+      if (this.#term === term) {
+        this.#logger.warn(`Member ${this.memberId} lost ${this.lock}: ${reason}`, { lock: this.lock });
+        this.#endTerm(reason);
+        queueMicrotask(() => this.#kick());
+      }
+      throw lost(term, reason);
+    }
+    this.#written = { term, state: next.state };
+    if (this.#term === term && this.isLeader && started < this.#validUntil) this.#validUntil = Math.max(this.#validUntil, started + this.#timings.renewDeadline);
   }
 
   #kick(): void {
@@ -255,6 +288,10 @@ export class PgCampaign extends EventEmitter<{ change: []; members: [string[]] }
     // Possibly inside an isLeader read: tell listeners once that read is done.
     queueMicrotask(() => this.emit('change'));
   }
+}
+
+function lost(term: LeadershipTerm, reason: string): LeadershipLostError {
+  return new LeadershipLostError(term.lock, term.memberId, reason, term.token);
 }
 
 function message(err: unknown): string {

@@ -6,13 +6,19 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]{0,50}(\.[A-Za-z_][A-Za-z0-9_]{0,50})?$/;
 /**
  * The lease table, its token sequence and the statements on them. The table is
  * `DROMEDARY_POSTGRES_TABLE` (default `dromedary_leases`, optionally `schema.table`); it and the
- * sequence `<table>_token` are created when missing.
+ * sequence `<table>_token` are created when missing. Its columns: `lock` (the primary key), `holder`
+ * (member id, '' once released), `instance` (the holder's process), `token` (the term's fencing
+ * token), `expires` (by the server's clock), and `state` (jsonb, the lock's leader state; NULL until
+ * a leader writes it; added to a table made by an earlier version). A take or a release leaves
+ * `state` as it is, so it outlives its leader.
  */
 export class PgSchema {
   readonly channel: string;
   readonly take: string;
   readonly renew: string;
   readonly release: string;
+  readonly readState: string;
+  readonly writeState: string;
   readonly #create: string[];
   readonly #connection: () => PgConnection;
   #ready: Promise<void> | undefined;
@@ -27,7 +33,8 @@ export class PgSchema {
     const seq = [...parts.slice(0, -1), `${parts.at(-1)}_token`].map(quoteIdent).join('.');
     this.channel = table.replace('.', '_');
     this.#create = [
-      `CREATE TABLE IF NOT EXISTS ${t} (lock text PRIMARY KEY, holder text NOT NULL, instance text NOT NULL, token bigint NOT NULL, expires timestamptz NOT NULL)`,
+      `CREATE TABLE IF NOT EXISTS ${t} (lock text PRIMARY KEY, holder text NOT NULL, instance text NOT NULL, token bigint NOT NULL, expires timestamptz NOT NULL, state jsonb)`,
+      `ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS state jsonb`,
       `CREATE SEQUENCE IF NOT EXISTS ${seq}`,
     ];
     const lease = `clock_timestamp() + $4::float8 * interval '1 millisecond'`;
@@ -44,6 +51,9 @@ export class PgSchema {
     this.renew = `UPDATE ${t} SET expires = clock_timestamp() + $4::float8 * interval '1 millisecond' WHERE lock = $1 AND instance = $2 AND token = $3 RETURNING token`;
     this.release = `WITH r AS (UPDATE ${t} SET holder = '', instance = '', expires = '-infinity' WHERE lock = $1 AND instance = $2 AND token = $3 RETURNING lock)
       SELECT pg_notify($4, lock) FROM r`;
+    this.readState = `SELECT state::text AS state FROM ${t} WHERE lock = $1`;
+    // Only the row still carrying this process's term takes the write; it renews the lease as a renew does.
+    this.writeState = `UPDATE ${t} SET state = $4::jsonb, expires = clock_timestamp() + $5::float8 * interval '1 millisecond' WHERE lock = $1 AND instance = $2 AND token = $3 RETURNING token`;
   }
 
   /** Creates the table and sequence once; members starting together may race, which is harmless. */
@@ -53,9 +63,9 @@ export class PgSchema {
         try {
           await this.#connection().query(statement);
         } catch (err) {
-          // Two members creating at once: one gets unique_violation (23505) or duplicate_table (42P07).
+          // Two members creating at once: one gets unique_violation (23505), duplicate_table (42P07) or duplicate_column (42701).
           const code = (err as { code?: string }).code;
-          if (code !== '23505' && code !== '42P07') throw err;
+          if (code !== '23505' && code !== '42P07' && code !== '42701') throw err;
         }
       }
     })();

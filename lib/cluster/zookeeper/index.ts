@@ -42,6 +42,7 @@ export async function createZooKeeperClusterService(config: ClusterConfig, logge
   logger.info(`Cluster service zookeeper: ${servers}, nodes under ${root}`);
   return new CampaignClusterService({
     kind: 'zookeeper',
+    retryPeriod: timings.retryPeriod,
     memberId: config.memberId,
     logger,
     campaign: (lock, log) => new ZkCampaign({ sessions, lock, memberId: config.memberId, root, timings, logger: log }),

@@ -1,10 +1,13 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../logging/logger.ts';
 import { maskSecrets } from '../../uri/mask.ts';
+import { LeadershipLostError } from '../../errors.ts';
 import type { LeadershipTerm } from '../cluster-service.ts';
+import { parseLeaderState, type LeaderStateRecord, type LeaderStateUpdate } from '../leader-state-support.ts';
 import { pause, type Campaign } from '../campaign/campaign.ts';
 import { Term } from '../term.ts';
 import type { ElectionTimings } from '../election/timings.ts';
+import type { ZkClient } from './zk-client.ts';
 import type { ZkSession, ZkSessions } from './zk-session.ts';
 
 export interface ZkCampaignOptions {
@@ -29,6 +32,10 @@ export interface ZkCampaignOptions {
  * - The fencing token is the node's creation zxid, ZooKeeper's global transaction counter: a later
  *   leader's node was created later, so its token is higher, even if the lock's node was recreated.
  * - Someone deleting this member's node ends its term when the watch on it fires.
+ * - The lock's leader state is the JSON data of the lock's node `<root>/<encoded lock>` (persistent,
+ *   so it outlives every session). The leader writes it in a multi() that checks its term's node
+ *   still exists and sets the data only at the version it read: a deposed leader's write fails in
+ *   ZooKeeper. Like any answered request, the write also renews the session's validity.
  */
 export class ZkCampaign extends EventEmitter<{ change: []; members: [string[]] }> implements Campaign {
   readonly lock: string;
@@ -46,6 +53,8 @@ export class ZkCampaign extends EventEmitter<{ change: []; members: [string[]] }
   #node: string | undefined;
   #token = 0;
   #term: Term | undefined;
+  /** The state this term wrote last and the lock node's version after it, so its next write need not read first. */
+  #written: { term: LeadershipTerm; state: LeaderStateRecord; version: number } | undefined;
   #leader: string | undefined;
   #members: string[] = [];
   #release = true;
@@ -128,6 +137,42 @@ export class ZkCampaign extends EventEmitter<{ change: []; members: [string[]] }
       if (onLost) this.#session?.lost.removeEventListener('abort', onLost);
       await this.#leave();
       if (this.#running) await pause(this.#timings.retryPeriod, this.#stop.signal);
+    }
+  }
+
+  async readState(): Promise<LeaderStateRecord> {
+    const session = await this.#sessions.acquire();
+    return (await this.#readState(session.client)).state;
+  }
+
+  async #readState(client: ZkClient): Promise<{ state: LeaderStateRecord; version: number }> {
+    const node = await client.data(this.#base);
+    return { state: parseLeaderState(this.lock, `ZooKeeper node ${this.#base}`, node?.data.toString('utf8')), version: node?.version ?? 0 };
+  }
+
+  async commitState(term: LeadershipTerm, update: (current: LeaderStateRecord) => LeaderStateUpdate): Promise<void> {
+    // Someone else setting the lock node's data (by hand) moves its version: read again, a few times.
+    for (let attempt = 1; ; attempt++) {
+      const session = this.#session;
+      const node = this.#node;
+      if (term !== this.#term || !term.isCurrent || !session || !node) throw lost(term, 'its term has ended');
+      const known = this.#written?.term === term ? this.#written : await this.#readState(session.client);
+      const next = update(known.state);
+      const started = performance.now();
+      const outcome = await session.client.setDataIfHeld(node, this.#base, Buffer.from(next.json, 'utf8'), known.version);
+      if (outcome === 'done') {
+        this.#written = { term, state: next.state, version: known.version + 1 };
+        // ZooKeeper heard from the session when it ran the write: as a check would, it renews validity.
+        if (session.valid && started < session.validUntil) session.validUntil = Math.max(session.validUntil, started + this.#timings.renewDeadline);
+        return;
+      }
+      this.#written = undefined;
+      if (outcome === 'held') {
+        const reason = 'ZooKeeper refused its leader state write: its node no longer exists';
+        if (this.#term === term && this.#run) this.#end(this.#run, reason);
+        throw lost(term, reason);
+      }
+      if (attempt >= 3) throw new Error(`the leader state in ZooKeeper node ${this.#base} of ${this.lock} changed under each of ${attempt} writes`);
     }
   }
 
@@ -227,4 +272,8 @@ function untilAborted(signal: AbortSignal): Promise<void> {
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+function lost(term: LeadershipTerm, reason: string): LeadershipLostError {
+  return new LeadershipLostError(term.lock, term.memberId, reason, term.token);
 }

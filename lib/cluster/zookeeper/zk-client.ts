@@ -4,6 +4,16 @@ import { withTimeout } from '../campaign/campaign.ts';
 /** The part of node-zookeeper-client this backend uses (the package ships no types). */
 interface RawStat {
   czxid: Buffer;
+  version: number;
+}
+interface RawResult {
+  err?: number;
+}
+interface RawTransaction {
+  ops: { version?: number }[];
+  check(path: string, version?: number): RawTransaction;
+  setData(path: string, data: Buffer, version?: number): RawTransaction;
+  commit(callback: Callback<RawResult[] | undefined>): void;
 }
 interface RawEvent {
   getType(): number;
@@ -18,12 +28,14 @@ interface RawClient extends EventEmitter {
   remove(path: string, version: number, callback: Callback<void>): void;
   exists(path: string, watcher: ((event: RawEvent) => void) | undefined, callback: Callback<RawStat | null>): void;
   getChildren(path: string, callback: Callback<string[]>): void;
+  getData(path: string, callback: (error: (Error & { code?: number }) | null, data: Buffer | undefined, stat: RawStat) => void): void;
+  transaction(): RawTransaction;
 }
 export interface ZkModule {
   createClient(connectString: string, options: { sessionTimeout: number; spinDelay: number; retries: number }): RawClient;
   CreateMode: { EPHEMERAL_SEQUENTIAL: number };
   Event: { NODE_DELETED: number };
-  Exception: { NO_NODE: number; NODE_EXISTS: number };
+  Exception: { NO_NODE: number; NODE_EXISTS: number; BAD_VERSION: number };
 }
 
 /** One ZooKeeper session's connection, with promises and a timeout on every call. */
@@ -81,6 +93,40 @@ export class ZkClient {
 
   children(path: string): Promise<string[]> {
     return this.#call('getChildren', (cb) => this.#raw.getChildren(path, cb));
+  }
+
+  /** The node's data and version, or undefined when it does not exist. */
+  async data(path: string): Promise<{ data: Buffer; version: number } | undefined> {
+    try {
+      return await this.#call<{ data: Buffer; version: number }>('getData', (cb) =>
+        this.#raw.getData(path, (error, data, stat) => cb(error, { data: data ?? Buffer.alloc(0), version: stat?.version })),
+      );
+    } catch (err) {
+      if ((err as { code?: number }).code === this.#zk.Exception.NO_NODE) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * One multi(): sets `path`'s data if its version is still `version` and the node `held` still
+   * exists. 'held' when `held` is gone, 'changed' when `path`'s version moved on (or it is gone).
+   */
+  async setDataIfHeld(held: string, path: string, data: Buffer, version: number): Promise<'done' | 'held' | 'changed'> {
+    const tx = this.#raw.transaction().check(held).setData(path, data, version);
+    // The client turns a version of 0 (a node never set) into -1 (any version): put it back.
+    tx.ops[1]!.version = version;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`zookeeper multi did not finish within ${this.#timeout}ms`)), this.#timeout);
+      tx.commit((error, results) => {
+        clearTimeout(timer);
+        if (!error) return resolve('done');
+        // A failed multi answers every op: OK before the one that failed, that one's error, then the rest.
+        const failed = results?.findIndex((r) => r.err !== undefined && r.err !== 0) ?? -1;
+        if (failed === 0 && error.code === this.#zk.Exception.NO_NODE) return resolve('held');
+        if (failed === 1 && (error.code === this.#zk.Exception.BAD_VERSION || error.code === this.#zk.Exception.NO_NODE)) return resolve('changed');
+        reject(error);
+      });
+    });
   }
 
   async remove(path: string): Promise<void> {
