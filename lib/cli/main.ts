@@ -182,14 +182,9 @@ type RunValues = { [K in keyof typeof runFlags]?: (typeof runFlags)[K]['type'] e
 
 /** `dromedary run`. */
 async function run(argv: readonly string[], values: RunValues, paths: string[], out: NodeJS.WritableStream): Promise<number> {
-  // Loaded here, not at the top: help, --version and kube-api start without the engine and winston.
-  const [{ createCliLogger }, { runRoutes }, { runReplicas }, { readPropertiesFile }, { CLUSTER_KINDS }] = await Promise.all([
-    import('./logging.ts'),
-    import('./run-command.ts'),
-    import('./replicas.ts'),
-    import('./properties-file.ts'),
-    import('../cluster/config.ts'),
-  ]);
+  // Loaded here, not at the top: help, --version and kube-api start without the engine and winston; the
+  // --replicas supervisor (node:child_process, node:readline) and the properties file reader when asked for.
+  const [{ createCliLogger }, { CLUSTER_KINDS }] = await Promise.all([import('./logging.ts'), import('../cluster/config.ts')]);
   let logger;
   try {
     logger = createCliLogger({ format: values['log-format'], level: values['log-level'], stream: out });
@@ -217,6 +212,7 @@ async function run(argv: readonly string[], values: RunValues, paths: string[], 
       if (!Number.isInteger(count) || count < 1 || count > 64) {
         throw new DromedaryError('CLI_OPTION', `--replicas "${values.replicas}" must be a whole number from 1 to 64`);
       }
+      const { runReplicas } = await import('./replicas.ts');
       const code = await runReplicas({
         count,
         args: withoutFlag(withoutFlag(argv.filter((_, i) => i !== argv.indexOf('run')), '--replicas'), '--member-id'),
@@ -234,7 +230,8 @@ async function run(argv: readonly string[], values: RunValues, paths: string[], 
       throw new DromedaryError('CLI_OPTION', `--health-port "${healthText}" must be a port number from 0 to 65535`);
     }
     const propertiesFile = values.properties ?? (process.env.DROMEDARY_PROPERTIES || undefined);
-    const properties = propertiesFile === undefined ? undefined : await readPropertiesFile(propertiesFile);
+    const properties = propertiesFile === undefined ? undefined : await (await import('./properties-file.ts')).readPropertiesFile(propertiesFile);
+    const { runRoutes } = await import('./run-command.ts');
     const code = await runRoutes({
       properties,
       healthPort,

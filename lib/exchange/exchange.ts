@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import type { LeadershipTerm } from '../cluster/cluster-service.ts';
+import { randomHex } from '../random-hex.ts';
 import { Message } from './message.ts';
 
 export type ExchangePattern = 'InOnly' | 'InOut';
@@ -26,9 +26,9 @@ export const ExchangeProperty = {
 } as const;
 
 let sequence = 0;
-const idPrefix = randomUUID().slice(0, 18);
+const idPrefix = `${randomHex(4)}-${randomHex(2)}-${randomHex(2)}`;
 
-/** Cheap unique ids: a per-process random prefix and a counter, so the hot path never calls the CSPRNG. */
+/** Cheap unique ids: a per-process random prefix and a counter. */
 export function nextExchangeId(): string {
   sequence += 1;
   return `${idPrefix}-${sequence.toString(16).padStart(12, '0')}`;

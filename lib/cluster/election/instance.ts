@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { randomHex } from '../../random-hex.ts';
 
 /**
  * A process's instance id: the host name, the pid and a random suffix (client-go recommends host
@@ -9,5 +9,5 @@ import { hostname } from 'node:os';
  * operator who finds two instances under one member id can tell which host and process each is.
  */
 export function newInstanceId(): string {
-  return `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  return `${hostname()}-${process.pid}-${randomHex(4)}`;
 }

@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { link, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigurationError } from '../../errors.ts';
+import { randomHex } from '../../random-hex.ts';
 import type { Logger } from '../../logging/logger.ts';
 import type { ClusterConfig } from '../config.ts';
 import { ElectorClusterService } from '../elector-cluster-service.ts';
@@ -24,7 +24,7 @@ export async function createFileClusterService(config: ClusterConfig, logger: Lo
  * a pseudo-filesystem such as /proc, a filesystem without hard links) is refused now, not retried forever.
  */
 async function probe(root: string): Promise<void> {
-  const file = join(root, `.probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const file = join(root, `.probe-${process.pid}-${randomHex(4)}`);
   try {
     const handle = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     await handle.close();

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { constants, watch, type FSWatcher } from 'node:fs';
 import { chmod, link, lstat, lutimes, mkdir, open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { randomHex } from '../../random-hex.ts';
 import { LockConflictError, type LockRecord, type LockStore, type VersionedRecord } from '../election/lock-store.ts';
 import { assertLockName } from '../lock-name.ts';
 import { currentUid, preparePrivateFolder } from './private-folder.ts';
@@ -157,7 +157,7 @@ export class FileLockStore implements LockStore {
    * removes it, and the update is then withdrawn and lost like any other race.
    */
   async #publish(lock: string, record: LockRecord, version: number, conflict: string, basedOn?: number): Promise<VersionedRecord> {
-    const temp = join(this.#dir(lock), `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const temp = join(this.#dir(lock), `.tmp-${process.pid}-${randomHex(6)}`);
     let handle;
     try {
       handle = await open(temp, CREATE_NEW, 0o600);
