@@ -88,10 +88,15 @@ export function parseState(text: string | undefined): StateRecord | undefined {
   if (text === undefined || text === '') return undefined;
   try {
     const parsed: unknown = JSON.parse(text);
-    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as StateRecord) : undefined;
+    return isStateRecord(parsed) ? parsed : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** Whether a parsed value can be a lock's state: a JSON object (not null, not an array). */
+export function isStateRecord(value: unknown): value is StateRecord {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
 /** Whether two records' states hold the same keys and values. */

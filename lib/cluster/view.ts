@@ -24,9 +24,10 @@ export class LockView extends EventEmitter<ClusterViewEvents> implements Cluster
     this.#release = release;
     this.state = {
       get: (key) => elector.readState(key),
+      // A closed view has no current term of its own; work that still holds its term may write with it.
       set: (key, value, options) =>
         this.#closed && options?.term === undefined
-          ? Promise.reject(new LeadershipLostError(this.lock, elector.memberId, 'this view of the lock was closed: pass the term to write in explicitly'))
+          ? Promise.reject(new LeadershipLostError(this.lock, elector.memberId, 'this view of the lock was closed, and the write named no term'))
           : elector.writeState(key, value, options?.term),
     };
     const onChange = () => this.emit('leadership', this.#leadershipEvent());

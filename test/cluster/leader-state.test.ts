@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { ElectorClusterService } from '../../lib/cluster/elector-cluster-service.ts';
 import { MemoryLockStore } from '../../lib/cluster/memory/memory-store.ts';
 import { FileLockStore } from '../../lib/cluster/file/file-lock-store.ts';
+import { leaseRecord } from '../../lib/cluster/kubernetes/lease-store.ts';
 import { validateTimings } from '../../lib/cluster/election/timings.ts';
 import { singleton, type SingletonTerm } from '../../lib/cluster/singleton.ts';
 import { ConfigurationError, LeadershipLostError, LeaderStateTooLargeError } from '../../lib/errors.ts';
@@ -333,6 +334,19 @@ describe('leader state on the elector backends (ClusterView.state)', () => {
     expect(await other.view('lock1').state.get('cursor')).to.deep.equal({ since: 'ü-1' });
     const err = await rejection(other.view('lock1').state.set('cursor', 1));
     expect(err).to.be.instanceOf(LeadershipLostError);
+  });
+
+  it('reads a hand-edited state that is not a JSON object as no state (file record, Lease annotation)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dromedary-state-'));
+    dirs.push(dir);
+    const files = new FileLockStore(dir);
+    const created = await files.create('edited', { holderIdentity: '', leaseDurationMs: 1000, acquireTime: '', renewTime: '', leaseTransitions: 0 }, AbortSignal.timeout(5000));
+    await files.update('edited', { ...created.record, state: 'oops' as unknown as LockRecord['state'] }, created.version, AbortSignal.timeout(5000));
+    expect((await files.get('edited'))!.record).not.to.have.property('state');
+    for (const text of ['[1,2]', 'null', '"text"', '{not json', '']) {
+      expect(leaseRecord({ metadata: { annotations: { 'dromedary.io/leader-state': text } }, spec: {} }), text).not.to.have.property('state');
+    }
+    expect(leaseRecord({ metadata: { annotations: { 'dromedary.io/leader-state': '{"k":[1]}' } }, spec: {} }).state).to.deep.equal({ k: [1] });
   });
 });
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { LockConflictError, type LockRecord, type LockStore, type VersionedRecord } from '../election/lock-store.ts';
 import { assertLockName } from '../lock-name.ts';
 import { currentUid, preparePrivateFolder } from './private-folder.ts';
+import { isStateRecord } from '../state-value.ts';
 
 const { O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_WRONLY } = constants;
 /** Exclusive create, never through a symbolic link (O_EXCL refuses one at the name; O_NOFOLLOW says so twice). */
@@ -122,6 +123,8 @@ export class FileLockStore implements LockStore {
       if (latest === undefined) return undefined;
       try {
         const record = JSON.parse(await readOwnFile(this.#file(lock, latest))) as LockRecord;
+        // A hand-edited state that is not a JSON object reads as none (see state-value.ts parseState).
+        if (record.state !== undefined && !isStateRecord(record.state)) delete record.state;
         return { record, version: String(latest) };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
