@@ -792,7 +792,20 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     // least retryPeriod: later, followers are about to take over anyway, and the stop should not wait.
     this.#attemptDeadline = Math.max(validUntil, this.#now() + this.#timings.retryPeriod);
     try {
-      const written = await this.#call('release', (s) => this.#store.update(this.lock, released, observed.version, s));
+      let base = observed;
+      let written: VersionedRecord | undefined;
+      for (let tries = 1; !written; tries += 1) {
+        try {
+          written = await this.#call('release', (s) => this.#store.update(this.lock, released, base.version, s));
+        } catch (err) {
+          // A store shared by several locks (the one ConfigMap) moves its version for every lock's write:
+          // when this lock's record is still exactly as this member wrote it, release it on the new version.
+          if (!(err instanceof LockConflictError) || tries >= 3) throw err;
+          const current = await this.#call('get', (s) => this.#store.get(this.lock, s));
+          if (!current || !sameRecord(current.record, observed.record)) throw err;
+          base = current;
+        }
+      }
       this.#observe(written, this.#now());
       for (const w of lastState?.waiters ?? []) w.resolve();
       this.#logger.info(`Member ${this.memberId} released ${this.lock}`, { lock: this.lock });

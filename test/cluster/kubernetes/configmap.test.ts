@@ -84,6 +84,19 @@ describe('kubernetes backend: ConfigMap mode, the seed protocol (real client-nod
     expect(JSON.parse(data()['leader.state.lock1']!)).to.deep.equal({ cursor: { since: 13 } });
   });
 
+  it('releases every lock it holds on stop, though each release moves the version the others were read at', async () => {
+    const a = await member('p1');
+    const locks = ['lock2', 'lock3'].map((l) => a.service.view(l));
+    await waitFor(() => a.view.isLeader && locks.every((v) => v.isLeader), { timeout: 5000 });
+    await a.view.state.set('cursor', 1);
+    await a.service.stop();
+    for (const lock of ['lock1', 'lock2', 'lock3']) {
+      expect(data(), lock).to.include({ [`leader.released.${lock}`]: data()[`leader.instance.${lock}`] });
+      expect(data(), lock).not.to.have.property(`leader.pod.${lock}`);
+    }
+    expect(JSON.parse(data()['leader.state.lock1']!)).to.deep.equal({ cursor: 1 });
+  });
+
   it('lets another member take a lock whose holder is no longer a live pod, while a healthy holder keeps it', async () => {
     const a = await member('p1');
     await waitFor(() => a.view.isLeader, { timeout: 5000 });
