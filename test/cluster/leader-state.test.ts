@@ -168,6 +168,17 @@ describe('leader state on the elector backends (ClusterView.state)', () => {
     expect(memory.peek('lock1')!.record.state).to.deep.equal({ k: 3, m: true });
   });
 
+  it('keeps a change whose write failed (a store error) and writes it with the next attempt, which resolves the call', async () => {
+    const store = new MemoryLockStore();
+    const a = await leading('a', store);
+    store.fail(1);
+    const saved = a.state.set('k', 'v');
+    await waitFor(() => store.peek('lock1')!.record.state !== undefined, { timeout: 3 * timings.retryPeriod * timings.jitter + 2000, message: 'the retry to write the change' });
+    await saved;
+    expect(store.peek('lock1')!.record.state).to.deep.equal({ k: 'v' });
+    expect(a.isLeader).to.equal(true);
+  });
+
   it('bounds the whole state to LEADER_STATE_MAX_BYTES of UTF-8 JSON, refusing the write that would pass it', async () => {
     const store = new MemoryLockStore();
     const a = await leading('a', store);
