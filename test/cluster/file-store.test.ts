@@ -61,6 +61,28 @@ describe('file lock store', () => {
     expect(await store.get('lock1', signal)).to.equal(undefined);
   });
 
+  it('refuses an update based on a version of a deleted record, when a record created again has reached the same number', async () => {
+    const stale = new FileLockStore(root);
+    const fresh = new FileLockStore(root);
+    let read = await stale.create('lock1', record('a'), signal);
+    read = await stale.update('lock1', record('a'), read.version, signal);
+    read = (await stale.get('lock1', signal))!;
+    expect(read.version).to.equal('2');
+    await rm(join(root, 'lock1'), { recursive: true });
+    // Another member never saw the old record: it starts the lock again, and renews once.
+    const again = await fresh.create('lock1', record('c'), signal);
+    const current = await fresh.update('lock1', record('c'), again.version, signal);
+    expect(current.version).to.equal(read.version);
+    await stale.update('lock1', record('a'), read.version, signal).then(
+      () => expect.fail('should conflict'),
+      (e) => expect(e).to.be.instanceOf(LockConflictError).with.property('message').that.matches(/created again/),
+    );
+    expect((await fresh.get('lock1', signal))!).to.deep.include({ version: '2' });
+    expect((await fresh.get('lock1', signal))!.record.holderIdentity).to.equal('c');
+    // The member that created it again goes on renewing.
+    await fresh.update('lock1', record('c'), current.version, signal);
+  });
+
   it('gives electors on the real store a fencing token per term that only increases: a paused leader\'s is below its successor\'s, and the lock folder removed does not restart them', async () => {
     const timings = validateTimings({ leaseDuration: 600, renewDeadline: 400, retryPeriod: 60 });
     const paused = new Pausable(new FileLockStore(root));

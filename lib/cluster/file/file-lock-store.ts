@@ -10,6 +10,7 @@ import { isStateRecord } from '../state-value.ts';
 const { O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_WRONLY } = constants;
 /** Exclusive create, never through a symbolic link (O_EXCL refuses one at the name; O_NOFOLLOW says so twice). */
 const CREATE_NEW = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
+const RECREATED = 'the record was deleted and created again since it was read';
 
 /**
  * Lock records in a folder, for members on one machine or on a shared POSIX filesystem.
@@ -25,7 +26,11 @@ const CREATE_NEW = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
  * conflict, and readers always take the highest version, so its write never counts.
  * Someone removing the lock files (or the lock's folder) deletes the record: an update then finds
  * the version it was based on gone and reports a conflict (withdrawing what it published), so a
- * leader learns its record was deleted instead of silently writing it back.
+ * leader learns its record was deleted instead of silently writing it back. A record deleted and
+ * created again numbers its versions from 1 again, so a version number alone does not name one
+ * record: a member that read version N of the old record (and was paused over the deletion) could
+ * otherwise replace the new record's version N. So an update is also checked against the content this
+ * store read or wrote as that version, before and after it publishes.
  *
  * NFS and other shared filesystems: link(2) is atomic on the server, which is why NFS-safe lock
  * files use it; but directory listings can be cached for a few seconds, so members see changes
@@ -51,6 +56,8 @@ export class FileLockStore implements LockStore {
   readonly #heartbeats = new Map<string, Map<string, { mtimeMs: number; seenAt: number }>>();
   /** Member files this store itself keeps alive. */
   readonly #own = new Set<string>();
+  /** Per lock, the newest version this store read or wrote and its file's content: what an update is based on. */
+  readonly #known = new Map<string, { version: number; content: string }>();
 
   /**
    * `memberTimeout`: a member whose heartbeat file did not change for this long, by this member's
@@ -122,7 +129,9 @@ export class FileLockStore implements LockStore {
       const [latest] = await this.#versions(lock);
       if (latest === undefined) return undefined;
       try {
-        const record = JSON.parse(await readOwnFile(this.#file(lock, latest))) as LockRecord;
+        const content = await readOwnFile(this.#file(lock, latest));
+        const record = JSON.parse(content) as LockRecord;
+        this.#remember(lock, latest, content);
         // A hand-edited state that is not a JSON object reads as none (see state-value.ts parseState).
         if (record.state !== undefined && !isStateRecord(record.state)) delete record.state;
         return { record, version: String(latest) };
@@ -141,6 +150,7 @@ export class FileLockStore implements LockStore {
   async update(lock: string, record: LockRecord, expectedVersion: string, _signal?: AbortSignal): Promise<VersionedRecord> {
     const expected = Number(expectedVersion);
     if (!Number.isInteger(expected)) throw new LockConflictError(lock, `not a version of this store: ${expectedVersion}`);
+    if (!(await this.#isAsKnown(lock, expected))) throw new LockConflictError(lock, RECREATED);
     return this.#publish(lock, record, expected + 1, 'the record changed since it was read', expected);
   }
 
@@ -158,9 +168,10 @@ export class FileLockStore implements LockStore {
       if (basedOn !== undefined && (err as NodeJS.ErrnoException).code === 'ENOENT') throw new LockConflictError(lock, 'its folder was removed (the record was deleted)');
       throw err;
     }
+    const content = JSON.stringify(record);
     try {
       await handle.chmod(0o600);
-      await handle.writeFile(JSON.stringify(record));
+      await handle.writeFile(content);
       await handle.sync();
     } finally {
       await handle.close();
@@ -175,12 +186,34 @@ export class FileLockStore implements LockStore {
     }
     const versions = await this.#versions(lock);
     if (versions[0]! > version) throw new LockConflictError(lock, 'a newer version was published first');
-    if (basedOn !== undefined && basedOn > 0 && !versions.includes(basedOn)) {
+    if (basedOn !== undefined && basedOn > 0 && (!versions.includes(basedOn) || !(await this.#isAsKnown(lock, basedOn)))) {
       await unlink(this.#file(lock, version)).catch(() => undefined);
-      throw new LockConflictError(lock, 'the record was deleted since it was read');
+      throw new LockConflictError(lock, versions.includes(basedOn) ? RECREATED : 'the record was deleted since it was read');
     }
+    this.#remember(lock, version, content);
     void this.#collect(lock, versions);
     return { record, version: String(version) };
+  }
+
+  #remember(lock: string, version: number, content: string): void {
+    const known = this.#known.get(lock);
+    if (!known || known.version <= version) this.#known.set(lock, { version, content });
+  }
+
+  /**
+   * Whether `version`'s file holds what this store read or wrote as that version. A version it never
+   * saw (another store instance's, in tests) is taken as it is; a file that is gone counts as unchanged
+   * here, since the check after publishing catches a deletion.
+   */
+  async #isAsKnown(lock: string, version: number): Promise<boolean> {
+    const known = this.#known.get(lock);
+    if (!known || known.version !== version) return true;
+    try {
+      return (await readOwnFile(this.#file(lock, version))) === known.content;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+      throw err;
+    }
   }
 
   /** Deletes all but the newest versions, and temporary files a crashed writer left behind. */

@@ -8,7 +8,12 @@ import { checkBooleanOptions, checkStepOptions } from './step-options.ts';
 export interface MulticastOptions {
   /** Send to every destination at once instead of one after the other. */
   parallelProcessing?: boolean;
-  /** Combines the replies, in the order the destinations are written; by default the last reply wins. */
+  /**
+   * Combines the replies, in the order the destinations are written, failed ones included (`next.exception`
+   * set), as in a split: the original takes the aggregated exchange's message and exception, so a strategy
+   * that returns an exchange without the exception has remedied the failure. By default the last successful
+   * reply wins and the first failure fails the original.
+   */
   aggregationStrategy?: AggregationStrategy;
   /** Do not send to the remaining destinations once one fails (sequential mode). */
   stopOnException?: boolean;
@@ -25,7 +30,8 @@ const OPTION_NAMES = ['parallelProcessing', 'aggregationStrategy', 'stopOnExcept
  * The Multicast: each destination (each step of the block) gets its own copy of the exchange, with
  * CamelMulticastIndex and CamelMulticastComplete set. Afterwards the original takes the aggregated
  * reply, or by default the last successful one, as in Camel. A failed destination does not stop the
- * others unless stopOnException is set; the first failure, in written order, fails the original.
+ * others unless stopOnException is set. A strategy sees the failed replies too and decides (Camel's
+ * strategies do); without one, the first failure in written order fails the original.
  */
 export function multicastStep(options: MulticastOptions = {}): MulticastStep {
   checkStepOptions(options, OPTION_NAMES);
@@ -34,7 +40,7 @@ export function multicastStep(options: MulticastOptions = {}): MulticastStep {
     throw new TypeError('aggregationStrategy must be a function (aggregated, next) => exchange');
   }
   const children: StepDefinition[] = [];
-  const strategy: AggregationStrategy = options.aggregationStrategy ?? ((_, next) => next);
+  const strategy = options.aggregationStrategy;
   return {
     kind: 'multicast',
     label: `multicast(${options.parallelProcessing ? 'parallel' : 'sequential'})`,
@@ -69,14 +75,19 @@ export function multicastStep(options: MulticastOptions = {}): MulticastStep {
       const send = options.parallelProcessing ? parallel : sequential;
       return async (original) => {
         const replies = await send(original);
-        let aggregated: Exchange | undefined;
-        let firstFailure: Error | undefined;
-        for (const reply of replies) {
-          if (reply.exception !== undefined) firstFailure ??= reply.exception;
-          else aggregated = strategy(aggregated, reply);
+        if (strategy) {
+          let aggregated: Exchange | undefined;
+          for (const reply of replies) aggregated = strategy(aggregated, reply);
+          if (aggregated) {
+            adoptAggregated(original, aggregated, 'CamelMulticast');
+            original.exception = aggregated.exception;
+          }
+          return;
         }
-        if (aggregated) adoptAggregated(original, aggregated, 'CamelMulticast');
-        if (firstFailure) original.exception = firstFailure;
+        const lastSuccess = replies.findLast((reply) => reply.exception === undefined);
+        if (lastSuccess) adoptAggregated(original, lastSuccess, 'CamelMulticast');
+        const firstFailure = replies.find((reply) => reply.exception !== undefined);
+        if (firstFailure) original.exception = firstFailure.exception;
       };
     },
   };

@@ -7,39 +7,12 @@ import { MemoryLockStore } from '../../../lib/cluster/memory/memory-store.ts';
 import { validateTimings } from '../../../lib/cluster/election/timings.ts';
 import { defaultErrorHandler } from '../../../lib/dsl/error-handling.ts';
 import { RedeliveryAbortedError } from '../../../lib/engine/error-handling.ts';
-import { ConsumerSupport, EndpointSupport } from '../../../lib/spi/endpoint-support.ts';
-import type { Component } from '../../../lib/spi/component.ts';
-import type { Processor } from '../../../lib/spi/processor.ts';
-import { Exchange } from '../../../lib/exchange/index.ts';
 import { captureLogger } from '../../support/capture-logger.ts';
+import { HandFired } from '../../support/hand-fired.ts';
 import { FakeScheduler } from '../../support/fake-scheduler.ts';
 import { waitFor } from '../../support/wait.ts';
 
 const timings = validateTimings({ leaseDuration: 400, renewDeadline: 250, retryPeriod: 50 });
-
-/** A delegate consumer the test fires by hand while it runs. */
-class HandFired implements Component {
-  fire: ((body: unknown) => Promise<Exchange>) | undefined;
-  createEndpoint(uri: Parameters<Component['createEndpoint']>[0], context: Context) {
-    const component = this;
-    return new (class extends EndpointSupport {
-      override createConsumer(processor: Processor) {
-        return new (class extends ConsumerSupport {
-          protected doStart() {
-            component.fire = async (body) => {
-              const ex = new Exchange({ body });
-              await processor(ex);
-              return ex;
-            };
-          }
-          protected doStop() {
-            component.fire = undefined;
-          }
-        })(this, processor);
-      }
-    })(uri, context);
-  }
-}
 
 describe('master: redelivery and leadership', () => {
   let context: Context | undefined;

@@ -100,6 +100,33 @@ describe('multicast', () => {
     expect(result.body).to.equal('last reply');
   });
 
+  it('a strategy sees the failed replies too, and decides whether they fail the original', async () => {
+    const seenFailures: string[] = [];
+    const remedy: AggregationStrategy = (aggregated, next) => {
+      if (next.exception) {
+        seenFailures.push(next.exception.message);
+        next.exception = undefined;
+        next.body = 'fallback';
+      }
+      return concatBodies(aggregated, next);
+    };
+    const keepFailure: AggregationStrategy = (aggregated, next) => (aggregated?.exception ? aggregated : next);
+    const { template } = await start((r) => {
+      r.from('direct:remedied').multicast(['direct:ok', 'direct:bad'], { aggregationStrategy: remedy });
+      r.from('direct:kept').multicast(['direct:bad', 'direct:ok'], { aggregationStrategy: keepFailure });
+      r.from('direct:ok').setBody('ok');
+      r.from('direct:bad').process(() => {
+        throw new Error('bad failed');
+      });
+    });
+    const remedied = await template.send('direct:remedied', new Exchange({ body: 'x' }));
+    expect(seenFailures).to.deep.equal(['bad failed']);
+    expect(remedied.exception).to.equal(undefined);
+    expect(remedied.body).to.equal('ok+fallback');
+    const kept = await template.send('direct:kept', new Exchange({ body: 'x' }));
+    expect(kept.exception?.message).to.equal('bad failed');
+  });
+
   it('with stopOnException no destination after the failed one is called', async () => {
     const reached: string[] = [];
     const { template } = await start((r) => {
