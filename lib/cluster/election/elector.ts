@@ -765,8 +765,11 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     }, wait);
   }
 
-  /** Writes the release marker (see LockRecord.releasedBy) by compare-and-swap on this member's own record. */
-  async #release(validUntil: number, lastState: StateBatch | undefined): Promise<StopOutcome> {
+  /**
+   * Writes the release marker (see LockRecord.releasedBy) by compare-and-swap on this member's own
+   * record, with `lastState` (leader state set in the ending term, not yet written) applied.
+   */
+  async #release(validUntil: number, lastState?: StateBatch): Promise<StopOutcome> {
     const observed = this.#observed;
     const lost = (reason: string) => {
       for (const w of lastState?.waiters ?? []) w.reject(new LeadershipLostError(this.lock, this.memberId, reason));
@@ -775,41 +778,32 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
       lost('it stopped without holding the record');
       return 'none';
     }
-    const now = microTime();
-    const state = lastState && lastState.changes.size > 0 ? applyBatch(observed.record.state, lastState) : observed.record.state;
-    const released: LockRecord = {
-      ...observed.record,
-      state,
-      holderIdentity: '',
-      holderInstance: this.instanceId,
-      releasedBy: this.instanceId,
-      leaseDurationMs: 1000,
-      acquireTime: now,
-      renewTime: now,
+    const releasing = (record: LockRecord): LockRecord => {
+      const now = microTime();
+      const released = { ...record, holderIdentity: '', holderInstance: this.instanceId, releasedBy: this.instanceId, leaseDurationMs: 1000, acquireTime: now, renewTime: now };
+      return lastState ? withState(released, applyBatch(record.state, lastState)) : released;
     };
-    if (!state) delete released.state;
     // As long as a renewal could have taken (until this member's leadership would have lapsed), and at
     // least retryPeriod: later, followers are about to take over anyway, and the stop should not wait.
     this.#attemptDeadline = Math.max(validUntil, this.#now() + this.#timings.retryPeriod);
     try {
-      let base = observed;
-      let written: VersionedRecord | undefined;
-      for (let tries = 1; !written; tries += 1) {
+      let target = observed;
+      for (let tries = 1; ; tries += 1) {
         try {
-          written = await this.#call('release', (s) => this.#store.update(this.lock, released, base.version, s));
+          const written = await this.#call('release', (s) => this.#store.update(this.lock, releasing(target.record), target.version, s));
+          this.#observe(written, this.#now());
+          for (const w of lastState?.waiters ?? []) w.resolve();
+          this.#logger.info(`Member ${this.memberId} released ${this.lock}`, { lock: this.lock });
+          return 'released';
         } catch (err) {
-          // A store shared by several locks (the one ConfigMap) moves its version for every lock's write:
-          // when this lock's record is still exactly as this member wrote it, release it on the new version.
-          if (!(err instanceof LockConflictError) || tries >= 3) throw err;
+          // A store keeping several locks in one object (the ConfigMap) moves its version with every
+          // other lock's write: read again, and release while the record is still this process's.
+          if (!(err instanceof LockConflictError) || tries >= 5) throw err;
           const current = await this.#call('get', (s) => this.#store.get(this.lock, s));
-          if (!current || !sameRecord(current.record, observed.record)) throw err;
-          base = current;
+          if (!current || !this.#mine(current.record)) throw err;
+          target = current;
         }
       }
-      this.#observe(written, this.#now());
-      for (const w of lastState?.waiters ?? []) w.resolve();
-      this.#logger.info(`Member ${this.memberId} released ${this.lock}`, { lock: this.lock });
-      return 'released';
     } catch (err) {
       const text = err instanceof Error ? err.message : String(err);
       this.#logger.warn(
@@ -868,6 +862,12 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     for (const t of [this.#nextTimer, this.#stepDownTimer, this.#leadTimer]) if (t) clearTimeout(t);
     this.#nextTimer = this.#stepDownTimer = this.#leadTimer = undefined;
   }
+}
+
+/** `record` with `state` as its leader state (none when undefined). */
+function withState(record: LockRecord, state: LockRecord['state']): LockRecord {
+  const { state: _previous, ...rest } = record;
+  return state ? { ...rest, state } : rest;
 }
 
 /** Whether `a` is an earlier state of the lock than `b`: a lower fencing token, or the same term renewed earlier. */
