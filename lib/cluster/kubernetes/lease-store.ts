@@ -41,14 +41,15 @@ export function leaseName(prefix: string, lock: string): string {
   return `${plain.slice(0, room).replace(/[^a-z0-9]+$/, '')}-${hash}`;
 }
 
+/** The lock's leader state (ClusterView.state), as JSON. */
+export const STATE_ANNOTATION = 'dromedary.io/leader-state';
+
 /** Where a Lease carries what its spec has no field for (see LockRecord). */
 export const INSTANCE_ANNOTATION = 'dromedary.io/holder-instance';
 export const RELEASED_BY_ANNOTATION = 'dromedary.io/released-by';
 export const FENCING_TOKEN_ANNOTATION = 'dromedary.io/fencing-token';
 /** The lock's own name: a Lease name is the lock name only when it fitted Kubernetes' rules unchanged. */
 export const LOCK_ANNOTATION = 'dromedary.io/lock';
-/** The lock's leader state (ClusterView.state), as JSON. */
-export const STATE_ANNOTATION = 'dromedary.io/leader-state';
 
 /**
  * Lock records as coordination.k8s.io/v1 Leases, one per lock, with client-go's field semantics:
@@ -158,11 +159,11 @@ export class LeaseLockStore implements LockStore {
         // writes); the instance, the release marker and the fencing token go in annotations. A
         // replace writes all three, so a release marker never survives into a later holder's record.
         annotations: {
+          ...(record.state ? { [STATE_ANNOTATION]: JSON.stringify(record.state) } : {}),
           [LOCK_ANNOTATION]: lock,
           ...(record.holderInstance ? { [INSTANCE_ANNOTATION]: record.holderInstance } : {}),
           ...(record.releasedBy ? { [RELEASED_BY_ANNOTATION]: record.releasedBy } : {}),
           ...(record.fencingToken !== undefined ? { [FENCING_TOKEN_ANNOTATION]: String(record.fencingToken) } : {}),
-          ...(record.state ? { [STATE_ANNOTATION]: JSON.stringify(record.state) } : {}),
         },
         ...(resourceVersion ? { resourceVersion } : {}),
         ...(resourceVersion && this.#uids.has(this.#name(lock)) ? { uid: this.#uids.get(this.#name(lock)) } : {}),
@@ -209,6 +210,7 @@ export function leaseRecord(lease: Lease): LockRecord {
   };
   const token = Number(annotations[FENCING_TOKEN_ANNOTATION]);
   return {
+    ...stateOf(annotations[STATE_ANNOTATION]),
     holderIdentity: spec.holderIdentity ?? '',
     leaseDurationMs: (spec.leaseDurationSeconds ?? 0) * 1000,
     acquireTime: text(spec.acquireTime),
@@ -217,7 +219,6 @@ export function leaseRecord(lease: Lease): LockRecord {
     ...(annotations[INSTANCE_ANNOTATION] ? { holderInstance: annotations[INSTANCE_ANNOTATION] } : {}),
     ...(annotations[RELEASED_BY_ANNOTATION] ? { releasedBy: annotations[RELEASED_BY_ANNOTATION] } : {}),
     ...(annotations[FENCING_TOKEN_ANNOTATION] && Number.isSafeInteger(token) ? { fencingToken: token } : {}),
-    ...stateOf(annotations[STATE_ANNOTATION]),
   };
 }
 
