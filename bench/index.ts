@@ -9,6 +9,7 @@ const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   eips: () => import('./eips.bench.ts'),
   amqp: () => import('./amqp.bench.ts'),
   startup: () => import('./startup.bench.ts'),
+  'leader-state': () => import('./leader-state.bench.ts'),
 };
 
 const wanted = process.argv.slice(2);

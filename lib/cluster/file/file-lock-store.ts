@@ -5,6 +5,7 @@ import { randomHex } from '../../random-hex.ts';
 import { LockConflictError, type LockRecord, type LockStore, type VersionedRecord } from '../election/lock-store.ts';
 import { assertLockName } from '../lock-name.ts';
 import { currentUid, preparePrivateFolder } from './private-folder.ts';
+import { isStateRecord } from '../state-value.ts';
 
 const { O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_WRONLY } = constants;
 /** Exclusive create, never through a symbolic link (O_EXCL refuses one at the name; O_NOFOLLOW says so twice). */
@@ -131,6 +132,8 @@ export class FileLockStore implements LockStore {
         const content = await readOwnFile(this.#file(lock, latest));
         const record = JSON.parse(content) as LockRecord;
         this.#remember(lock, latest, content);
+        // A hand-edited state that is not a JSON object reads as none (see state-value.ts parseState).
+        if (record.state !== undefined && !isStateRecord(record.state)) delete record.state;
         return { record, version: String(latest) };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;

@@ -3,6 +3,7 @@ import { LockConflictError, type LockRecord, type LockStore, type VersionedRecor
 import type { Logger } from '../../logging/logger.ts';
 import { apiTarget, describeApiFailure, forbiddenDetail, KubernetesForbiddenError, statusOf, withSignal, type ApiTarget, type K8s } from './client.ts';
 import { ResourceWatch } from './resource-watch.ts';
+import { parseState } from '../state-value.ts';
 
 type KubeConfig = InstanceType<K8s['KubeConfig']>;
 type CoordinationApi = InstanceType<K8s['CoordinationV1Api']>;
@@ -39,6 +40,9 @@ export function leaseName(prefix: string, lock: string): string {
   const room = 253 - hash.length - 1;
   return `${plain.slice(0, room).replace(/[^a-z0-9]+$/, '')}-${hash}`;
 }
+
+/** The lock's leader state (ClusterView.state), as JSON. */
+export const STATE_ANNOTATION = 'dromedary.io/leader-state';
 
 /** Where a Lease carries what its spec has no field for (see LockRecord). */
 export const INSTANCE_ANNOTATION = 'dromedary.io/holder-instance';
@@ -155,6 +159,7 @@ export class LeaseLockStore implements LockStore {
         // writes); the instance, the release marker and the fencing token go in annotations. A
         // replace writes all three, so a release marker never survives into a later holder's record.
         annotations: {
+          ...(record.state ? { [STATE_ANNOTATION]: JSON.stringify(record.state) } : {}),
           [LOCK_ANNOTATION]: lock,
           ...(record.holderInstance ? { [INSTANCE_ANNOTATION]: record.holderInstance } : {}),
           ...(record.releasedBy ? { [RELEASED_BY_ANNOTATION]: record.releasedBy } : {}),
@@ -205,6 +210,7 @@ export function leaseRecord(lease: Lease): LockRecord {
   };
   const token = Number(annotations[FENCING_TOKEN_ANNOTATION]);
   return {
+    ...stateOf(annotations[STATE_ANNOTATION]),
     holderIdentity: spec.holderIdentity ?? '',
     leaseDurationMs: (spec.leaseDurationSeconds ?? 0) * 1000,
     acquireTime: text(spec.acquireTime),
@@ -214,4 +220,9 @@ export function leaseRecord(lease: Lease): LockRecord {
     ...(annotations[RELEASED_BY_ANNOTATION] ? { releasedBy: annotations[RELEASED_BY_ANNOTATION] } : {}),
     ...(annotations[FENCING_TOKEN_ANNOTATION] && Number.isSafeInteger(token) ? { fencingToken: token } : {}),
   };
+}
+
+function stateOf(text: string | undefined): Pick<LockRecord, 'state'> {
+  const state = parseState(text);
+  return state ? { state } : {};
 }
