@@ -24,6 +24,8 @@ export interface SingletonTerm {
    * signal aborts). Bound to the term, so `const { isLeader } = term` works.
    */
   isLeader(): boolean;
+  /** The same as isLeader(), as a LeadershipTerm has it: a SingletonTerm is one, e.g. for `view.state.set(key, value, { term })`. */
+  readonly isCurrent: boolean;
 }
 
 /** A custom singleton service: started on the leader of the lock, stopped when its term ends. */
@@ -117,5 +119,8 @@ function handOut(term: LeadershipTerm): SingletonTerm {
     token: term.token,
     signal: term.signal,
     isLeader: () => term.isCurrent,
+    get isCurrent() {
+      return term.isCurrent;
+    },
   };
 }

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { LeaderState, ClusterMember, ClusterView, ClusterViewEvents, LeadershipEvent, LeadershipTerm, LockStats, MembershipEvent } from './cluster-service.ts';
 import type { Elector } from './election/elector.ts';
+import { LeadershipLostError } from '../errors.ts';
 
 /**
  * A view of one lock, backed by that lock's elector. Listeners added after the fact are told the
@@ -11,6 +12,8 @@ export class LockView extends EventEmitter<ClusterViewEvents> implements Cluster
   readonly lock: string;
   readonly #elector: Elector;
   readonly #release: (view: LockView, options: { release: boolean }) => Promise<void>;
+  /** The lock's leader state, kept in its record by the elector (see Elector.writeState). */
+  readonly state: LeaderState;
   #closed = false;
   readonly #detach: () => void;
 
@@ -19,6 +22,13 @@ export class LockView extends EventEmitter<ClusterViewEvents> implements Cluster
     this.lock = elector.lock;
     this.#elector = elector;
     this.#release = release;
+    this.state = {
+      get: (key) => elector.readState(key),
+      set: (key, value, options) =>
+        this.#closed && options?.term === undefined
+          ? Promise.reject(new LeadershipLostError(this.lock, elector.memberId, 'this view of the lock was closed: pass the term to write in explicitly'))
+          : elector.writeState(key, value, options?.term),
+    };
     const onChange = () => this.emit('leadership', this.#leadershipEvent());
     const onMembers = (members: string[]) => this.emit('membership', { lock: this.lock, members, added: [], removed: [] } satisfies MembershipEvent);
     elector.on('change', onChange);
@@ -57,11 +67,6 @@ export class LockView extends EventEmitter<ClusterViewEvents> implements Cluster
 
   get stats(): LockStats {
     return this.#elector.stats;
-  }
-
-  // PLACEHOLDER(leader-state): replaced by the leader-state helpers before this session's CI.
-  get state(): LeaderState {
-    throw new Error(`leader state of ${this.lock} is not available yet`);
   }
 
   get localMember(): ClusterMember {

@@ -6,6 +6,10 @@ import { isRelease, LockConflictError, LockStoreTimeoutError, microTime, type Lo
 import { newInstanceId } from './instance.ts';
 import type { ElectionTimings } from './timings.ts';
 import { Term } from '../term.ts';
+import { ConfigurationError, LeadershipLostError } from '../../errors.ts';
+import type { JsonValue } from '../../spi/leader-state.ts';
+import { checkStateSize, jsonCopy, sameState } from '../state-value.ts';
+import { applyBatch, PendingState, type StateBatch } from './pending-state.ts';
 
 /**
  * Leader election for one lock, backend-agnostic, after client-go's tools/leaderelection.
@@ -35,6 +39,9 @@ import { Term } from '../term.ts';
  *   failed compare-and-swap or a read) ends its term at once.
  * - Every term gets a fencing token above every earlier term's (see #nextRecord).
  * - Some protocols (Camel's ConfigMap one) also wait `acquireDelay` after taking the lock before leading.
+ * - Leader state lives in the record (LockRecord.state) and every write carries it forward. The
+ *   leader changes it only by its own next write, in this cycle like a renewal (see writeState), so
+ *   a compare-and-swap that fails because someone else wrote also refuses the state it carried.
  */
 export interface ElectorOptions {
   lock: string;
@@ -137,6 +144,10 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
   #lastRenewAt: number | undefined;
   /** Set by stop({ release: false }) callers: work of the term may still run, so never release. */
   #keepUntilExpiry = false;
+  /** Leader-state changes of the current term waiting for the next write. */
+  readonly #pendingState = new PendingState();
+  /** The pending changes the write in flight carries, settled when it succeeds as a renewal. */
+  #stateBatch: StateBatch | undefined;
 
   constructor(options: ElectorOptions) {
     super();
@@ -170,6 +181,55 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
   /** Work of the current term may outlive this member's stop: on stop, let the lease expire instead of releasing. */
   keepUntilExpiry(): void {
     this.#keepUntilExpiry = true;
+  }
+
+  /**
+   * The value of `key` in the lock's leader state. The leader answers from the record it wrote last
+   * (only it writes the state); any other member reads the record from the store.
+   */
+  async readState(key: string): Promise<JsonValue | undefined> {
+    const observed = this.#observed;
+    let value: JsonValue | undefined;
+    if (this.isLeader && observed && this.#mine(observed.record)) value = observed.record.state?.[key];
+    else {
+      const current = await this.#call('get', (s) => this.#store.get(this.lock, s), this.#callTimeout ?? this.#timings.renewDeadline);
+      value = current?.record.state?.[key];
+    }
+    // A copy: the caller may change it, and the record's state is written forward as it is.
+    return value === undefined ? undefined : structuredClone(value);
+  }
+
+  /**
+   * Sets `key` of the lock's leader state (undefined removes it) as the leader of `term` (default:
+   * the current term). The change goes out with the next write of this member's record, at once,
+   * which is the cycle's next renewal: a compare-and-swap on the version this member wrote last, so
+   * it succeeds only while nobody else wrote the record since. Calls made meanwhile go out together
+   * in the write after. Resolves once a write carrying the change succeeded within the term; rejects
+   * with LeadershipLostError when the term ended (before or in flight), LeaderStateTooLargeError
+   * above the bound, and a ConfigurationError for a value JSON cannot represent.
+   */
+  writeState(key: string, value: JsonValue | undefined, term?: LeadershipTerm): Promise<void> {
+    try {
+      if (typeof key !== 'string' || key === '') throw new ConfigurationError(`The leader state of lock ${this.lock} needs a non-empty string key, not ${JSON.stringify(key) ?? String(key)}`);
+      const copy = value === undefined ? undefined : jsonCopy(this.lock, key, value);
+      const current = this.#term;
+      const wanted = term ?? current;
+      const observed = this.#observed;
+      if (!wanted) throw new LeadershipLostError(this.lock, this.memberId, 'it does not lead, and only the leader writes the leader state');
+      if (wanted.lock !== this.lock) throw new ConfigurationError(`A term of lock ${wanted.lock} cannot write the leader state of lock ${this.lock}: pass a term of ${this.lock}`);
+      // isCurrent is judged on the monotonic clock now: a leader resumed after a pause refuses here.
+      const valid = current !== undefined && wanted.token === current.token && wanted.isCurrent && current.isCurrent;
+      if (!this.#running || !valid || !observed || !this.#mine(observed.record)) {
+        const reason = wanted.signal.reason instanceof LeadershipLostError ? wanted.signal.reason.reason : 'its term has ended';
+        throw new LeadershipLostError(this.lock, this.memberId, reason, wanted.token);
+      }
+      checkStateSize(this.lock, key, this.#pendingState.preview(observed.record.state, key, copy));
+      const done = this.#pendingState.add(key, copy);
+      this.#kick();
+      return done;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** The member believed to lead: this one while valid, else the observed holder while its lease runs. */
@@ -217,13 +277,15 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     await this.#cycleDone;
     const wasHolding = this.#holding;
     const validUntil = this.#validUntil;
+    // Leader state set in the term that is ending leaves with the release, the term's last write.
+    const lastState = wasHolding && !this.#keepUntilExpiry && this.#term?.isCurrent ? this.#pendingState.detach() : undefined;
     this.#holding = false;
     this.#leadingSince = Infinity;
     this.#validUntil = -Infinity;
     this.#endTerm('it stopped campaigning');
     this.#report();
     let outcome: StopOutcome = 'none';
-    if (wasHolding && !this.#keepUntilExpiry) outcome = await this.#release(validUntil);
+    if (wasHolding && !this.#keepUntilExpiry) outcome = await this.#release(validUntil, lastState);
     else if (wasHolding) {
       this.#logger.warn(`Member ${this.memberId} did not release ${this.lock}: work of its term may still run, so followers wait for the lease to expire`, { lock: this.lock });
       outcome = 'kept';
@@ -348,6 +410,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
   async #attempt(): Promise<void> {
     const started = this.#now();
     this.#lastAttemptOk = false;
+    this.#stateBatch = undefined;
     // A renewal must land while the leadership it extends is still valid; an acquisition that takes
     // longer than renewDeadline would start a term that is already over.
     this.#attemptDeadline = this.#holding && this.#validUntil > started ? this.#validUntil : started + this.#timings.renewDeadline;
@@ -472,6 +535,10 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     const keep = previous !== undefined && this.#mine(previous);
     const previousToken = previous ? (tokenOf(previous) ?? -1) : -1;
     const fencingToken = !fresh && this.#term ? this.#term.token : Math.max(previousToken + 1, this.#highestToken + 1, Date.now());
+    // The state goes forward from whichever record this one replaces, a previous holder's too; only
+    // a renewal within the term adds the changes set since.
+    this.#stateBatch = !fresh && this.#term && !this.#pendingState.empty ? this.#pendingState.snapshot() : undefined;
+    const state = this.#stateBatch ? applyBatch(previous?.state, this.#stateBatch) : previous?.state;
     return {
       holderIdentity: this.memberId,
       holderInstance: this.instanceId,
@@ -480,6 +547,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
       renewTime: now,
       leaseTransitions: previous ? (keep ? previous.leaseTransitions : previous.leaseTransitions + 1) : 0,
       fencingToken,
+      ...(state ? { state } : {}),
     };
   }
 
@@ -567,7 +635,8 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     }
     const token = tokenOf(written) ?? -1;
     if (this.#holding && this.#term !== undefined && started < this.#validUntil && this.#term.token === token) {
-      // A renewal within the term.
+      // A renewal within the term: the state changes it carried are stored.
+      if (this.#stateBatch) this.#pendingState.settle(this.#stateBatch);
     } else if (token > this.#lastTermToken) {
       this.#endTerm('its leadership lapsed before this renewal');
       this.#holding = true;
@@ -630,7 +699,9 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     const term = this.#term;
     if (!term) return;
     this.#term = undefined;
+    this.#stateBatch = undefined;
     term.end(reason);
+    this.#pendingState.rejectAll(term.signal.reason);
   }
 
   #notHolding(): void {
@@ -695,12 +766,20 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
   }
 
   /** Writes the release marker (see LockRecord.releasedBy) by compare-and-swap on this member's own record. */
-  async #release(validUntil: number): Promise<StopOutcome> {
+  async #release(validUntil: number, lastState: StateBatch | undefined): Promise<StopOutcome> {
     const observed = this.#observed;
-    if (!observed || !this.#mine(observed.record)) return 'none';
+    const lost = (reason: string) => {
+      for (const w of lastState?.waiters ?? []) w.reject(new LeadershipLostError(this.lock, this.memberId, reason));
+    };
+    if (!observed || !this.#mine(observed.record)) {
+      lost('it stopped without holding the record');
+      return 'none';
+    }
     const now = microTime();
+    const state = lastState && lastState.changes.size > 0 ? applyBatch(observed.record.state, lastState) : observed.record.state;
     const released: LockRecord = {
       ...observed.record,
+      state,
       holderIdentity: '',
       holderInstance: this.instanceId,
       releasedBy: this.instanceId,
@@ -708,12 +787,14 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
       acquireTime: now,
       renewTime: now,
     };
+    if (!state) delete released.state;
     // As long as a renewal could have taken (until this member's leadership would have lapsed), and at
     // least retryPeriod: later, followers are about to take over anyway, and the stop should not wait.
     this.#attemptDeadline = Math.max(validUntil, this.#now() + this.#timings.retryPeriod);
     try {
       const written = await this.#call('release', (s) => this.#store.update(this.lock, released, observed.version, s));
       this.#observe(written, this.#now());
+      for (const w of lastState?.waiters ?? []) w.resolve();
       this.#logger.info(`Member ${this.memberId} released ${this.lock}`, { lock: this.lock });
       return 'released';
     } catch (err) {
@@ -724,6 +805,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
         ),
         { lock: this.lock, member: this.memberId },
       );
+      lost(`it stopped, and its release, which carried the leader state, failed (${text})`);
       return 'failed';
     }
   }
@@ -803,6 +885,7 @@ function sameRecord(a: LockRecord, b: LockRecord): boolean {
     a.leaseTransitions === b.leaseTransitions &&
     a.holderInstance === b.holderInstance &&
     a.releasedBy === b.releasedBy &&
-    a.fencingToken === b.fencingToken
+    a.fencingToken === b.fencingToken &&
+    sameState(a.state, b.state)
   );
 }

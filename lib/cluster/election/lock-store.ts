@@ -1,4 +1,5 @@
 import { DromedaryError } from '../../errors.ts';
+import type { StateRecord } from '../state-value.ts';
 
 /**
  * The record a lock store keeps for one lock, after client-go's LeaderElectionRecord. Times are
@@ -25,6 +26,11 @@ export interface LockRecord {
   releasedBy?: string;
   /** The fencing token of the current (or last) term: strictly increasing per term, see Elector. */
   fencingToken?: number;
+  /**
+   * The lock's leader state (see ClusterView.state), carried forward by every write of the record:
+   * renewals, takeovers and releases. Only a deletion of the record loses it.
+   */
+  state?: StateRecord;
 }
 
 /** Whether the record is a release written by its holder itself (see LockRecord.releasedBy). */
