@@ -1,138 +1,133 @@
 import { expect } from 'chai';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeMembers, reportRealClusterSkip, type Entry, type MembersHarness } from '../support/cluster-members.ts';
-import { json, startHttpServer, type TestServer } from '../support/http-server.ts';
 import { waitFor } from '../support/wait.ts';
+import { leaseName, STATE_ANNOTATION } from '../../lib/cluster/kubernetes/lease-store.ts';
+import { parseState } from '../../lib/cluster/state-value.ts';
+import type { LockRecord } from '../../lib/cluster/election/lock-store.ts';
 
 reportRealClusterSkip('members-leader-state.test');
 
-const POLL_ROUTES = fileURLToPath(new URL('fixtures/leader-state-poll', import.meta.url));
-const CRON_ROUTES = fileURLToPath(new URL('fixtures/leader-state-cron', import.meta.url));
-const TIMER_ROUTES = fileURLToPath(new URL('fixtures/leader-state-timer', import.meta.url));
+/** The member app: a singleton on lock `svc` that counts in the lock's leader state, saving every 100 ms. */
+const SERVICE = fileURLToPath(new URL('fixtures/leader-state', import.meta.url));
 
-/** The since-API's history, the poller's batch (limit) and its delay between polls (fixtures/leader-state-poll). */
-const EVENTS = 300;
-const LIMIT = 10;
-const POLL_DELAY = 100;
-/** The cron fixture fires on every even second. */
-const CRON_PERIOD = 2000;
-
-/** A member's records of one kind (`event`, `fire`, `count`), parsed: the fields after the kind. */
-function recordsOf(entries: Entry[], kind: string): Array<{ member: string; at: bigint; fields: number[] }> {
-  return entries.filter((e) => e.what.startsWith(`${kind}:`)).map((e) => ({ member: e.member, at: e.at, fields: e.what.split(':').slice(1).map(Number) }));
+interface Progress {
+  n: number;
+  by: string;
 }
 
-/** The longest a lock stays without a leader after its leader is SIGKILLed: a lease, the followers' poll, ConfigMap mode's acquire delay, and the margin. */
-const takeoverBound = (h: MembersHarness) => h.LEASE + h.RETRIES + h.ACQUIRE_DELAY + h.MARGIN;
+/** `saved:12` → 12, for the entries of one kind. */
+const numbers = (entries: Entry[], kind: 'saved' | 'resume', member?: string) =>
+  entries.filter((e) => e.what.startsWith(`${kind}:`) && (member === undefined || e.member === member)).map((e) => Number(e.what.slice(kind.length + 1)));
+
+/** The member saving now, once its last three saves are its own, after `since`. */
+async function saver(h: MembersHarness, since = 0n): Promise<string> {
+  return waitFor(
+    async () => {
+      const last = (await h.entries()).filter((e) => e.what.startsWith('saved:') && e.at > since).slice(-3);
+      return last.length === 3 && last.every((e) => e.member === last[0]!.member) ? last[0]!.member : undefined;
+    },
+    { timeout: 15_000 + 2 * h.ACQUIRE_DELAY, message: 'a member to save steadily' },
+  );
+}
+
+/** The saver, once every running member has seen it lead svc (so each starts its lease clock from it). */
+async function settledSaver(h: MembersHarness): Promise<string> {
+  const leader = await saver(h);
+  const running = [...h.members.values()].filter((m) => m.running);
+  await waitFor(() => running.every((m) => m.output.includes(`member ${leader} is now leader of svc`)), { timeout: 15_000, message: `every member to see ${leader} lead svc` });
+  return leader;
+}
+
+/** The progress in the store now, read as an operator would: the newest record file, the Lease, the ConfigMap. */
+async function stored(h: MembersHarness): Promise<Progress | undefined> {
+  let state: LockRecord['state'];
+  if (h.target.cluster === 'file') {
+    const dir = join(h.dir, 'locks', 'svc');
+    const newest = (await readdir(dir)).filter((n) => /^v\d+\.json$/.test(n)).sort().at(-1)!;
+    state = (JSON.parse(await readFile(join(dir, newest), 'utf8')) as LockRecord).state;
+  } else if (h.configMapMode) {
+    const map = await h.janitor!.core.readNamespacedConfigMap({ name: `${h.run}-leaders`, namespace: h.janitor!.namespace });
+    state = parseState(map.data?.['leader.state.svc']);
+  } else {
+    const lease = await h.janitor!.coordination.readNamespacedLease({ name: leaseName(h.run, 'svc'), namespace: h.janitor!.namespace });
+    state = parseState(lease.metadata?.annotations?.[STATE_ANNOTATION]);
+  }
+  return state?.progress as Progress | undefined;
+}
 
 /**
- * Issue 14: state that moves with leadership. Consumers under master: keep their progress in the
- * lock's leader state, so a new leader, after a crash or a handover, continues where the last one
- * stopped: http-poll's cursor, cron's last fire, the timer's counter.
+ * Issue 14: leader state moves with leadership. Real member processes on the file backend and on
+ * Kubernetes (Lease and ConfigMap modes); each saves a counter after every step of its work.
  */
 describeMembers(
-  'leader state: consumers under master: continue where the last leader stopped',
+  'leader state (ClusterView.state) across members',
   (h) => {
-    let api: TestServer | undefined;
-    afterEach(async () => {
-      await api?.close();
-      api = undefined;
-    });
-
-    it(`http-poll over a stateless since-API: a leader SIGKILLed mid-stream costs at most one batch (${LIMIT}) of duplicates, and loses nothing`, async () => {
-      const ids = Array.from({ length: EVENTS }, (_, i) => i);
-      api = await startHttpServer((req, res) => {
-        const q = new URL(req.url!, 'http://x').searchParams;
-        const since = Number(q.get('since') ?? 0);
-        json(res, 200, ids.filter((id) => id >= since).slice(0, Number(q.get('limit') ?? 100)).map((id) => ({ id, text: `event ${id}` })));
-      });
-      for (const name of ['m1', 'm2', 'm3']) h.start(name, { routes: POLL_ROUTES, env: { EVENTS_URL: api.url } });
-      const events = async () => recordsOf(await h.entries(), 'event');
-      // Mid-stream: the leader has completed a fifth of the history.
-      const victim = await waitFor(async () => (await events()).length >= EVENTS / 5 && (await events())[0]!.member, {
-        timeout: 15_000 + 2 * h.ACQUIRE_DELAY,
-        message: 'a leader polling the events',
-      });
-      const killedAt = h.now();
-      const killedPerf = performance.now();
-      h.kill(victim);
-      const beforeKill = (await events()).filter((e) => e.at < killedAt).length;
-      expect(beforeKill, 'killed mid-stream').to.be.below(EVENTS);
-
-      // The rest of the history: the takeover, then a poll per batch.
-      await waitFor(async () => new Set((await events()).map((e) => e.fields[0])).size === EVENTS, {
-        timeout: takeoverBound(h) + (EVENTS / LIMIT) * (POLL_DELAY + h.MARGIN),
-        message: () => `every event completed after the SIGKILL of ${victim}`,
-      });
-      const all = await events();
-      const next = all.find((e) => e.at > killedAt)!.member;
-      expect(next).not.to.equal(victim);
-      const seen = new Map<number, number>();
-      for (const e of all) seen.set(e.fields[0]!, (seen.get(e.fields[0]!) ?? 0) + 1);
-      expect(ids.filter((id) => !seen.has(id)), 'events never completed').to.deep.equal([]);
-      const duplicates = [...seen].filter(([, n]) => n > 1).map(([id]) => id);
-      expect(duplicates.length, `events completed twice: ${duplicates.join(', ')}`).to.be.at.most(LIMIT);
-      expect([...seen.values()].every((n) => n <= 2), 'no event completed more than twice').to.equal(true);
-      // The new leader asked from the saved cursor, not from the URL's since=0.
-      const firstAfterKill = api.requests.find((r) => r.at > killedPerf)!;
-      expect(Number(new URL(firstAfterKill.url, 'http://x').searchParams.get('since')), 'the new leader’s first since').to.be.at.least(beforeKill - LIMIT);
-      expect(h.members.get(next)!.output).to.match(/Resuming http-poll:\{\{env:EVENTS_URL\}\}\/events\?since=0&limit=10.* from the leader state: cursor \d+/);
-    });
-
-    it(`cron every 2 s whose leader is SIGKILLed just before a fire: the new leader fires the missed point once at once; no point missed, none fired twice`, async () => {
-      for (const name of ['m1', 'm2', 'm3']) h.start(name, { routes: CRON_ROUTES });
-      const fires = async () => recordsOf(await h.entries(), 'fire').map((r) => ({ member: r.member, due: r.fields[0]!, wall: r.fields[1]!, at: r.at }));
-      const second = await waitFor(async () => (await fires())[1], { timeout: 15_000 + 2 * h.ACQUIRE_DELAY + 2 * CRON_PERIOD, message: 'two fires of the cron' });
-      const victim = second.member;
-      // Killed 300 ms before a point: that point falls due while no member leads (a takeover takes at least a lease minus a renewal period).
-      const killAt = (await fires()).at(-1)!.due + CRON_PERIOD - 300;
-      await waitFor(() => Date.now() >= killAt, { timeout: 2 * CRON_PERIOD + h.MARGIN, message: 'the moment before the next point' });
-      const killedWall = Date.now();
-      h.kill(victim);
-      await waitFor(async () => (await fires()).filter((f) => f.member !== victim).length >= 3, {
-        timeout: takeoverBound(h) + 4 * CRON_PERIOD + h.MARGIN,
-        message: 'three fires by the next leader',
-      });
-      const all = await fires();
-      const perPoint = new Map<number, number>();
-      for (const f of all) perPoint.set(f.due, (perPoint.get(f.due) ?? 0) + 1);
-      expect([...perPoint].filter(([, n]) => n > 1).map(([due]) => new Date(due).toISOString()), 'points fired twice').to.deep.equal([]);
-      expect(new Set(all.map((f) => f.member)).size, 'the victim and one next leader fired').to.equal(2);
-      const victimLast = Math.max(...all.filter((f) => f.member === victim).map((f) => f.due));
-      const nextFires = all.filter((f) => f.member !== victim);
-      const nextFirst = nextFires[0]!;
-      // Every point from the first fire to the last, except those collapsed into the catch-up fire.
-      const first = all[0]!.due;
-      const last = all.at(-1)!.due;
-      const missing: number[] = [];
-      for (let p = first; p <= last; p += CRON_PERIOD) if (!perPoint.has(p)) missing.push(p);
-      expect(missing.every((p) => p > victimLast && p < nextFirst.due), 'missing points lie in the failover gap, before the catch-up fire').to.equal(true);
-      // Points due while no member led: from the kill to the takeover bound; all but the latest collapse into one fire.
-      let inGap = 0;
-      for (let p = victimLast + CRON_PERIOD; p <= killedWall + takeoverBound(h); p += CRON_PERIOD) inGap += 1;
-      expect(missing.length, 'points neither fired nor collapsed into the catch-up fire').to.be.at.most(Math.max(0, inGap - 1));
-      // The point 300 ms after the kill was due before the takeover: the next leader's first fire is the catch-up, fired late.
-      expect(nextFirst.due, 'the catch-up fire is for a point before the takeover').to.be.at.most(killedWall + 300 + h.MARGIN);
-      expect(nextFirst.wall - nextFirst.due, 'the catch-up fire ran late, at the takeover').to.be.greaterThan(300);
-      expect(h.members.get(nextFirst.member)!.output).to.contain(`cron:tick fires once now for ${missing.length + 1} fire(s) due while no member led`);
-    });
-
-    it('timer: CamelTimerCounter continues across a graceful handover (SIGTERM), with no number repeated or skipped', async () => {
-      for (const name of ['m1', 'm2']) h.start(name, { routes: TIMER_ROUTES });
-      const counts = async () => recordsOf(await h.entries(), 'count');
-      const victim = await waitFor(async () => ((await counts()).length >= 5 ? (await counts())[0]!.member : undefined), {
-        timeout: 15_000 + 2 * h.ACQUIRE_DELAY,
-        message: 'a leader counting',
-      });
-      expect(await h.terminate(victim), 'the SIGTERMed leader exits cleanly').to.equal(0);
+    it('a leader paused past its lease (SIGSTOP) has its state write refused after SIGCONT: set() rejects with LeadershipLostError, and the store keeps the new leader’s state', async () => {
+      for (const name of ['m1', 'm2', 'm3']) h.start(name, { routes: SERVICE });
+      const victim = await settledSaver(h);
       const stoppedAt = h.now();
-      await waitFor(async () => (await counts()).filter((c) => c.at > stoppedAt).length >= 5, {
-        timeout: 15_000 + 2 * h.ACQUIRE_DELAY,
-        message: 'the next leader counting',
+      h.members.get(victim)!.signal('SIGSTOP');
+      // ConfigMap mode: a holder is valid while its pod is Ready, and a stopped process's pod stays
+      // Ready; the kubelet would mark it not Ready once its probes time out, as it does here.
+      if (h.configMapMode) h.server!.setPodStatus(victim, { ready: false }, h.NAMESPACE);
+      const next = await saver(h, stoppedAt);
+      expect(next).not.to.equal(victim);
+      const resumedAt = h.now();
+      h.members.get(victim)!.signal('SIGCONT');
+      const refusal = await waitFor(async () => (await h.entries()).find((e) => e.member === victim && e.what.startsWith('refused:') && e.at > resumedAt), {
+        timeout: 10_000,
+        message: `${victim}'s set() after SIGCONT to be refused`,
       });
-      const all = await counts();
-      expect(new Set(all.map((c) => c.member)).size, 'two leaders counted').to.equal(2);
-      expect(all.map((c) => c.fields[0])).to.deep.equal(all.map((_, i) => i + 1));
+      expect(refusal.what).to.equal('refused:LEADERSHIP_LOST');
+      // The new leader continues saving; the store holds its state, not the old leader's.
+      const until = h.now();
+      await waitFor(async () => (await h.entries()).some((e) => e.member === next && e.what.startsWith('saved:') && e.at > until), { timeout: 10_000 });
+      const progress = await stored(h);
+      expect(progress?.by, 'the member whose state the store holds').to.equal(next);
+      const all = await h.entries();
+      // Nothing the old leader saved is lost: the new leader resumed from its last save (or from
+      // a save that reached the store before the pause, its answer not yet recorded).
+      const victimSaves = numbers(all, 'saved', victim);
+      const [resumed] = numbers(
+        all.filter((e) => e.at > stoppedAt),
+        'resume',
+        next,
+      );
+      expect(resumed).to.be.oneOf([Math.max(...victimSaves), Math.max(...victimSaves) + 1]);
+      // Every save of the old leader came before the new leader's first: no stale write after it.
+      const firstOfNext = all.find((e) => e.member === next && e.what.startsWith('saved:'))!.at;
+      expect(all.filter((e) => e.member === victim && e.what.startsWith('saved:') && e.at > firstOfNext)).to.deep.equal([]);
+      expect(Math.min(...numbers(all, 'saved', next))).to.be.greaterThan(Math.max(...victimSaves));
+    });
+
+    it('the state survives a graceful handover: the next leader resumes from exactly what the old one saved last', async () => {
+      h.start('m1', { routes: SERVICE });
+      const first = await saver(h);
+      for (const name of ['m2', 'm3']) h.start(name, { routes: SERVICE });
+      await settledSaver(h);
+      const stoppedAt = h.now();
+      expect(await h.terminate(first)).to.equal(0);
+      const next = await saver(h, stoppedAt);
+      const all = await h.entries();
+      const lastOfFirst = Math.max(...numbers(all, 'saved', first));
+      expect(lastOfFirst).to.be.at.least(3);
+      expect(numbers(all.filter((e) => e.at > stoppedAt), 'resume', next)[0]).to.equal(lastOfFirst);
+    });
+
+    it('the state survives a SIGKILL failover: the next leader resumes from the last save that reached the store', async () => {
+      for (const name of ['m1', 'm2', 'm3']) h.start(name, { routes: SERVICE });
+      const victim = await settledSaver(h);
+      const killedAt = h.now();
+      h.kill(victim);
+      const next = await saver(h, killedAt);
+      expect(next).not.to.equal(victim);
+      const all = await h.entries();
+      const lastOfVictim = Math.max(...numbers(all, 'saved', victim));
+      // Killed between a write and its record, the store holds one more than the record says.
+      expect(numbers(all.filter((e) => e.at > killedAt), 'resume', next)[0]).to.be.oneOf([lastOfVictim, lastOfVictim + 1]);
     });
   },
   { clusters: ['file', 'kubernetes'] },

@@ -26,7 +26,7 @@ function sinceApi(ids: number[]): Handler {
 /**
  * The poller's side of leader state (issue 14): what it resumes from and what it saves. The slot is
  * a plain object here; the cluster store behind it is tested with the backends, and the master:
- * wiring with real member processes (test/cluster/members-leader-state.test.ts).
+ * wiring with real member processes (test/cluster/members-resume.test.ts).
  */
 describe('http-poll resuming from leader state', function () {
   this.timeout(20_000);

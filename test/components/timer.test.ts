@@ -83,7 +83,7 @@ describe('timer component', () => {
 
   /**
    * Under master: (issue 14). The slot is a plain object here; the master: wiring and the cluster
-   * store are tested with real member processes (test/cluster/members-leader-state.test.ts).
+   * store are tested with real member processes (test/cluster/members-resume.test.ts).
    */
   describe('resuming from leader state', () => {
     const consumers: TimerConsumer[] = [];

@@ -3,6 +3,7 @@ import type { Logger } from '../../logging/logger.ts';
 import { apiTarget, describeApiFailure, forbiddenDetail, KubernetesForbiddenError, statusOf, withSignal, type ApiTarget, type K8s } from './client.ts';
 import { ResourceWatch } from './resource-watch.ts';
 import type { PodMembers } from './pod-members.ts';
+import { parseState } from '../state-value.ts';
 
 type KubeConfig = InstanceType<K8s['KubeConfig']>;
 type ConfigMap = import('@kubernetes/client-node').V1ConfigMap;
@@ -26,6 +27,8 @@ const timestampKey = (lock: string) => `leader.local.timestamp.${lock}`;
 const instanceKey = (lock: string) => `leader.instance.${lock}`;
 const releasedKey = (lock: string) => `leader.released.${lock}`;
 const tokenKey = (lock: string) => `leader.token.${lock}`;
+/** The lock's leader state (ClusterView.state), as JSON. */
+const stateKey = (lock: string) => `leader.state.${lock}`;
 
 /**
  * The seed article's (and Camel's legacy) protocol: one ConfigMap holds `leader.pod.<lock>` for
@@ -69,6 +72,7 @@ export class ConfigMapLockStore implements LockStore {
   #record(map: ConfigMap, lock: string): VersionedRecord {
     const data = map.data ?? {};
     const token = Number(data[tokenKey(lock)]);
+    const state = parseState(data[stateKey(lock)]);
     return {
       version: String(map.metadata?.resourceVersion ?? ''),
       record: {
@@ -80,6 +84,7 @@ export class ConfigMapLockStore implements LockStore {
         ...(data[instanceKey(lock)] ? { holderInstance: data[instanceKey(lock)] } : {}),
         ...(data[releasedKey(lock)] ? { releasedBy: data[releasedKey(lock)] } : {}),
         ...(data[tokenKey(lock)] && Number.isSafeInteger(token) ? { fencingToken: token } : {}),
+        ...(state ? { state } : {}),
       },
     };
   }
@@ -140,6 +145,7 @@ export class ConfigMapLockStore implements LockStore {
     set(instanceKey(lock), record.holderInstance);
     set(releasedKey(lock), record.releasedBy);
     set(tokenKey(lock), record.fencingToken === undefined ? undefined : String(record.fencingToken));
+    set(stateKey(lock), record.state ? JSON.stringify(record.state) : undefined);
     return data;
   }
 

@@ -3,6 +3,7 @@ import { LockConflictError, type LockRecord, type LockStore, type VersionedRecor
 import type { Logger } from '../../logging/logger.ts';
 import { apiTarget, describeApiFailure, forbiddenDetail, KubernetesForbiddenError, statusOf, withSignal, type ApiTarget, type K8s } from './client.ts';
 import { ResourceWatch } from './resource-watch.ts';
+import { parseState } from '../state-value.ts';
 
 type KubeConfig = InstanceType<K8s['KubeConfig']>;
 type CoordinationApi = InstanceType<K8s['CoordinationV1Api']>;
@@ -46,6 +47,8 @@ export const RELEASED_BY_ANNOTATION = 'dromedary.io/released-by';
 export const FENCING_TOKEN_ANNOTATION = 'dromedary.io/fencing-token';
 /** The lock's own name: a Lease name is the lock name only when it fitted Kubernetes' rules unchanged. */
 export const LOCK_ANNOTATION = 'dromedary.io/lock';
+/** The lock's leader state (ClusterView.state), as JSON. */
+export const STATE_ANNOTATION = 'dromedary.io/leader-state';
 
 /**
  * Lock records as coordination.k8s.io/v1 Leases, one per lock, with client-go's field semantics:
@@ -159,6 +162,7 @@ export class LeaseLockStore implements LockStore {
           ...(record.holderInstance ? { [INSTANCE_ANNOTATION]: record.holderInstance } : {}),
           ...(record.releasedBy ? { [RELEASED_BY_ANNOTATION]: record.releasedBy } : {}),
           ...(record.fencingToken !== undefined ? { [FENCING_TOKEN_ANNOTATION]: String(record.fencingToken) } : {}),
+          ...(record.state ? { [STATE_ANNOTATION]: JSON.stringify(record.state) } : {}),
         },
         ...(resourceVersion ? { resourceVersion } : {}),
         ...(resourceVersion && this.#uids.has(this.#name(lock)) ? { uid: this.#uids.get(this.#name(lock)) } : {}),
@@ -213,5 +217,11 @@ export function leaseRecord(lease: Lease): LockRecord {
     ...(annotations[INSTANCE_ANNOTATION] ? { holderInstance: annotations[INSTANCE_ANNOTATION] } : {}),
     ...(annotations[RELEASED_BY_ANNOTATION] ? { releasedBy: annotations[RELEASED_BY_ANNOTATION] } : {}),
     ...(annotations[FENCING_TOKEN_ANNOTATION] && Number.isSafeInteger(token) ? { fencingToken: token } : {}),
+    ...stateOf(annotations[STATE_ANNOTATION]),
   };
+}
+
+function stateOf(text: string | undefined): Pick<LockRecord, 'state'> {
+  const state = parseState(text);
+  return state ? { state } : {};
 }

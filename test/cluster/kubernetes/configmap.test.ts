@@ -67,6 +67,23 @@ describe('kubernetes backend: ConfigMap mode, the seed protocol (real client-nod
     expect(data()['leader.pod.lock1']).to.equal('p1');
   });
 
+  it('keeps the leader state in leader.state.<lock> beside the lock’s other keys, through a release, for the next leader', async () => {
+    const a = await member('p1');
+    await waitFor(() => a.view.isLeader, { timeout: 5000 });
+    await a.view.state.set('cursor', { since: 12 });
+    expect(JSON.parse(data()['leader.state.lock1']!)).to.deep.equal({ cursor: { since: 12 } });
+    const b = await member('p2');
+    await waitFor(() => b.view.leader === 'p1');
+    expect(await b.view.state.get('cursor')).to.deep.equal({ since: 12 });
+    await a.service.stop();
+    expect(data()['leader.released.lock1'], 'p1 released lock1').to.be.a('string');
+    expect(JSON.parse(data()['leader.state.lock1']!)).to.deep.equal({ cursor: { since: 12 } });
+    await waitFor(() => b.view.isLeader, { timeout: 5000 });
+    expect(await b.view.state.get('cursor')).to.deep.equal({ since: 12 });
+    await b.view.state.set('cursor', { since: 13 });
+    expect(JSON.parse(data()['leader.state.lock1']!)).to.deep.equal({ cursor: { since: 13 } });
+  });
+
   it('lets another member take a lock whose holder is no longer a live pod, while a healthy holder keeps it', async () => {
     const a = await member('p1');
     await waitFor(() => a.view.isLeader, { timeout: 5000 });

@@ -87,6 +87,28 @@ describe('kubernetes backend: Lease lock store (real client-node against the API
     expect(server.getLease('orders-annotated', 'apps')!.metadata.annotations).not.to.have.property('dromedary.io/released-by');
   });
 
+  it('keeps the leader state in the dromedary.io/leader-state annotation as JSON, the same through a read and the watch, and carries it through a replace', async () => {
+    const { store: s } = await store('alpha');
+    const notices: Array<[string | undefined, LockRecord | null | undefined]> = [];
+    const off = s.watch('stateful', (version, rec) => notices.push([version, rec]));
+    try {
+      await waitFor(() => s.watching('stateful'), { message: 'the watch to connect' });
+      const state = { 'http-poll://api/events': { since: 35, etag: 'W/"a"' }, note: 'ü' };
+      const created = await s.create('stateful', { ...record('pod-a'), holderInstance: 'host-1-abcd', fencingToken: 9, state }, signal());
+      expect(server.getLease('orders-stateful', 'apps')!.metadata.annotations).to.include({ 'dromedary.io/leader-state': JSON.stringify(state) });
+      const read = (await s.get('stateful', signal()))!.record;
+      expect(read.state).to.deep.equal(state);
+      const notified = await waitFor(() => notices.find(([version]) => version === created.version), { message: 'the creation to reach the watch' });
+      expect(notified[1]).to.deep.equal(read);
+      // A record without state (a release of a record that never had any) leaves no annotation behind.
+      await s.update('stateful', { ...record('pod-a'), holderInstance: 'host-1-abcd', fencingToken: 9 }, created.version, signal());
+      expect(server.getLease('orders-stateful', 'apps')!.metadata.annotations).not.to.have.property('dromedary.io/leader-state');
+      expect((await s.get('stateful', signal()))!.record).not.to.have.property('state');
+    } finally {
+      off();
+    }
+  });
+
   it('gives the same record through a read and through the watch, so a follower\'s lease clock restarts only when the record changed', async () => {
     const { store: s } = await store('alpha');
     const notices: Array<[string | undefined, LockRecord | null | undefined]> = [];
