@@ -17,7 +17,7 @@ describe('example: custom singleton service', function () {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('runs the scheduler on one member of two, and moves it when that member stops', async () => {
+  it('runs the scheduler on one member of two, and moves it, with its report numbering, when that member stops', async () => {
     dir = await mkdtemp(join(tmpdir(), 'dromedary-example-singleton-'));
     const env = {
       DROMEDARY_CLUSTER_ROOT: dir,
@@ -36,7 +36,10 @@ describe('example: custom singleton service', function () {
     a.signal('SIGTERM');
     await a.exited;
     expect(a.output).to.contain('report scheduler stopped on this member');
-    await b.waitForLine(/report #1 produced/);
+    // The numbering moves with leadership (the lock's leader state): b continues after a's last report.
+    const last = Math.max(...a.lines.map((l) => /report #(\d+) produced/.exec(l)).filter((m) => m !== null).map((m) => Number(m[1])));
+    await b.waitForLine(new RegExp(`report #${last + 1} produced`));
+    expect(b.lines.find((l) => /report #\d+ produced/.test(l)), 'b’s first report').to.match(new RegExp(`report #${last + 1} produced`));
     await waitFor(() => b.count(/report scheduler started on this member/) === 1);
   });
 });
