@@ -194,9 +194,9 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
    * before it starts (a failed read fails this attempt, retried like a failed start), and its saves
    * made as the leader of this term, so they are refused once it has ended.
    */
-  async #slotOf(view: ClusterView): Promise<LeaderStateSlot> {
-    const term = view.term;
-    if (!term) throw new LeadershipLostError(this.endpoint.lock, this.endpoint.cluster.memberId, 'leadership lapsed before the consumer started');
+  async #slotOf(view: ClusterView | undefined): Promise<LeaderStateSlot> {
+    const term = view?.term;
+    if (!view || !term) throw new LeadershipLostError(this.endpoint.lock, this.endpoint.cluster.memberId, 'leadership lapsed before the consumer started');
     const key = this.endpoint.delegate.maskedUri;
     const saved = await view.state.get(key);
     return { key, saved, save: (value) => view.state.set(key, value, { term }) };
