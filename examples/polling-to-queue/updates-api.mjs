@@ -4,7 +4,8 @@
 //   GET  /bot<token>/getUpdates?offset=N&limit=L&timeout=T  updates with update_id >= N, oldest first, at most L
 //        (1-100, default 100); calling with offset N confirms, and forgets, every update below N.
 //        With timeout=T (seconds) and nothing to return, it waits up to T seconds for a new update.
-//   GET  /stats   {"generated": last update_id, "served": [ids ever returned], "confirmed": offset}
+//   GET  /stats   {"generated": last update_id, "served": [ids ever returned], "confirmed": offset,
+//                  "pollsWithoutOffset": getUpdates calls that sent no offset (a client that lost its cursor)}
 //   POST /pause   stop producing updates (tests use it to let the pipeline drain); POST /resume
 //
 //        As in Telegram, the bot token is a path segment; a wrong token gets 401 Unauthorized.
@@ -24,6 +25,7 @@ let nextId = Number(process.env.FIRST_UPDATE_ID ?? 1000);
 const pending = []; // unconfirmed updates, oldest first
 const served = new Set();
 let confirmed = 0;
+let pollsWithoutOffset = 0;
 let paused = false;
 const waiters = new Set(); // long polls waiting for an update
 
@@ -54,6 +56,7 @@ const server = createServer((req, res) => {
   if (logRequests) console.log(`${new Date().toISOString()} ${req.method} ${(req.url ?? '').replace(/^\/bot[^/]*/, '/botxxxxxx')}`);
   if (url.pathname.endsWith('/getUpdates')) {
     if (url.pathname !== `/bot${token}/getUpdates`) return send(res, 401, { ok: false, error_code: 401, description: 'Unauthorized' });
+    if (!url.searchParams.has('offset')) pollsWithoutOffset += 1;
     const offset = Number(url.searchParams.get('offset') ?? 0);
     const limit = Math.min(100, Math.max(1, Number(url.searchParams.get('limit') ?? 100)));
     const timeout = Math.min(50, Math.max(0, Number(url.searchParams.get('timeout') ?? 0)));
@@ -78,7 +81,7 @@ const server = createServer((req, res) => {
     });
     return;
   }
-  if (url.pathname === '/stats') return send(res, 200, { generated: nextId - 1, served: [...served].sort((a, b) => a - b), confirmed });
+  if (url.pathname === '/stats') return send(res, 200, { generated: nextId - 1, served: [...served].sort((a, b) => a - b), confirmed, pollsWithoutOffset });
   if (url.pathname === '/pause' && req.method === 'POST') {
     paused = true;
     return send(res, 200, { paused, generated: nextId - 1 });

@@ -5,6 +5,10 @@ import type { Exchange } from '../../lib/exchange/index.ts';
 import { CronComponent, type CronClock } from '../../lib/components/cron/cron-component.ts';
 import { quartzToNodeCron } from '../../lib/components/cron/quartz.ts';
 import { startContextStoppedAfterEach } from '../support/context.ts';
+import { captureLogger } from '../support/capture-logger.ts';
+import { MemorySlot } from '../support/memory-slot.ts';
+import { LeadershipLostError } from '../../lib/errors.ts';
+import type { Consumer } from '../../lib/spi/component.ts';
 import { waitFor } from '../support/wait.ts';
 
 /** A virtual clock for the cron component: timers fire only when the test says so, the clock jumping to each due time. */
@@ -246,6 +250,7 @@ describe('cron component', function () {
     ['cron:bad', /the schedule option is required/],
     ['cron:?schedule=* * * * * *', /cron needs a name/],
     ['cron:bad?schedule=* * * * * *&period=5', /Unknown parameters=\[\{period=5\}\]/],
+    ['cron:bad?schedule=* * * * * *&misfirePolicy=fireNow', /option "misfirePolicy" has the invalid value "fireNow": expected one of fireOnceNow, skip/],
   ] as const) {
     it(`fails at startup for ${uri}`, async () => {
       const c = new Context();
@@ -269,5 +274,111 @@ describe('cron component', function () {
     const err2 = await other.start().then(() => undefined, (e: Error) => e);
     expect(err2?.message).to.match(/option "timezone" has the invalid value "Mars\/Olympus": expected an IANA time zone name such as America\/New_York.*Leave the option out/);
     expect(err2?.message).not.to.match(/^RangeError/);
+  });
+
+  /**
+   * Under master: (issue 14). The slot is a plain object here; the master: wiring and the cluster
+   * store are tested with real member processes (test/cluster/members-resume.test.ts).
+   */
+  describe('resuming from leader state', () => {
+    const consumers: Consumer[] = [];
+    afterEach(async () => {
+      for (const c of consumers.splice(0)) await c.stop();
+    });
+
+    /** A cron consumer on a virtual clock at `nowIso`, resumed from `slot`; records each fire's time, counter and what was saved before it ran. */
+    async function resumed(uri: string, nowIso: string, slot: MemorySlot) {
+      const clock = new TestClock(nowIso);
+      const capture = captureLogger();
+      const context = new Context({ logger: capture.logger, components: { cron: new CronComponent({ clock }) } });
+      const fired: Array<{ at: string; counter: number; savedBefore: unknown }> = [];
+      const consumer = (await context.endpoint(uri)).createConsumer((ex) => {
+        fired.push({ at: (ex.headers.get('CamelCronFiredTime') as Date).toISOString(), counter: ex.properties.get('CamelTimerCounter') as number, savedBefore: slot.latest });
+      }) as Consumer;
+      consumer.resumeFrom!(slot);
+      await consumer.start();
+      consumers.push(consumer);
+      const next = async () => {
+        await waitFor(() => clock.pending === 1, { message: 'the next timer' });
+        clock.fireNext();
+        await new Promise((resolve) => setImmediate(resolve));
+      };
+      return { clock, fired, next, ...capture };
+    }
+
+    const at = (iso: string) => Date.parse(iso);
+
+    it('a new leader fires once at once for the points missed in the gap (misfirePolicy=fireOnceNow, the default), then keeps to the schedule', async () => {
+      // Every 2 s; the last leader fired 10:00:02 and died; this one starts at 10:00:07.5: 04 and 06 were missed.
+      const slot = new MemorySlot({ lastFire: at('2026-05-04T10:00:02Z'), counter: 7 });
+      const { fired, next, lines } = await resumed('cron:tick?schedule=0/2 * * * * ?', '2026-05-04T10:00:07.500Z', slot);
+      await waitFor(() => fired.length === 1, { message: 'the catch-up fire' });
+      await next();
+      await next();
+      expect(fired.map((f) => [f.at, f.counter])).to.deep.equal([
+        ['2026-05-04T10:00:06.000Z', 8],
+        ['2026-05-04T10:00:08.000Z', 9],
+        ['2026-05-04T10:00:10.000Z', 10],
+      ]);
+      expect(lines.some((l) => l.message === 'cron:tick fires once now for 2 fire(s) due while no member led, from 2026-05-04T10:00:04.000Z to 2026-05-04T10:00:06.000Z (misfirePolicy=fireOnceNow)')).to.equal(true);
+    });
+
+    it('records each fire before its exchange runs, so a point it fired is never fired again by a later leader', async () => {
+      const slot = new MemorySlot({ lastFire: at('2026-05-04T10:00:02Z'), counter: 1 });
+      const { fired, next } = await resumed('cron:tick?schedule=0/2 * * * * ?', '2026-05-04T10:00:03Z', slot);
+      await next();
+      expect(fired).to.deep.equal([{ at: '2026-05-04T10:00:04.000Z', counter: 2, savedBefore: { lastFire: at('2026-05-04T10:00:04Z'), counter: 2 } }]);
+      // The next leader starts in the same second as the fire: nothing is missed, and 04 does not come again.
+      const after = await resumed('cron:tick?schedule=0/2 * * * * ?', '2026-05-04T10:00:04.300Z', new MemorySlot(slot.latest));
+      await after.next();
+      expect(after.fired.map((f) => [f.at, f.counter])).to.deep.equal([['2026-05-04T10:00:06.000Z', 3]]);
+    });
+
+    it('misfirePolicy=skip: a new leader skips the missed points, says so, and fires at the next one', async () => {
+      const slot = new MemorySlot({ lastFire: at('2026-05-04T10:00:02Z'), counter: 7 });
+      const { fired, next, lines } = await resumed('cron:tick?schedule=0/2 * * * * ?&misfirePolicy=skip', '2026-05-04T10:00:05Z', slot);
+      await next();
+      expect(fired.map((f) => [f.at, f.counter])).to.deep.equal([['2026-05-04T10:00:06.000Z', 8]]);
+      expect(lines.some((l) => l.message.startsWith('cron:tick skips 1 fire(s) due while no member led, from 2026-05-04T10:00:04.000Z'))).to.equal(true);
+    });
+
+    it('never fires a point at or before the last fire, even on a member whose clock is behind the last leader’s', async () => {
+      const slot = new MemorySlot({ lastFire: at('2026-05-04T10:00:06Z'), counter: 3 });
+      const { fired, next } = await resumed('cron:tick?schedule=0/2 * * * * ?', '2026-05-04T10:00:03Z', slot);
+      await next();
+      expect(fired.map((f) => [f.at, f.counter])).to.deep.equal([['2026-05-04T10:00:08.000Z', 4]]);
+    });
+
+    it('the first leader (nothing saved) fires on schedule with no catch-up', async () => {
+      const slot = new MemorySlot();
+      const { fired, next } = await resumed('cron:tick?schedule=0/2 * * * * ?', '2026-05-04T10:00:03Z', slot);
+      await next();
+      expect(fired.map((f) => [f.at, f.counter])).to.deep.equal([['2026-05-04T10:00:04.000Z', 1]]);
+      expect(slot.saves).to.deep.equal([{ lastFire: at('2026-05-04T10:00:04Z'), counter: 1 }]);
+    });
+
+    it('does not fire a point it could not record: quietly when its term ended, with a warning on a store error', async () => {
+      const slot = new MemorySlot();
+      slot.failWith = new LeadershipLostError('lock1', 'm1', 'gone');
+      const { fired, next, lines } = await resumed('cron:tick?schedule=0/2 * * * * ?', '2026-05-04T10:00:03Z', slot);
+      await next();
+      expect(lines.filter((l) => l.level === 'warn')).to.deep.equal([]);
+      slot.failWith = new Error('store unavailable');
+      await next();
+      expect(fired).to.deep.equal([]);
+      expect(lines.filter((l) => l.level === 'warn').map((l) => l.message)).to.deep.equal([
+        'cron:tick did not fire the point due at 2026-05-04T10:00:06.000Z: recording it in the leader state failed (store unavailable); a point fires only once recorded, so that no leader fires it twice',
+      ]);
+      slot.failWith = undefined;
+      await next();
+      expect(fired.map((f) => [f.at, f.counter])).to.deep.equal([['2026-05-04T10:00:08.000Z', 1]]);
+    });
+
+    it('ignores a saved value it cannot read, and says so', async () => {
+      const { fired, next, lines } = await resumed('cron:tick?schedule=0/2 * * * * ?', '2026-05-04T10:00:03Z', new MemorySlot({ last: 'yesterday' }));
+      await next();
+      expect(fired.map((f) => f.counter)).to.deep.equal([1]);
+      expect(lines.some((l) => l.level === 'warn' && l.message.includes('ignores the leader state saved for it ({"last":"yesterday"})'))).to.equal(true);
+    });
   });
 });

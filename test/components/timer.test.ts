@@ -3,6 +3,12 @@ import { ExchangeProperty, type Exchange } from '../../lib/exchange/index.ts';
 import type { TimerConsumer } from '../../lib/components/timer/timer-consumer.ts';
 import { startContextStoppedAfterEach } from '../support/context.ts';
 import { waitFor } from '../support/wait.ts';
+import { Context } from '../../lib/engine/context.ts';
+import { LeadershipLostError } from '../../lib/errors.ts';
+import type { TimerEndpoint } from '../../lib/components/timer/timer-component.ts';
+import { TIMER_SAVE_INTERVAL } from '../../lib/components/timer/timer-consumer.ts';
+import { captureLogger } from '../support/capture-logger.ts';
+import { MemorySlot } from '../support/memory-slot.ts';
 
 describe('timer component', () => {
   const start = startContextStoppedAfterEach();
@@ -73,5 +79,89 @@ describe('timer component', () => {
       await c.addRoutes((r) => r.from(uri).log('x'));
       await c.start().then(() => expect.fail(`${uri} should fail`), (e: Error) => expect(e.message).to.match(/timer/));
     }
+  });
+
+  /**
+   * Under master: (issue 14). The slot is a plain object here; the master: wiring and the cluster
+   * store are tested with real member processes (test/cluster/members-resume.test.ts).
+   */
+  describe('resuming from leader state', () => {
+    const consumers: TimerConsumer[] = [];
+    afterEach(async () => {
+      for (const c of consumers.splice(0)) await c.stop();
+    });
+
+    async function resumed(uri: string, slot: MemorySlot) {
+      const capture = captureLogger();
+      const context = new Context({ logger: capture.logger });
+      const fired: Array<{ counter: number; header: unknown; savedBefore: unknown }> = [];
+      const consumer = ((await context.endpoint(uri)) as TimerEndpoint).createConsumer((ex) => {
+        fired.push({ counter: ex.getProperty(ExchangeProperty.TimerCounter) as number, header: ex.headers.get('CamelTimerCounter'), savedBefore: slot.latest });
+      });
+      consumer.resumeFrom(slot);
+      await consumer.start();
+      consumers.push(consumer);
+      return { consumer, fired, ...capture };
+    }
+
+    it('continues CamelTimerCounter from the saved counter instead of restarting at 1', async () => {
+      const { fired } = await resumed('timer:t?period=5&delay=0&includeMetadata=true', new MemorySlot({ counter: 41 }));
+      await waitFor(() => fired.length >= 3);
+      expect(fired.slice(0, 3).map((f) => [f.counter, f.header])).to.deep.equal([[42, 42], [43, 43], [44, 44]]);
+    });
+
+    it('counts repeatCount across leaders, saving each fire before its exchange runs', async () => {
+      const slot = new MemorySlot({ counter: 3 });
+      const { consumer, fired } = await resumed('timer:t?period=5&delay=0&repeatCount=5', slot);
+      await waitFor(() => fired.length === 2 && !consumer.scheduled);
+      expect(fired.map((f) => [f.counter, f.savedBefore])).to.deep.equal([[4, { counter: 4 }], [5, { counter: 5 }]]);
+      // The next leader finds the count reached: no fire at all.
+      const next = await resumed('timer:t?period=5&delay=0&repeatCount=5', new MemorySlot(slot.latest));
+      expect(next.consumer.scheduled).to.equal(false);
+      expect(next.fired).to.deep.equal([]);
+    });
+
+    it('with repeatCount, a fire it could not save does not run, so the leaders never exceed the count', async () => {
+      const slot = new MemorySlot({ counter: 1 });
+      slot.failWith = new Error('store unavailable');
+      const { consumer, fired, lines } = await resumed('timer:t?period=5&delay=0&repeatCount=2', slot);
+      await waitFor(() => lines.some((l) => l.level === 'warn' && l.message.includes('could not save its counter 2 in the leader state: store unavailable')));
+      expect(fired).to.deep.equal([]);
+      slot.failWith = undefined;
+      await waitFor(() => fired.length === 1 && !consumer.scheduled);
+      expect(fired.map((f) => f.counter)).to.deep.equal([2]);
+      expect(lines.filter((l) => l.level === 'warn')).to.have.length(1);
+    });
+
+    it('without repeatCount, saves the counter at most every TIMER_SAVE_INTERVAL, and the last one when it stops (a graceful handover)', async () => {
+      const slot = new MemorySlot();
+      const started = performance.now();
+      const { consumer, fired } = await resumed('timer:t?period=5&delay=0', slot);
+      await waitFor(() => fired.length >= 20);
+      await consumer.stop();
+      const elapsed = performance.now() - started;
+      // One at the first fire, one per interval passed, one at the stop.
+      expect(slot.saves.length).to.be.at.most(2 + Math.floor(elapsed / TIMER_SAVE_INTERVAL));
+      expect(slot.latest).to.deep.equal({ counter: fired.length });
+      const next = await resumed('timer:t?period=5&delay=0', new MemorySlot(slot.latest));
+      await waitFor(() => next.fired.length >= 1);
+      expect(next.fired[0]!.counter).to.equal(fired.length + 1);
+    });
+
+    it('a lost term is not a warning when saving (the master: consumer is stopping the timer)', async () => {
+      const slot = new MemorySlot();
+      slot.failWith = new LeadershipLostError('lock1', 'm1', 'gone');
+      const { consumer, fired, lines } = await resumed('timer:t?period=5&delay=0', slot);
+      await waitFor(() => fired.length >= 3);
+      await consumer.stop();
+      expect(lines.filter((l) => l.level === 'warn')).to.deep.equal([]);
+    });
+
+    it('ignores a saved value it cannot read, says so, and counts from 1', async () => {
+      const { fired, lines } = await resumed('timer:t?period=5&delay=0', new MemorySlot({ counter: -2 }));
+      await waitFor(() => fired.length >= 1);
+      expect(fired[0]!.counter).to.equal(1);
+      expect(lines.some((l) => l.level === 'warn' && l.message.includes('ignores the leader state saved for it ({"counter":-2})'))).to.equal(true);
+    });
   });
 });

@@ -29,7 +29,7 @@ describe('example: polling to queue', function () {
     if (queue) await deleteQueues(rmq().url, [queue]);
   });
 
-  it('publishes every update the API served at least once across a SIGKILLed and a SIGTERMed leader, and counts duplicates', async () => {
+  it('publishes every update the API served at least once across a SIGKILLed and a SIGTERMed leader, each new leader continuing from the saved offset, and counts duplicates', async () => {
     dir = await mkdtemp(join(tmpdir(), 'dromedary-example-polling-'));
     queue = `updates-e2e-${randomUUID().slice(0, 8)}`;
 
@@ -58,10 +58,11 @@ describe('example: polling to queue', function () {
       processes.push(member);
     }
     const all = () => [...members.values()];
+    const output = () => all().flatMap((m) => m.lines);
     const received = () => all().flatMap((m) => m.lines.map((l) => RECEIVED.exec(l)).filter((x) => x !== null));
     const leaderLines = () => all().flatMap((m) => m.lines.map((l) => LEADS.exec(l)?.[1]).filter((x) => x !== undefined));
 
-    const stats = async () => (await (await fetch(`${apiUrl}/stats`)).json()) as { generated: number; served: number[]; confirmed: number };
+    const stats = async () => (await (await fetch(`${apiUrl}/stats`)).json()) as { generated: number; served: number[]; confirmed: number; pollsWithoutOffset: number };
     /** Mid-stream: the leader worked through the backlog it found and confirmed (through its cursor) newer updates. */
     const streaming = async (leader: string) => {
       const { generated } = await stats();
@@ -70,6 +71,8 @@ describe('example: polling to queue', function () {
 
     const first = await waitFor(() => leaderLines()[0], { timeout: 30_000, message: 'a leader of updates' });
     await streaming(first);
+    // Only the first leader ever polled without an offset: the next ones continue from the leader state.
+    const { pollsWithoutOffset } = await stats();
     members.get(first)!.signal('SIGKILL');
     await members.get(first)!.exited;
 
@@ -87,6 +90,9 @@ describe('example: polling to queue', function () {
     await waitFor(async () => (await stats()).confirmed > (await stats()).generated, { timeout: 30_000, message: 'the last leader confirmed every update' });
     const { served, generated: finalGenerated } = await stats();
     expect(finalGenerated).to.be.at.least(generated);
+    expect((await stats()).pollsWithoutOffset, 'polls without an offset after the first leader’s').to.equal(pollsWithoutOffset);
+    const resumedLines = output().filter((l) => /Resuming http-poll:\S+ from the leader state: cursor \d+/.test(l));
+    expect(resumedLines, 'the second and third leaders resumed from the saved offset').to.have.length(2);
 
     await waitFor(() => served.every((id) => received().some((m) => Number(m[1]) === id)), {
       timeout: 30_000,
@@ -115,8 +121,7 @@ describe('example: polling to queue', function () {
     );
     expect(byMessageId.size).to.equal(finalIds.size);
 
-    const output = all().flatMap((m) => m.lines);
-    expect(output.some((l) => l.includes('Consumer started: http-poll:') && l.includes('/bot{{env:BOT_TOKEN}}/getUpdates')), 'leaders log the token placeholder').to.equal(true);
-    expect(output.filter((l) => l.includes(BOT_TOKEN)), 'lines showing the bot token').to.deep.equal([]);
+    expect(output().some((l) => l.includes('Consumer started: http-poll:') && l.includes('/bot{{env:BOT_TOKEN}}/getUpdates')), 'leaders log the token placeholder').to.equal(true);
+    expect(output().filter((l) => l.includes(BOT_TOKEN)), 'lines showing the bot token').to.deep.equal([]);
   });
 });

@@ -1,8 +1,9 @@
 // Runs on the leader of the `updates` lock only: polls the Telegram-like API (updates-api.mjs) and
 // publishes each update to RabbitMQ. The cursor (offset = highest update_id + 1) moves only after
-// the broker confirmed every update of a batch, so an update is never lost; a new leader starts
-// without a cursor and gets the unconfirmed updates again, so some may be published twice, with
-// the same messageId.
+// the broker confirmed every update of a batch, so an update is never lost. Under master: the cursor
+// is also saved in the lock's leader state after each batch, so a new leader continues from it
+// instead of starting without one; the batch in flight when a leader dies comes again, so a few
+// updates (at most one batch) may be published twice, with the same messageId.
 import { from } from 'dromedary';
 
 // The bot token is a path segment, as in Telegram: {{env:BOT_TOKEN}} is resolved when the endpoint is

@@ -26,6 +26,12 @@ export const httpPollOptions = {
   cursorParam: { type: 'string', description: 'query parameter carrying the cursor: the highest item id + 1 (Telegram: offset)' },
   cursorField: { type: 'string', description: 'dot path of the numeric item id the cursor is computed from (Telegram: update_id)' },
   cursorInitial: { type: 'integer', description: 'the cursor of the first poll; default the value in the URL, or none' },
+  saveEvery: {
+    type: 'integer',
+    default: 100,
+    min: 1,
+    description: 'under master:, the cursor is saved for the next leader after each batch and also after every this many items of a long one',
+  },
   conditional: { type: 'boolean', default: true, description: 'send If-None-Match/If-Modified-Since from the last ETag/Last-Modified; a 304 emits nothing' },
   followRedirects: { type: 'boolean', default: false, description: 'follow 3xx redirects (up to 5) instead of treating them as failures' },
   ...tlsOptions,
@@ -55,7 +61,8 @@ export interface PollCounts {
 export class HttpPollEndpoint extends HttpTargetEndpoint<typeof httpPollOptions> implements MeteredEndpoint {
   /**
    * The next cursor value. Kept on the endpoint, so a member that leads again resumes where it
-   * stopped; a new leader starts from the URL's value and the server re-sends what was unconfirmed.
+   * stopped; under master: it is also saved in the lock's leader state, and a new leader resumes from
+   * there (poll-state.ts).
    */
   cursor: number | undefined;
   validators: Validators | undefined;

@@ -8,8 +8,10 @@ import { decodeResponseBody } from '../http/body.ts';
 import type { HttpResponse } from '../http/client.ts';
 import { HttpAbortedError } from '../http/errors.ts';
 import { HttpHeader } from '../http/headers.ts';
-import { buildUrl } from '../http/target.ts';
+import { LeadershipLostError } from '../../errors.ts';
+import type { JsonValue, LeaderStateSlot } from '../../spi/leader-state.ts';
 import type { HttpPollEndpoint } from './http-poll-component.ts';
+import { decodePollState, encodePollState, partialCursor, pollUrl, type PollState } from './poll-state.ts';
 import { backoff, jittered, parseRetryAfter } from './schedule.ts';
 
 /**
@@ -21,6 +23,13 @@ export class HttpPollConsumer extends ConsumerSupport<HttpPollEndpoint> {
   #stop: AbortController | undefined;
   #failures = 0;
   #polls = 0;
+  /** Under master:, this term's key of the lock's leader state, and the JSON last saved there. */
+  #slot: LeaderStateSlot | undefined;
+  #saved: string | undefined;
+  /** The highest cursor saved this term: a batch asked for again does not save its earlier items again. */
+  #savedCursor = -Infinity;
+  /** Whether the last save failed on a store error: warned once, until a save succeeds again. */
+  #saveFailing = false;
   readonly #logger: Logger;
 
   constructor(endpoint: HttpPollEndpoint, processor: Processor) {
@@ -36,6 +45,21 @@ export class HttpPollConsumer extends ConsumerSupport<HttpPollEndpoint> {
   /** Consecutive failed polls (0 after a success). */
   get failures(): number {
     return this.#failures;
+  }
+
+  /** Under master: continue from the cursor and validators the previous leader saved. */
+  resumeFrom(slot: LeaderStateSlot): void {
+    this.#slot = slot;
+    if (slot.saved === undefined) return;
+    this.#saved = JSON.stringify(slot.saved);
+    const state = decodePollState(this.endpoint, slot.saved);
+    if (typeof state === 'string') {
+      this.#logger.warn(`Ignoring the poll state saved for ${this.endpoint.maskedUri} (${state}); starting from the URL`);
+      return;
+    }
+    this.endpoint.cursor = state.cursor;
+    this.endpoint.validators = state.validators;
+    this.#logger.info(`Resuming ${this.endpoint.maskedUri} from the leader state: ${state.cursor === undefined ? 'no cursor' : `cursor ${state.cursor}`}`);
   }
 
   protected doStart(): void {
@@ -76,7 +100,7 @@ export class HttpPollConsumer extends ConsumerSupport<HttpPollEndpoint> {
     const { endpoint } = this;
     const { target, options, redactor } = endpoint;
     const cursor = endpoint.cursor;
-    const url = buildUrl(target.base, target.query, cursor !== undefined && options.cursorParam !== undefined ? { name: options.cursorParam, value: String(cursor) } : undefined);
+    const url = pollUrl(endpoint, cursor);
     const maskedUrl = redactor.redact(url);
     const headers = { ...target.headers };
     const validators = options.conditional && endpoint.validators?.url === url ? endpoint.validators : undefined;
@@ -125,6 +149,11 @@ export class HttpPollConsumer extends ConsumerSupport<HttpPollEndpoint> {
         const where = cursor === undefined ? 'the cursor has not moved' : `the cursor stays at ${cursor}`;
         return this.#failed(maskedUrl, `item ${i + 1} of ${items.length} failed (${exchange.exception.message}); ${where}, so the next poll asks for these items again`);
       }
+      // A long batch also saves its progress on the way, so a crash replays at most saveEvery items; not awaited: writes coalesce.
+      if (this.#slot && (i + 1) % options.saveEvery === 0 && i + 1 < items.length) {
+        const partial = partialCursor(ids, i + 1);
+        if (partial !== undefined && partial > Math.max(cursor ?? -Infinity, this.#savedCursor)) void this.#save({ cursor: partial, validators: undefined });
+      }
     }
 
     // Every exchange succeeded: only now may the server be told (through the cursor) they are done.
@@ -136,7 +165,31 @@ export class HttpPollConsumer extends ConsumerSupport<HttpPollEndpoint> {
     const lastModified = response.headers['last-modified'];
     endpoint.validators = options.conditional && (etag || lastModified) ? { url, etag, lastModified } : undefined;
     this.#succeeded(maskedUrl);
+    // Saved before the next poll, so a new leader replays at most this batch.
+    if (this.#slot) await this.#save({ cursor: endpoint.cursor, validators: endpoint.validators });
     return jittered(options.delay, options.jitter);
+  }
+
+  /** Saves `state` in the leader state when it changed; a failed save is logged, and polling goes on. */
+  async #save(state: PollState): Promise<void> {
+    const slot = this.#slot!;
+    const value: JsonValue = encodePollState(this.endpoint, state);
+    const json = JSON.stringify(value);
+    if (json === this.#saved) return;
+    this.#saved = json;
+    if (state.cursor !== undefined) this.#savedCursor = Math.max(this.#savedCursor, state.cursor);
+    try {
+      await slot.save(value);
+      if (this.#saveFailing) this.#logger.info(`Saving the poll state of ${this.endpoint.maskedUri} works again`);
+      this.#saveFailing = false;
+    } catch (err) {
+      if (this.#saved === json) this.#saved = undefined;
+      const message = this.endpoint.redactor.redact(`Could not save the poll state of ${this.endpoint.maskedUri} for the next leader (${describe(err)}); polling goes on, and each poll tries again`);
+      // A deposed leader's write is refused by design (the master: consumer is stopping this poller); a store outage is told once.
+      if (err instanceof LeadershipLostError || this.#saveFailing) this.#logger.debug(message);
+      else this.#logger.warn(message);
+      if (!(err instanceof LeadershipLostError)) this.#saveFailing = true;
+    }
   }
 
   get #splitting(): boolean {

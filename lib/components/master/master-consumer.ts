@@ -3,6 +3,7 @@ import type { Exchange } from '../../exchange/exchange.ts';
 import type { Consumer } from '../../spi/component.ts';
 import { ConsumerSupport } from '../../spi/endpoint-support.ts';
 import type { Processor } from '../../spi/processor.ts';
+import type { LeaderStateSlot } from '../../spi/leader-state.ts';
 import type { ClusterView, LeadershipEvent, LeadershipTerm } from '../../cluster/cluster-service.ts';
 import type { Logger } from '../../logging/logger.ts';
 import type { MasterEndpoint } from './master-component.ts';
@@ -163,6 +164,7 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
     let consumer: Consumer | undefined;
     try {
       consumer = await delegate.createConsumer(this.#gate);
+      if (consumer.resumeFrom) consumer.resumeFrom(await this.#slotOf(this.#view));
       await consumer.start();
     } catch (err) {
       await consumer?.stop().catch(() => undefined);
@@ -185,6 +187,19 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
     }
     this.#delegate = consumer;
     this.#logger.info(`Leadership taken for ${lock}. Attempt #${attempt} success. Consumer started: ${delegate.maskedUri}`);
+  }
+
+  /**
+   * The delegate's key of the lock's leader state for this term: what earlier leaders saved, read
+   * before it starts (a failed read fails this attempt, retried like a failed start), and its saves
+   * made as the leader of this term, so they are refused once it has ended.
+   */
+  async #slotOf(view: ClusterView | undefined): Promise<LeaderStateSlot> {
+    const term = view?.term;
+    if (!view || !term) throw new LeadershipLostError(this.endpoint.lock, this.endpoint.cluster.memberId, 'leadership lapsed before the consumer started');
+    const key = this.endpoint.delegate.maskedUri;
+    const saved = await view.state.get(key);
+    return { key, saved, save: (value) => view.state.set(key, value, { term }) };
   }
 
   async #stopDelegate(reason: string): Promise<void> {

@@ -11,12 +11,17 @@ import type { Processor } from '../../../lib/spi/processor.ts';
 import { Exchange } from '../../../lib/exchange/index.ts';
 import { captureLogger } from '../../support/capture-logger.ts';
 import { waitFor } from '../../support/wait.ts';
+import type { LeaderStateSlot } from '../../../lib/spi/leader-state.ts';
+import { LeadershipLostError } from '../../../lib/errors.ts';
 
 const timings = validateTimings({ leaseDuration: 400, renewDeadline: 250, retryPeriod: 50 });
 
 /** A delegate whose consumer can be made to fail its first starts, and fired by hand. */
 class FlakyComponent implements Component {
   failStarts = 0;
+  /** Whether its consumers resume from leader state (Consumer.resumeFrom), and the slot each was given. */
+  resumable = false;
+  slots: LeaderStateSlot[] = [];
   starts = 0;
   stops = 0;
   consumer: { fire: (body: unknown) => Promise<Exchange> } | undefined;
@@ -24,7 +29,7 @@ class FlakyComponent implements Component {
     const component = this;
     return new (class extends EndpointSupport {
       override createConsumer(processor: Processor) {
-        return new (class extends ConsumerSupport {
+        const consumer = new (class extends ConsumerSupport {
           protected doStart() {
             component.starts += 1;
             if (component.failStarts > 0) {
@@ -43,6 +48,8 @@ class FlakyComponent implements Component {
             component.stops += 1;
           }
         })(this, processor);
+        if (component.resumable) Object.assign(consumer, { resumeFrom: (slot: LeaderStateSlot) => void component.slots.push(slot) });
+        return consumer;
       }
     })(uri, context);
   }
@@ -54,9 +61,13 @@ describe('master: component', () => {
     for (const c of contexts.splice(0)) await c.stop().catch(() => undefined);
   });
 
-  async function context(routes: Parameters<Context['addRoutes']>[0], options: { store?: MemoryLockStore; member?: string; flaky?: FlakyComponent; backOffDelay?: number } = {}) {
+  async function context(
+    routes: Parameters<Context['addRoutes']>[0],
+    options: { store?: MemoryLockStore; member?: string; flaky?: FlakyComponent; backOffDelay?: number; failStateReads?: number } = {},
+  ) {
     const capture = captureLogger();
     const cluster = new ElectorClusterService({ kind: 'memory', memberId: options.member ?? 'a', store: options.store ?? new MemoryLockStore(), timings, logger: capture.logger });
+    if (options.failStateReads) failStateReads(cluster, options.failStateReads);
     const { MasterComponent } = await import('../../../lib/components/master/master-component.ts');
     const c = new Context({ logger: capture.logger, components: { flaky: options.flaky ?? new FlakyComponent(), master: new MasterComponent({ backOffDelay: options.backOffDelay ?? 20, backOffMaxAttempts: 3 }) } });
     c.addService(CLUSTER_SERVICE, cluster);
@@ -144,4 +155,87 @@ describe('master: component', () => {
     await waitFor(() => !consumer.isMaster && flaky.stops >= 1);
     store.heal();
   });
+
+  describe('leader state for resumable delegates (issue 14)', () => {
+    it('gives a resumable delegate its key (the delegate URI, masked) of the leader state: what earlier leaders saved, and saves refused once the term ended', async () => {
+      const store = new MemoryLockStore();
+      const flaky = new FlakyComponent();
+      flaky.resumable = true;
+      const a = await context((r) => r.from('master:lock1:flaky:x?password=s3cret').log('x'), { store, member: 'a', flaky });
+      await a.context.start();
+      await waitFor(() => flaky.slots.length === 1 && flaky.consumer !== undefined);
+      const first = flaky.slots[0]!;
+      expect(first.key).to.equal('flaky:x?password=xxxxxx');
+      expect(first.saved).to.equal(undefined);
+      await first.save({ cursor: 7 });
+      await a.context.stop();
+      await expectLost(first.save({ cursor: 8 }));
+
+      const b = await context((r) => r.from('master:lock1:flaky:x?password=s3cret').log('x'), { store, member: 'b', flaky });
+      await b.context.start();
+      await waitFor(() => flaky.slots.length === 2);
+      expect(flaky.slots[1]!.saved).to.deep.equal({ cursor: 7 });
+    });
+
+    it('refuses a save once leadership lapsed (the store hung), though the delegate has not stopped yet', async () => {
+      const store = new MemoryLockStore();
+      const flaky = new FlakyComponent();
+      flaky.resumable = true;
+      const { context: c } = await context((r) => r.from('master:lock1:flaky:x').log('x'), { store, flaky });
+      await c.start();
+      await waitFor(() => flaky.slots.length === 1);
+      store.hang();
+      await waitFor(() => !c.service<ElectorClusterService>(CLUSTER_SERVICE)!.isLeader('lock1'), { timeout: 2000 });
+      await expectLost(flaky.slots[0]!.save({ cursor: 1 }));
+      store.heal();
+    });
+
+    it('a failed read of the leader state is a failed start attempt, retried with the back-off', async () => {
+      const flaky = new FlakyComponent();
+      flaky.resumable = true;
+      const { context: c, messages } = await context((r) => r.from('master:lock1:flaky:x').log('x'), { flaky, failStateReads: 2 });
+      await c.start();
+      await waitFor(() => flaky.consumer !== undefined);
+      expect(flaky.slots).to.have.length(1);
+      expect(flaky.starts, 'the delegate starts only once its state was read').to.equal(1);
+      expect(messages().join('\n')).to.contain('Attempt #2 to start consumer flaky:x failed: store unreachable. Retrying in 20ms');
+    });
+
+    it('reads nothing for a delegate that cannot resume', async () => {
+      const flaky = new FlakyComponent();
+      const { context: c, cluster } = await context((r) => r.from('master:lock1:flaky:x').log('x'), { flaky, failStateReads: 99 });
+      await c.start();
+      await waitFor(() => flaky.consumer !== undefined);
+      expect(flaky.starts).to.equal(1);
+      expect(cluster.isLeader('lock1')).to.equal(true);
+    });
+  });
 });
+
+async function expectLost(save: Promise<void>): Promise<void> {
+  const err = await save.then(() => undefined, (e: unknown) => e);
+  expect(err).to.be.instanceOf(LeadershipLostError);
+}
+
+/** Makes the first `count` reads of the leader state through this service's views fail, as an unreachable store would. */
+function failStateReads(cluster: ElectorClusterService, count: number): void {
+  let left = count;
+  const view = cluster.view.bind(cluster);
+  cluster.view = (lock: string) => {
+    const v = view(lock);
+    const state = v.state;
+    Object.defineProperty(v, 'state', {
+      value: {
+        get: async (key: string) => {
+          if (left > 0) {
+            left -= 1;
+            throw new Error('store unreachable');
+          }
+          return state.get(key);
+        },
+        set: state.set,
+      },
+    });
+    return v;
+  };
+}
