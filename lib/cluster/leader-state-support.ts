@@ -1,6 +1,8 @@
 import { ConfigurationError, LeaderStateTooLargeError, LeadershipLostError } from '../errors.ts';
 import { LEADER_STATE_MAX_BYTES, type JsonValue } from '../spi/leader-state.ts';
 import type { LeaderState, LeadershipTerm } from './cluster-service.ts';
+import { pause } from './campaign/campaign.ts';
+import { jsonCopy, parseState, type StateRecord } from './state-value.ts';
 
 /**
  * The backend-independent half of a lock's leader state (cluster-service.ts LeaderState): checking
@@ -11,7 +13,7 @@ import type { LeaderState, LeadershipTerm } from './cluster-service.ts';
  */
 
 /** A lock's whole leader state: its keys and their JSON values. */
-export type LeaderStateRecord = { [key: string]: JsonValue };
+export type LeaderStateRecord = StateRecord;
 
 /** The state a commit is to write, as `update` computed it from the state the backend read. */
 export interface LeaderStateUpdate {
@@ -82,16 +84,16 @@ export class LeaderStateSupport implements LeaderState {
 
   set(key: string, value: JsonValue | undefined, options: { term?: LeadershipTerm } = {}): Promise<void> {
     const { lock } = this.#options;
+    // The value as it is now (the caller may change its object while the write waits), refused unless it is JSON.
+    let snapshot: JsonValue | undefined;
     try {
       checkKey(lock, key);
-      checkLeaderStateValue(lock, key, value);
+      snapshot = value === undefined ? undefined : jsonCopy(lock, key, value);
     } catch (err) {
       return Promise.reject(err as Error);
     }
     const term = options.term ?? this.#options.currentTerm();
     if (!term || !term.isCurrent) return Promise.reject(this.#lost(term));
-    // The value as it is now: the caller may change its object while the write waits.
-    const snapshot = copy(value);
     if (this.#pending && this.#pending.term !== term) {
       // Terms of one lock follow each other: a batch of another term is of one that has ended.
       settle(this.#pending, this.#lost(this.#pending.term));
@@ -135,7 +137,7 @@ export class LeaderStateSupport implements LeaderState {
       } catch (err) {
         if (err instanceof LeadershipLostError || err instanceof ConfigurationError) return settle(batch, err);
         if (!batch.term.isCurrent) return settle(batch, this.#lost(batch.term));
-        await delay(retryDelay, batch.term.signal);
+        await pause(retryDelay, batch.term.signal);
         // Values set while this write failed go with its next attempt.
         if (this.#pending?.term === batch.term) {
           for (const [key, change] of this.#pending.changes) {
@@ -208,56 +210,6 @@ function checkKey(lock: string, key: unknown): void {
   }
 }
 
-/**
- * Throws a ConfigurationError naming the key unless `value` is JSON that reads back the same: null,
- * booleans, finite numbers, strings, arrays and plain objects of them (undefined only as the whole
- * value, which removes the key). JSON.stringify would quietly drop or change anything else.
- */
-export function checkLeaderStateValue(lock: string, key: string, value: unknown): void {
-  if (value === undefined) return;
-  const fault = jsonFault(value, new Set(), '');
-  if (fault) {
-    throw new ConfigurationError(`the value for key ${key} of the leader state of lock ${lock} is not JSON: ${fault}; store only null, booleans, finite numbers, strings, arrays and plain objects`);
-  }
-}
-
-function jsonFault(value: unknown, ancestors: Set<object>, at: string): string | undefined {
-  const where = at === '' ? '' : ` at ${at}`;
-  switch (typeof value) {
-    case 'string':
-    case 'boolean':
-      return undefined;
-    case 'number':
-      return Number.isFinite(value) ? undefined : `${value}${where} is not a finite number`;
-    case 'object':
-      break;
-    default:
-      return `${describe(value)}${where}`;
-  }
-  if (value === null) return undefined;
-  if (ancestors.has(value)) return `it refers to itself${where}`;
-  ancestors.add(value);
-  try {
-    if (Array.isArray(value)) {
-      for (let i = 0; i < value.length; i++) {
-        if (!(i in value)) return `the array${where} has a hole at ${i}`;
-        const fault = jsonFault(value[i], ancestors, `${at}[${i}]`);
-        if (fault) return fault;
-      }
-      return undefined;
-    }
-    const proto = Object.getPrototypeOf(value) as unknown;
-    if (proto !== Object.prototype && proto !== null) return `${describe(value)}${where} is not a plain object`;
-    for (const [name, item] of Object.entries(value)) {
-      const fault = jsonFault(item, ancestors, `${at}.${name}`);
-      if (fault) return fault;
-    }
-    return undefined;
-  } finally {
-    ancestors.delete(value);
-  }
-}
-
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'object') return `a ${(value as object).constructor?.name ?? 'null-prototype object'}`;
@@ -265,19 +217,12 @@ function describe(value: unknown): string {
   return `${typeof value} ${String(value)}`;
 }
 
-/** The whole state as stored; a missing one (never written) is empty. */
-export function parseLeaderState(lock: string, where: string, text: string | undefined | null): LeaderStateRecord {
-  if (text === undefined || text === null || text === '') return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigurationError(`the leader state of lock ${lock} in ${where} is not JSON (${(err as Error).message}): delete it or write a JSON object there`);
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new ConfigurationError(`the leader state of lock ${lock} in ${where} is not a JSON object: delete it or write a JSON object there`);
-  }
-  return parsed as LeaderStateRecord;
+/**
+ * The whole state as stored; a missing one (never written) is empty, and so is one someone edited into
+ * something other than a JSON object (the next write replaces it), as on the elector backends.
+ */
+export function parseLeaderState(text: string | undefined | null): LeaderStateRecord {
+  return parseState(text ?? undefined) ?? {};
 }
 
 function copy<T extends JsonValue | undefined>(value: T): T {
@@ -286,17 +231,4 @@ function copy<T extends JsonValue | undefined>(value: T): T {
 
 function settle(batch: Batch, err: Error): void {
   for (const change of batch.changes.values()) for (const waiter of change.waiters) waiter.reject(err);
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -138,7 +138,4 @@ describeMembers(
       expect(all.map((c) => c.fields[0])).to.deep.equal(all.map((_, i) => i + 1));
     });
   },
-  // The server backends' leader state (etcd, postgres, zookeeper) comes with branch state-servers: once
-  // it is merged, these cases run there too by dropping this filter (they passed on a trial merge).
-  { clusters: ['file', 'kubernetes'] },
 );

@@ -194,7 +194,7 @@ export class EtcdCampaign extends EventEmitter<{ change: []; members: [string[]]
   async #readState(): Promise<{ state: LeaderStateRecord; revision: number }> {
     const res = await this.#sessions.call('range', (options) => this.#client.get(this.#stateKey).options(options).exec());
     const kv = res.kvs[0];
-    return { state: parseLeaderState(this.lock, `etcd key ${this.#stateKey}`, kv?.value.toString()), revision: kv ? Number(kv.mod_revision) : 0 };
+    return { state: parseLeaderState(kv?.value.toString()), revision: kv ? Number(kv.mod_revision) : 0 };
   }
 
   async commitState(term: LeadershipTerm, update: (current: LeaderStateRecord) => LeaderStateUpdate): Promise<void> {

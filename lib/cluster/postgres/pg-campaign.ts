@@ -149,7 +149,7 @@ export class PgCampaign extends EventEmitter<{ change: []; members: [string[]] }
   async readState(): Promise<LeaderStateRecord> {
     await this.#schema.ready();
     const [row] = await this.#connection.query<{ state: string | null }>(this.#schema.readState, [this.lock]);
-    return parseLeaderState(this.lock, `the state column of PostgreSQL's lease row for ${this.lock}`, row?.state);
+    return parseLeaderState(row?.state);
   }
 
   async commitState(term: LeadershipTerm, update: (current: LeaderStateRecord) => LeaderStateUpdate): Promise<void> {

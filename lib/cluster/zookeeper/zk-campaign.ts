@@ -147,7 +147,7 @@ export class ZkCampaign extends EventEmitter<{ change: []; members: [string[]] }
 
   async #readState(client: ZkClient): Promise<{ state: LeaderStateRecord; version: number }> {
     const node = await client.data(this.#base);
-    return { state: parseLeaderState(this.lock, `ZooKeeper node ${this.#base}`, node?.data.toString('utf8')), version: node?.version ?? 0 };
+    return { state: parseLeaderState(node?.data.toString('utf8')), version: node?.version ?? 0 };
   }
 
   async commitState(term: LeadershipTerm, update: (current: LeaderStateRecord) => LeaderStateUpdate): Promise<void> {
