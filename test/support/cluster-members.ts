@@ -46,6 +46,7 @@ const REAL_KUBECONFIG = process.env.DROMEDARY_TEST_REAL_K8S === '1' && process.e
 
 export const TARGETS: Target[] = [
   { title: 'file backend', cluster: 'file', lease: 1200, renew: 800, retry: 150, margin: 250 },
+  { title: 'file backend with heartbeats', cluster: 'file', renewals: 'heartbeat', lease: 1200, renew: 800, retry: 150, margin: 250 },
   // A Lease stores its duration in whole seconds, so the kubernetes members use a whole-second lease.
   { title: 'kubernetes backend, Lease mode, API test server', cluster: 'kubernetes', lock: 'lease', api: 'test-server', lease: 2000, renew: 1300, retry: 150, margin: 250 },
   // Heartbeat renewals: a round every renewDeadline / 3 keeps every lock of a member alive.

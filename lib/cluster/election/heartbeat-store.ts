@@ -204,7 +204,9 @@ export class HeartbeatLockStore implements LockStore {
   async update(lock: string, record: LockRecord, expectedVersion: string, signal: AbortSignal): Promise<VersionedRecord> {
     const held = this.#held.get(lock);
     if (held) held.lastCall = this.#now();
-    if (this.#mode === 'heartbeat' && held && !this.#rollbacks.has(lock) && expectedVersion === this.#presented.get(lock)?.version && sameContent(this.#toStored(record), held.stored)) {
+    // The lock record's part of the version decides: the heartbeat part moves with every round, and a
+    // renewal based on any of this process's own heartbeats is still based on the same lock record.
+    if (this.#mode === 'heartbeat' && held && !this.#rollbacks.has(lock) && splitVersion(expectedVersion)[0] === held.lockVersion && sameContent(this.#toStored(record), held.stored)) {
       return this.#joinRound(lock, signal);
     }
     return this.#tracked(lock, async () => {
@@ -440,6 +442,8 @@ export class HeartbeatLockStore implements LockStore {
       return this.#emit(lock, `${version}${SEP}${UNKNOWN}`, undefined);
     }
     const raw = { version, record };
+    // This process's own write, delivered late: the elector already has its version from the write or a later round.
+    if (held && version === held.lockVersion && this.#presented.has(lock)) return this.#emit(lock, this.#presented.get(lock)!.version, this.#presented.get(lock)!.record);
     if (held && version !== held.lockVersion && !sameContent(record, held.stored)) this.#held.delete(lock);
     this.#raw.set(lock, raw);
     const key = record.heartbeat;
