@@ -354,7 +354,9 @@ export class HeartbeatLockStore implements LockStore {
    */
   #scheduleRound(): void {
     if (this.#closed || this.#roundTimer || this.#roundRunning || this.#mode !== 'heartbeat') return;
-    if (this.#held.size === 0 && this.#waiters.length === 0) return;
+    // Rounds serve renewals: electors call more often than rounds run (see heartbeatCadence), so a
+    // lock whose elector stopped calling is no longer kept alive by them.
+    if (this.#waiters.length === 0) return;
     const gap = this.#lastRoundFailed ? this.#timings.retryPeriod : this.#interval;
     const wait = Math.max(0, this.#lastRoundStart + gap - this.#now());
     this.#roundTimer = setTimeout(() => {
@@ -373,6 +375,12 @@ export class HeartbeatLockStore implements LockStore {
     for (const [lock, held] of this.#held) if (started - held.lastCall > this.#timings.leaseDuration && !served.some((w) => w.lock === lock)) this.#held.delete(lock);
     const locks = [...new Set([...this.#held.keys(), ...served.map((w) => w.lock)])].filter((lock) => this.#held.has(lock)).sort();
     const signal = AbortSignal.timeout(this.#timings.renewDeadline);
+    if (locks.length === 1) {
+      await this.#renewAlone(locks[0]!, served, signal);
+      this.#roundRunning = false;
+      this.#scheduleRound();
+      return;
+    }
     try {
       const beat = await this.#backend.writeHeartbeat(this.#key, { member: this.#member, instance: this.#instance, renewTime: microTime(), locks }, signal);
       this.heartbeatWrites += 1;
@@ -401,6 +409,31 @@ export class HeartbeatLockStore implements LockStore {
       this.#roundRunning = false;
     }
     this.#scheduleRound();
+  }
+
+  /**
+   * A round for a single lock writes its record (a compare-and-swap, as client-go's renewal) instead
+   * of a heartbeat and a listing: one request, not two. Its new version restarts followers' clocks as
+   * a heartbeat would, and a record someone else changed fails the compare-and-swap.
+   */
+  async #renewAlone(lock: string, served: Waiter[], signal: AbortSignal): Promise<void> {
+    const held = this.#held.get(lock)!;
+    try {
+      const written = await this.#tracked(lock, () => this.#backend.update(lock, { ...held.stored, renewTime: microTime() }, held.lockVersion, signal));
+      this.#lastRoundFailed = false;
+      let presented: VersionedRecord | undefined;
+      if (this.#held.get(lock) === held) {
+        held.stored = written.record;
+        held.lockVersion = written.version;
+        this.#raw.set(lock, written);
+        presented = this.#present(lock, written);
+      }
+      for (const w of served) this.#settle(w, presented, presented ? undefined : new LockConflictError(lock, 'its elector stopped'));
+    } catch (err) {
+      if (err instanceof LockConflictError) this.#held.delete(lock);
+      else this.#lastRoundFailed = true;
+      for (const w of served) this.#settle(w, undefined, err);
+    }
   }
 
   /** Runs a call on `lock`, holding back notifications meanwhile (see #inflight). */
