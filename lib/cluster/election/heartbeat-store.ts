@@ -104,7 +104,11 @@ const UNKNOWN = '?';
  *   retried before any other call on that lock, so the follower never leads on it.
  * - A heartbeat vouches only for the locks it lists: those this process holds and whose elector still
  *   runs and renews. An elector that stops without releasing (its work may outlive it) is dropped from
- *   the list, so its record stops changing and followers take it a lease later, as before.
+ *   the list, so its record stops changing and followers take it a lease later, as before. Rounds run
+ *   only for waiting renewals (electors call every half round at most, see heartbeatCadence), so a
+ *   process whose electors all stopped writes no more heartbeats.
+ * - A round that serves a single lock renews that lock's record instead (one compare-and-swap, the
+ *   one-record-per-lock renewal), which costs one request where a heartbeat and a listing cost two.
  * - Releases, acquisitions and every other write (a new term, a new token, leader state) are plain
  *   compare-and-swaps of the lock record, as without heartbeats; releases stay instant.
  * - All members of a lock must judge records this way (a member that judged a heartbeat-mode record
