@@ -554,3 +554,13 @@ export function heartbeatCadence(timings: ElectionTimings): { interval: number; 
   const interval = Math.max(1, Math.floor(timings.renewDeadline / 3));
   return { interval, renewInterval: Math.max(1, Math.min(timings.retryPeriod, Math.floor(interval / 2))) };
 }
+
+/**
+ * A lock record as a one-shot reader (`dromedary status`) should judge it: in heartbeat mode its
+ * holder renews the heartbeat, not the record, so the heartbeat's renewTime counts while it lists the lock.
+ */
+export function renewedRecord(lock: string, record: LockRecord, beat: VersionedHeartbeat | undefined): LockRecord {
+  const { heartbeat: _key, ...rest } = record;
+  if (!beat || heartbeatPart(beat, lock, record.holderInstance) !== beat.version) return rest;
+  return Date.parse(beat.record.renewTime) > Date.parse(record.renewTime) ? { ...rest, renewTime: beat.record.renewTime } : rest;
+}

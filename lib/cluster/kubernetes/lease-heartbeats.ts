@@ -162,7 +162,7 @@ export class LeaseHeartbeatBackend implements HeartbeatBackend {
   }
 }
 
-function toHeartbeat(lease: Lease): VersionedHeartbeat {
+export function toHeartbeat(lease: Lease): VersionedHeartbeat {
   const annotations = lease.metadata?.annotations ?? {};
   const renew = lease.spec?.renewTime as unknown;
   const locks = annotations[LOCKS_ANNOTATION] ?? '';
