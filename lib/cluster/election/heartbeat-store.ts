@@ -255,6 +255,8 @@ export class HeartbeatLockStore implements LockStore {
     this.#closed = true;
     if (this.#roundTimer) clearTimeout(this.#roundTimer);
     this.#roundTimer = undefined;
+    if (this.#gapTimer) clearTimeout(this.#gapTimer);
+    this.#gapTimer = undefined;
     for (const w of [...this.#waiters]) this.#settle(w, undefined, new LockConflictError(w.lock, 'the store closed'));
     for (const stop of this.#heartbeatWatches.values()) stop();
     this.#heartbeatWatches.clear();
@@ -470,7 +472,7 @@ export class HeartbeatLockStore implements LockStore {
       this.#presented.delete(lock);
       return this.#emit(lock, version, null);
     }
-    if (version === undefined) return this.#emit(lock, undefined, undefined);
+    if (version === undefined) return this.#onWatchGap(lock);
     const held = this.#held.get(lock);
     if (record === undefined) {
       // A notice without the record (the file store): this process's own write, or a read is needed.
@@ -491,6 +493,29 @@ export class HeartbeatLockStore implements LockStore {
     const presented = this.#present(lock, raw);
     this.#emit(lock, presented.version, presented.record);
   }
+
+  /**
+   * A notice without a version: the store's watch dropped (or, on a store that cannot tell, anything).
+   * The elector reads at once on one, for every lock, which with many locks is a burst of reads each
+   * time a watch stream ends on schedule (Kubernetes ends each one every few minutes at most, and
+   * dromedary asks for every leaseDuration). A stream that resumes within a moment missed nothing
+   * (it resumes from the last version seen), so the notice is passed on only if the watch is still
+   * down a retry period later; followers then poll as before.
+   */
+  #onWatchGap(lock: string): void {
+    if (!this.#backend.watching) return this.#emit(lock, undefined, undefined);
+    this.#gaps.add(lock);
+    if (this.#gapTimer) return;
+    this.#gapTimer = setTimeout(() => {
+      this.#gapTimer = undefined;
+      const locks = [...this.#gaps];
+      this.#gaps.clear();
+      for (const l of locks) if (!this.#backend.watching!(l)) this.#emit(l, undefined, undefined);
+    }, Math.min(this.#timings.retryPeriod, 1000));
+  }
+
+  readonly #gaps = new Set<string>();
+  #gapTimer: NodeJS.Timeout | undefined;
 
   #watchHeartbeat(key: string): void {
     if (this.#heartbeatWatches.has(key) || !this.#backend.watchHeartbeat || this.#closed) return;
