@@ -3,6 +3,8 @@ import { Elector } from '../../lib/cluster/election/elector.ts';
 import { HeartbeatLockStore, heartbeatCadence } from '../../lib/cluster/election/heartbeat-store.ts';
 import { MemoryHeartbeatBackend } from '../../lib/cluster/election/heartbeat-memory.ts';
 import { validateTimings } from '../../lib/cluster/election/timings.ts';
+import { resolveRenewals } from '../../lib/cluster/election/heartbeat-config.ts';
+import { ConfigurationError } from '../../lib/errors.ts';
 import type { LockRecord } from '../../lib/cluster/election/lock-store.ts';
 import { captureLogger } from '../support/capture-logger.ts';
 import { recordLeadership } from '../support/leadership-intervals.ts';
@@ -35,6 +37,13 @@ describe('heartbeat mode: renewals independent of the number of locks', () => {
     };
     return { store, elect };
   }
+
+  it('DROMEDARY_RENEWALS is heartbeat or per-lock (per-lock by default); anything else is refused naming both', () => {
+    expect(resolveRenewals({})).to.equal('per-lock');
+    expect(resolveRenewals({ DROMEDARY_RENEWALS: ' Heartbeat ' })).to.equal('heartbeat');
+    expect(resolveRenewals({ DROMEDARY_RENEWALS: 'per-lock' })).to.equal('per-lock');
+    expect(() => resolveRenewals({ DROMEDARY_RENEWALS: 'sometimes' })).to.throw(ConfigurationError, /DROMEDARY_RENEWALS="sometimes" is not a renewal mode: use heartbeat .* or per-lock/);
+  });
 
   for (const count of [10, 100]) {
     it(`an idle leader of ${count} locks writes one heartbeat per round and no lock record`, async () => {

@@ -167,7 +167,17 @@ export class HeartbeatLockStore implements LockStore {
     this.#logger = options.logger;
     this.#now = options.now ?? (() => performance.now());
     if (backend.members) this.members = (lock, signal) => backend.members!(lock, signal);
-    if (backend.heartbeat) this.heartbeat = (lock, memberId, signal) => backend.heartbeat!(lock, memberId, signal);
+    if (backend.heartbeat) {
+      // Membership heartbeats (the file backend's per-lock member files) count as alive for a lease:
+      // refreshing them a few times per lease is enough, not at every renewal call of every lock.
+      const touched = new Map<string, number>();
+      this.heartbeat = async (lock, memberId, signal) => {
+        const now = this.#now();
+        if (this.#mode === 'heartbeat' && now - (touched.get(`${lock}\n${memberId}`) ?? -Infinity) < this.#timings.leaseDuration / 4) return;
+        await backend.heartbeat!(lock, memberId, signal);
+        touched.set(`${lock}\n${memberId}`, now);
+      };
+    }
     if (backend.watching) this.watching = (lock) => backend.watching!(lock);
   }
 
