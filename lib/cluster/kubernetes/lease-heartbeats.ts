@@ -141,7 +141,13 @@ export class LeaseHeartbeatBackend implements HeartbeatBackend {
     try {
       await this.#api.deleteNamespacedLease({ name: key, namespace: this.#options.namespace }, withSignal(signal));
     } catch (err) {
-      if (statusOf(err) !== 404) throw this.#explain(err, 'delete', key);
+      if (statusOf(err) === 404) return;
+      // The least-privilege Role (examples/kubernetes/rbac.yaml) has no delete: the Lease stays, harmless.
+      if (statusOf(err) === 403) {
+        this.#options.logger.info(`Heartbeat Lease ${key} left in place: the service account may not delete leases (grant "delete" to have members remove theirs on stop)`);
+        return;
+      }
+      throw this.#explain(err, 'delete', key);
     }
   }
 
