@@ -95,8 +95,15 @@ async function readFileLocks(config: ClusterConfig, now: number): Promise<StoreS
   const signal = AbortSignal.timeout(READ_TIMEOUT_MS);
   for (const name of names.sort()) {
     const lock = decodeURIComponent(name);
-    const current = await store.get(lock, signal);
+    let current = await store.get(lock, signal);
     if (!current) continue;
+    if (current.record.heartbeat) {
+      // Heartbeat mode: the holder renews its heartbeat file, not the record.
+      const { FileHeartbeatBackend } = await import('../cluster/file/file-heartbeats.ts');
+      const { renewedRecord } = await import('../cluster/election/heartbeat-store.ts');
+      const beat = await new FileHeartbeatBackend(store).readHeartbeat(current.record.heartbeat).catch(() => undefined);
+      current = { ...current, record: renewedRecord(lock, current.record, beat) };
+    }
     // A one-shot reader sees each heartbeat once, so it judges the files' times against this machine's
     // clock, a hint like the lease's validity here.
     const beats = await store.heartbeats(lock);
@@ -160,12 +167,19 @@ async function readKubernetesLocks(config: ClusterConfig, now: number): Promise<
     const api = kc.makeApiClient(k8s.CoordinationV1Api);
     const leases = await api.listNamespacedLease({ namespace, labelSelector: selector({ provider: 'dromedary', ...clusterLabels }) }, options());
     const { leaseRecord, LOCK_ANNOTATION } = await import('../cluster/kubernetes/lease-store.ts');
+    const { ROLE_LABEL, toHeartbeat } = await import('../cluster/kubernetes/lease-heartbeats.ts');
+    const { renewedRecord } = await import('../cluster/election/heartbeat-store.ts');
+    // Heartbeat mode's member Leases are not locks; a lock Lease naming one is renewed by it.
+    const isHeartbeat = (lease: (typeof leases.items)[number]) => lease.metadata?.labels?.[ROLE_LABEL] === 'heartbeat';
+    const beats = new Map(leases.items.filter(isHeartbeat).map((lease) => [lease.metadata?.name ?? '', toHeartbeat(lease)]));
     const locks = leases.items
+      .filter((lease) => !isHeartbeat(lease))
       .map((lease) => {
         const name = lease.metadata?.name ?? '';
         // The lock's name as written on the Lease; else (a Lease from an older version) its name without the prefix.
         const lock = lease.metadata?.annotations?.[LOCK_ANNOTATION] ?? (name.startsWith(`${prefix}-`) ? name.slice(prefix.length + 1) : name);
-        return fromRecord(lock, leaseRecord(lease), now);
+        const record = leaseRecord(lease);
+        return fromRecord(lock, renewedRecord(lock, record, record.heartbeat ? beats.get(record.heartbeat) : undefined), now);
       })
       .sort((a, b) => a.lock.localeCompare(b.lock));
     return { backend: 'kubernetes (Lease mode)', where: `${namespace}/leases`, locks };

@@ -7,3 +7,5 @@ export { DEFAULT_TIMINGS, validateTimings, type ElectionTimings } from './electi
 export { MemoryLockStore } from './memory/memory-store.ts';
 export { FileLockStore } from './file/file-lock-store.ts';
 export { singleton, type SingletonService, type SingletonHandle, type SingletonTerm } from './singleton.ts';
+export { HeartbeatLockStore, heartbeatCadence, type HeartbeatBackend, type HeartbeatRecord, type HeartbeatLockStoreOptions } from './election/heartbeat-store.ts';
+export { MemoryHeartbeatBackend } from './election/heartbeat-memory.ts';

@@ -151,4 +151,26 @@ describe('dromedary status (end to end)', function () {
       expect((await status([], env)).output).to.match(/^lock1\s+pod-a\s+/m);
     });
   }
+
+  for (const cluster of ['file', 'kubernetes'] as const) {
+    it(`${cluster} backend, heartbeat renewals: a lock stays valid while its holder's heartbeat goes on, and heartbeats are not listed as locks`, async () => {
+      const timings = { DROMEDARY_LEASE_DURATION: '2s', DROMEDARY_RENEW_DEADLINE: '1300ms', DROMEDARY_RETRY_PERIOD: '200ms' };
+      if (cluster === 'kubernetes') api = await startKubeApiServer({ namespace: 'ops' });
+      const env =
+        cluster === 'file'
+          ? { ...fileEnv(), DROMEDARY_RENEWALS: 'heartbeat' }
+          : { KUBECONFIG: await api!.writeKubeconfig(join(dir, 'kubeconfig')), DROMEDARY_CLUSTER: 'kubernetes', DROMEDARY_CLUSTER_LABELS: 'app=ops', DROMEDARY_RENEWALS: 'heartbeat', ...timings };
+      const member = cli(['run', 'routes', '--member-id', 'hb-1'], env);
+      await member.waitForLine(/Hello World!/, 30_000);
+      // Two leases on: the lock records were written once, only the heartbeat moved since.
+      const end = Date.now() + 4000;
+      await waitFor(() => Date.now() >= end, { timeout: 10_000 });
+      const found = await json(env);
+      expect(found.locks.map((l) => l.lock).sort()).to.deep.equal(['Orders_A', 'lock1']);
+      const lock = found.locks.find((l) => l.lock === 'lock1')!;
+      expect(lock.holder).to.equal('hb-1');
+      expect(lock.valid, JSON.stringify(lock)).to.equal(true);
+      expect(lock.expiresInMs).to.be.greaterThan(0);
+    });
+  }
 });

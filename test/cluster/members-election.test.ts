@@ -221,7 +221,9 @@ describeMembers('lock records edited by someone else, and instance identity', (h
       const backAt = Date.now();
       await h.server!.start();
       const lock1 = leaseName(h.run, 'lock1');
-      await waitFor(() => h.server!.requests({ token: h.tokens.get(victim), verb: 'update', resource: 'leases' }).some((r) => r.name === lock1 && r.time >= backAt && r.status === 200), {
+      // With heartbeat renewals, the member's heartbeat Lease is what renews lock1.
+      const renews = (name: string | undefined) => name === lock1 || (h.target.renewals === 'heartbeat' && name !== undefined && name.startsWith(`${h.run}.member-`));
+      await waitFor(() => h.server!.requests({ token: h.tokens.get(victim), verb: 'update', resource: 'leases' }).some((r) => renews(r.name) && r.time >= backAt && r.status === 200), {
         timeout: renew,
         interval: 2,
         message: 'the leader to renew lock1 once the API is back',

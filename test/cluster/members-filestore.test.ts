@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { cp, mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeMembers, GUARDED_ROUTES, MembersHarness, reportRealClusterSkip, TARGETS } from '../support/cluster-members.ts';
 import { waitFor } from '../support/wait.ts';
@@ -26,19 +26,35 @@ describeMembers('an idle leader', (h) => {
     const locks = join(h.dir, 'locks');
     const newest = async (lock: string) =>
       Math.max(0, ...(await readdir(join(locks, lock)).catch(() => [] as string[])).map((n) => /^v(\d+)\.json$/.exec(n)).filter((m) => m !== null).map((m) => Number(m[1])));
+    // Heartbeat mode: each heartbeat file carries its sequence number, the count of its writes.
+    const heartbeats = async () => {
+      const dir = join(locks, '.heartbeats');
+      const files = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json'));
+      const sequences = await Promise.all(files.map(async (n) => (JSON.parse(await readFile(join(dir, n), 'utf8')) as { sequence: number }).sequence));
+      return sequences.reduce((a, b) => a + b, 0);
+    };
     const writes = async (): Promise<number> => {
-      if (h.target.cluster === 'file') return (await Promise.all(LOCKS.map(newest))).reduce((a, b) => a + b, 0);
+      if (h.target.cluster === 'file') return (await Promise.all(LOCKS.map(newest))).reduce((a, b) => a + b, 0) + (await heartbeats());
       if (h.backend) return h.backend.requests();
       const resource = h.configMapMode ? 'configmaps' : 'leases';
       return h.server!.requests({ token: 'm1', resource }).filter((r) => r.verb === 'update' || r.verb === 'create' || r.verb === 'patch').length;
     };
-    if (h.target.cluster === 'file') {
+    const heartbeatMode = h.target.renewals === 'heartbeat';
+    if (h.target.cluster === 'file' && !heartbeatMode) {
       // Old versions are deleted once 8 are kept: past that point, not before, deletions happen.
       await waitFor(async () => (await newest('lock1')) >= 10, { timeout: 12 * h.RETRY * h.JITTER + h.MARGIN + 5000, message: 'ten renewals of lock1' });
     }
     const before = await writes();
     await windowOf(PERIODS * h.RETRY);
     const during = (await writes()) - before;
+
+    if (heartbeatMode) {
+      // One heartbeat write per round (every renewDeadline / 3) for all its locks, plus one at each edge of the window.
+      const rounds = Math.ceil((PERIODS * h.RETRY) / Math.floor(h.RENEW / 3));
+      expect(during, `${id} wrote ${during} times in ${rounds} heartbeat rounds`).to.be.at.most(rounds + 2);
+      expect(during, 'the leader kept its heartbeat').to.be.at.least(1);
+      return;
+    }
     // Each lock renews at most once per retryPeriod, plus one renewal at each edge of the window.
     expect(during, `${id} wrote ${during} times in ${PERIODS} renew periods`).to.be.at.most(LOCKS.length * (PERIODS + 2));
     expect(during, 'the leader kept renewing').to.be.at.least(LOCKS.length);

@@ -26,6 +26,8 @@ export interface Target {
   title: string;
   cluster: 'file' | 'kubernetes' | 'etcd' | 'postgres' | 'zookeeper';
   lock?: 'lease' | 'configmap';
+  /** The file and Lease backends' renewal mode (DROMEDARY_RENEWALS): one heartbeat per member, or each lock's record. */
+  renewals?: 'heartbeat' | 'per-lock';
   /** The API test server, which can inject faults and play the kubelet, or a real cluster. */
   api?: 'test-server' | 'real';
   lease: number;
@@ -43,9 +45,12 @@ export interface Target {
 const REAL_KUBECONFIG = process.env.DROMEDARY_TEST_REAL_K8S === '1' && process.env.KUBECONFIG ? process.env.KUBECONFIG : undefined;
 
 export const TARGETS: Target[] = [
-  { title: 'file backend', cluster: 'file', lease: 1200, renew: 800, retry: 150, margin: 250 },
+  { title: 'file backend', cluster: 'file', renewals: 'per-lock', lease: 1200, renew: 800, retry: 150, margin: 250 },
+  { title: 'file backend with heartbeats', cluster: 'file', renewals: 'heartbeat', lease: 1200, renew: 800, retry: 150, margin: 250 },
   // A Lease stores its duration in whole seconds, so the kubernetes members use a whole-second lease.
-  { title: 'kubernetes backend, Lease mode, API test server', cluster: 'kubernetes', lock: 'lease', api: 'test-server', lease: 2000, renew: 1300, retry: 150, margin: 250 },
+  { title: 'kubernetes backend, Lease mode, API test server', cluster: 'kubernetes', lock: 'lease', renewals: 'per-lock', api: 'test-server', lease: 2000, renew: 1300, retry: 150, margin: 250 },
+  // Heartbeat renewals: a round every renewDeadline / 3 keeps every lock of a member alive.
+  { title: 'kubernetes backend, Lease mode with heartbeats, API test server', cluster: 'kubernetes', lock: 'lease', renewals: 'heartbeat', api: 'test-server', lease: 2000, renew: 1300, retry: 150, margin: 250 },
   { title: 'kubernetes backend, ConfigMap mode, API test server', cluster: 'kubernetes', lock: 'configmap', api: 'test-server', lease: 2000, renew: 1300, retry: 150, margin: 250 },
   ...(REAL_KUBECONFIG
     ? [
@@ -225,6 +230,7 @@ export class MembersHarness {
         DROMEDARY_CLUSTER_ROOT: join(this.dir, 'locks'),
         KUBECONFIG: kubeconfig,
         DROMEDARY_K8S_LOCK: target.lock,
+        DROMEDARY_RENEWALS: target.renewals,
         DROMEDARY_K8S_LEASE_PREFIX: this.run,
         DROMEDARY_K8S_CONFIGMAP: `${this.run}-leaders`,
         DROMEDARY_CLUSTER_LABELS: target.cluster === 'kubernetes' ? `dromedary-chaos=${this.run}` : undefined,

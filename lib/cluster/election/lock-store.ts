@@ -19,6 +19,11 @@ export interface LockRecord {
    */
   holderInstance?: string;
   /**
+   * Heartbeat mode (heartbeat-store.ts): the holder's heartbeat record, which keeps this record alive
+   * instead of renewals of its own. Absent on releases and on one-record-per-lock renewals.
+   */
+  heartbeat?: string;
+  /**
    * The release marker: the releasing instance, written only by the holder's own compare-and-swap
    * release (holderIdentity '', releasedBy === holderInstance). A record emptied any other way (an
    * edit, a patch to "") carries no marker, and followers treat its holder as unknown.

@@ -8,6 +8,10 @@ import type { ClusterConfig } from '../config.ts';
 import { ElectorClusterService } from '../elector-cluster-service.ts';
 import { FileLockStore } from './file-lock-store.ts';
 import { preparePrivateFolder } from './private-folder.ts';
+import { FileHeartbeatBackend } from './file-heartbeats.ts';
+import { HeartbeatLockStore, heartbeatCadence } from '../election/heartbeat-store.ts';
+import { resolveRenewals } from '../election/heartbeat-config.ts';
+import { newInstanceId } from '../election/instance.ts';
 
 /** The embedded default: members on this machine elect leaders through a folder of lock files. */
 export async function createFileClusterService(config: ClusterConfig, logger: Logger): Promise<ElectorClusterService> {
@@ -15,8 +19,22 @@ export async function createFileClusterService(config: ClusterConfig, logger: Lo
   await probe(root);
   // Which folder is the lock domain decides who coordinates with whom: say it.
   logger.info(`File cluster folder ${root}: processes of this user that name the same lock in it coordinate`, { root });
-  const store = new FileLockStore(root, { memberTimeout: config.timings.leaseDuration });
-  return new ElectorClusterService({ kind: 'file', memberId: config.memberId, store, timings: config.timings, logger });
+  const locks = new FileLockStore(root, { memberTimeout: config.timings.leaseDuration });
+  const renewals = resolveRenewals(config.env);
+  const instanceId = newInstanceId();
+  const cadence = heartbeatCadence(config.timings);
+  // Either way through the heartbeat store: records another member wrote in heartbeat mode are judged by their heartbeat.
+  const store = new HeartbeatLockStore({ backend: new FileHeartbeatBackend(locks), memberId: config.memberId, instanceId, timings: config.timings, interval: cadence.interval, renewals, logger });
+  if (renewals === 'heartbeat') logger.info('File cluster renewals: one heartbeat file per member process keeps all its locks (DROMEDARY_RENEWALS=heartbeat)');
+  return new ElectorClusterService({
+    kind: 'file',
+    memberId: config.memberId,
+    instanceId,
+    store,
+    timings: config.timings,
+    logger,
+    ...(renewals === 'heartbeat' ? { elector: { renewInterval: cadence.renewInterval } } : {}),
+  });
 }
 
 /**

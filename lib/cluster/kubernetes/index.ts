@@ -9,6 +9,10 @@ import { loadClientNode, loadKubeConfig, resolveNamespace, type K8s } from './cl
 import { LeaseLockStore } from './lease-store.ts';
 import { ConfigMapLockStore } from './configmap-store.ts';
 import { PodMembers } from './pod-members.ts';
+import { LeaseHeartbeatBackend } from './lease-heartbeats.ts';
+import { HeartbeatLockStore, heartbeatCadence } from '../election/heartbeat-store.ts';
+import { newInstanceId } from '../election/instance.ts';
+import { resolveRenewals } from '../election/heartbeat-config.ts';
 
 /** `app=x,group=y` → { app: 'x', group: 'y' }. */
 export function parseClusterLabels(text: string | undefined): Record<string, string> {
@@ -39,25 +43,38 @@ export async function createKubernetesClusterService(config: ClusterConfig, logg
   const namespace = resolveNamespace(kc, env);
   const clusterLabels = parseClusterLabels(env.DROMEDARY_CLUSTER_LABELS);
   const watchIdleMs = watchIdle(config);
+  const instanceId = newInstanceId();
   const { store, elector } =
-    mode === 'configmap' ? configMapMode(k8s, kc, namespace, clusterLabels, watchIdleMs, config, logger) : leaseMode(k8s, kc, namespace, clusterLabels, watchIdleMs, env, logger);
+    mode === 'configmap' ? configMapMode(k8s, kc, namespace, clusterLabels, watchIdleMs, config, logger) : leaseMode(k8s, kc, namespace, clusterLabels, watchIdleMs, config, instanceId, logger);
   return new ElectorClusterService({
     kind: 'kubernetes',
     memberId: config.memberId,
+    instanceId,
     store,
     timings: config.timings,
     logger,
-    elector: { ...elector, renewInterval: renewInterval(config) },
+    elector: { renewInterval: renewInterval(config), ...elector },
   });
 }
 
 type KubeConfig = InstanceType<K8s['KubeConfig']>;
 type Mode = { store: LockStore; elector?: ElectorClusterServiceOptions['elector'] };
 
-function leaseMode(k8s: K8s, kc: KubeConfig, namespace: string, clusterLabels: Record<string, string>, watchIdleMs: number, env: ClusterConfig['env'], logger: Logger): Mode {
+function leaseMode(k8s: K8s, kc: KubeConfig, namespace: string, clusterLabels: Record<string, string>, watchIdleMs: number, config: ClusterConfig, instanceId: string, logger: Logger): Mode {
+  const env = config.env;
   const labels = { provider: 'dromedary', ...clusterLabels };
-  logger.info(`Kubernetes cluster service: Leases in namespace ${namespace}, labels ${JSON.stringify(labels)}`);
-  return { store: new LeaseLockStore(k8s, kc, { namespace, prefix: env.DROMEDARY_K8S_LEASE_PREFIX || 'dromedary', labels, watchIdleMs, logger }) };
+  const renewals = resolveRenewals(env);
+  logger.info(
+    `Kubernetes cluster service: Leases in namespace ${namespace}, labels ${JSON.stringify(labels)}, ` +
+      (renewals === 'heartbeat' ? 'renewals by one heartbeat Lease per member (DROMEDARY_RENEWALS=heartbeat)' : 'renewals of each lock\'s Lease (DROMEDARY_RENEWALS=per-lock)'),
+  );
+  const options = { namespace, prefix: env.DROMEDARY_K8S_LEASE_PREFIX || 'dromedary', labels, watchIdleMs, logger };
+  const leases = new LeaseLockStore(k8s, kc, options);
+  // Either way through the heartbeat store: records another member wrote in heartbeat mode are judged by their heartbeat.
+  const backend = new LeaseHeartbeatBackend(k8s, kc, leases, { ...options, leaseDurationMs: config.timings.leaseDuration });
+  const cadence = heartbeatCadence(config.timings);
+  const store = new HeartbeatLockStore({ backend, memberId: config.memberId, instanceId, timings: config.timings, interval: cadence.interval, renewals, logger });
+  return { store, ...(renewals === 'heartbeat' ? { elector: { renewInterval: cadence.renewInterval } } : {}) };
 }
 
 function configMapMode(k8s: K8s, kc: KubeConfig, namespace: string, clusterLabels: Record<string, string>, watchIdleMs: number, config: ClusterConfig, logger: Logger): Mode {

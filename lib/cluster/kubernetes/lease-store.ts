@@ -50,6 +50,14 @@ export const RELEASED_BY_ANNOTATION = 'dromedary.io/released-by';
 export const FENCING_TOKEN_ANNOTATION = 'dromedary.io/fencing-token';
 /** The lock's own name: a Lease name is the lock name only when it fitted Kubernetes' rules unchanged. */
 export const LOCK_ANNOTATION = 'dromedary.io/lock';
+/** Heartbeat mode: the holder's heartbeat Lease, and a label selecting the locks it holds (lease-heartbeats.ts). */
+export const HEARTBEAT_ANNOTATION = 'dromedary.io/heartbeat';
+export const HEARTBEAT_LABEL = 'dromedary.io/heartbeat';
+
+/** The label value naming a heartbeat Lease (label values are at most 63 characters). */
+export function heartbeatLabel(heartbeat: string): string {
+  return createHash('sha256').update(heartbeat).digest('hex').slice(0, 20);
+}
 
 /**
  * Lock records as coordination.k8s.io/v1 Leases, one per lock, with client-go's field semantics:
@@ -135,6 +143,11 @@ export class LeaseLockStore implements LockStore {
     );
   }
 
+  /** The shared watch, for the heartbeat Leases of heartbeat mode (they carry the same labels). */
+  watchLease(name: string, onChange: (version?: string, lease?: Lease, type?: string) => void): () => void {
+    return this.#watch.subscribe(name, (version, object, type) => onChange(version, object as Lease | undefined, type));
+  }
+
   watching(_lock: string): boolean {
     return this.#watch.live;
   }
@@ -154,7 +167,7 @@ export class LeaseLockStore implements LockStore {
       metadata: {
         name: this.#name(lock),
         namespace: this.#options.namespace,
-        labels: this.#options.labels,
+        labels: { ...this.#options.labels, ...(record.heartbeat ? { [HEARTBEAT_LABEL]: heartbeatLabel(record.heartbeat) } : {}) },
         // holderIdentity stays the readable member id (what `kubectl get lease` shows, and what Camel
         // writes); the instance, the release marker and the fencing token go in annotations. A
         // replace writes all three, so a release marker never survives into a later holder's record.
@@ -164,6 +177,7 @@ export class LeaseLockStore implements LockStore {
           ...(record.holderInstance ? { [INSTANCE_ANNOTATION]: record.holderInstance } : {}),
           ...(record.releasedBy ? { [RELEASED_BY_ANNOTATION]: record.releasedBy } : {}),
           ...(record.fencingToken !== undefined ? { [FENCING_TOKEN_ANNOTATION]: String(record.fencingToken) } : {}),
+          ...(record.heartbeat ? { [HEARTBEAT_ANNOTATION]: record.heartbeat } : {}),
         },
         ...(resourceVersion ? { resourceVersion } : {}),
         ...(resourceVersion && this.#uids.has(this.#name(lock)) ? { uid: this.#uids.get(this.#name(lock)) } : {}),
@@ -219,6 +233,7 @@ export function leaseRecord(lease: Lease): LockRecord {
     ...(annotations[INSTANCE_ANNOTATION] ? { holderInstance: annotations[INSTANCE_ANNOTATION] } : {}),
     ...(annotations[RELEASED_BY_ANNOTATION] ? { releasedBy: annotations[RELEASED_BY_ANNOTATION] } : {}),
     ...(annotations[FENCING_TOKEN_ANNOTATION] && Number.isSafeInteger(token) ? { fencingToken: token } : {}),
+    ...(annotations[HEARTBEAT_ANNOTATION] ? { heartbeat: annotations[HEARTBEAT_ANNOTATION] } : {}),
   };
 }
 
