@@ -16,7 +16,7 @@ export async function createFileClusterService(config: ClusterConfig, logger: Lo
   // Which folder is the lock domain decides who coordinates with whom: say it.
   logger.info(`File cluster folder ${root}: processes of this user that name the same lock in it coordinate`, { root });
   const store = new FileLockStore(root, { memberTimeout: config.timings.leaseDuration });
-  return new ElectorClusterService({ kind: 'file', memberId: config.memberId, store, timings: config.timings, logger });
+  return new ElectorClusterService({ kind: 'file', memberId: config.memberId, store, timings: config.timings, logger, rebalance: config.rebalance });
 }
 
 /**

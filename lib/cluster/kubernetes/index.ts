@@ -9,6 +9,8 @@ import { loadClientNode, loadKubeConfig, resolveNamespace, type K8s } from './cl
 import { LeaseLockStore } from './lease-store.ts';
 import { ConfigMapLockStore } from './configmap-store.ts';
 import { PodMembers } from './pod-members.ts';
+import { LeaseMembersStore } from './lease-members.ts';
+import { newInstanceId } from '../election/instance.ts';
 
 /** `app=x,group=y` → { app: 'x', group: 'y' }. */
 export function parseClusterLabels(text: string | undefined): Record<string, string> {
@@ -39,15 +41,31 @@ export async function createKubernetesClusterService(config: ClusterConfig, logg
   const namespace = resolveNamespace(kc, env);
   const clusterLabels = parseClusterLabels(env.DROMEDARY_CLUSTER_LABELS);
   const watchIdleMs = watchIdle(config);
-  const { store, elector } =
+  const { store: modeStore, elector } =
     mode === 'configmap' ? configMapMode(k8s, kc, namespace, clusterLabels, watchIdleMs, config, logger) : leaseMode(k8s, kc, namespace, clusterLabels, watchIdleMs, env, logger);
+  const instanceId = newInstanceId();
+  // Rebalancing needs every live member, and a lock's Lease names only its holder: each member then keeps a Lease of its own.
+  const store =
+    config.rebalance && mode === 'lease'
+      ? new LeaseMembersStore(k8s, kc, modeStore, {
+          memberId: config.memberId,
+          instanceId,
+          namespace,
+          labels: { provider: 'dromedary', ...clusterLabels },
+          intervalMs: renewInterval(config),
+          leaseDurationMs: config.timings.leaseDuration,
+          logger,
+        })
+      : modeStore;
   return new ElectorClusterService({
     kind: 'kubernetes',
     memberId: config.memberId,
+    instanceId,
     store,
     timings: config.timings,
     logger,
     elector: { ...elector, renewInterval: renewInterval(config) },
+    rebalance: config.rebalance,
   });
 }
 
