@@ -15,7 +15,7 @@ import type { Logger } from '../logging/logger.ts';
  * lock only when it is assigned that lock, or the assignee is not seen alive, or the lock has had
  * no leader for `graceMs` (the assignee does not run that lock, or cannot reach the store). No ping-pong:
  * the assignment is a fixed function of the membership, and a lock this member took by that last
- * rule stays with it until the membership changes.
+ * rule stays with it for a grace, twice as long each time it comes back so, until its assignee leads it.
  */
 export function assignLocks(locks: readonly string[], members: readonly string[]): Map<string, string> {
   const assignment = new Map<string, string>();
@@ -89,8 +89,14 @@ export class Rebalancer {
   #live = new Set<string>();
   /** Per lock, since when this member has seen no leader of it. */
   readonly #leaderless = new Map<string, number>();
-  /** Locks this member took outside the assignment (grace): kept until the membership changes. */
-  readonly #kept = new Set<string>();
+  /**
+   * Locks this member took outside the assignment (grace), and until when it keeps them: a lock its
+   * assignee did not take. The wait doubles each time (up to 32 graces), so a lock whose assignee
+   * never takes it (it does not run that lock) changes hands seldom, and one whose assignee only saw
+   * the membership late still reaches it.
+   */
+  readonly #kept = new Map<string, number>();
+  readonly #comebacks = new Map<string, number>();
   /** Locks being handed over now, and locks whose hand-over was given up (not before the time given). */
   readonly #handing = new Set<string>();
   readonly #backoff = new Map<string, number>();
@@ -131,7 +137,9 @@ export class Rebalancer {
     if (since !== undefined && this.#now() - since >= this.#options.graceMs) {
       // Its assignee does not take it (it may not run this lock): lead it, and keep it while the
       // membership stays as it is, or it would go back and forth.
-      this.#kept.add(lock);
+      const comebacks = this.#comebacks.get(lock) ?? 0;
+      this.#comebacks.set(lock, comebacks + 1);
+      this.#kept.set(lock, this.#now() + this.#options.graceMs * 2 ** Math.min(comebacks, 5));
       return true;
     }
     return false;
@@ -145,7 +153,7 @@ export class Rebalancer {
     const me = this.#host.memberId;
     for (const { lock, isLeader } of sight) {
       const to = this.#assignment.get(lock);
-      if (!isLeader || to === undefined || to === me || this.#kept.has(lock) || this.#handing.has(lock)) continue;
+      if (!isLeader || to === undefined || to === me || (this.#kept.get(lock) ?? -Infinity) > now || this.#handing.has(lock)) continue;
       if ((this.#backoff.get(lock) ?? -Infinity) > now) continue;
       this.#handing.add(lock);
       this.#options.logger.info(`Rebalancing: member ${me} hands ${lock} over to ${to}`, { lock, member: me, to });
@@ -179,14 +187,17 @@ export class Rebalancer {
       this.#assignment = assignLocks(locks, members);
       this.#kept.clear();
       this.#backoff.clear();
-      this.#options.logger.debug(`Rebalancing: members ${members.join(', ')}; ${locks.length} locks`, { members });
+      this.#options.logger.info(`Rebalancing: members seen alive ${members.join(', ')}; ${locks.length} locks`, { members });
     }
     this.#live = live;
     for (const s of sight) {
+      // Its assignee leads it: the hand-over worked, so a later grace take starts from the shortest wait again.
+      if (s.leader !== undefined && s.leader === this.#assignment.get(s.lock)) this.#comebacks.delete(s.lock);
       if (s.leader !== undefined) this.#leaderless.delete(s.lock);
       else if (!this.#leaderless.has(s.lock)) this.#leaderless.set(s.lock, now);
     }
     for (const lock of this.#leaderless.keys()) if (!sight.some((s) => s.lock === lock)) this.#leaderless.delete(lock);
+    for (const lock of this.#comebacks.keys()) if (!sight.some((s) => s.lock === lock)) this.#comebacks.delete(lock);
     return sight;
   }
 }

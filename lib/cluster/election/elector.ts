@@ -742,24 +742,30 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
   async #release(validUntil: number): Promise<StopOutcome> {
     const observed = this.#observed;
     if (!observed || !this.#mine(observed.record)) return 'none';
-    const now = microTime();
-    const released: LockRecord = {
-      ...observed.record,
-      holderIdentity: '',
-      holderInstance: this.instanceId,
-      releasedBy: this.instanceId,
-      leaseDurationMs: 1000,
-      acquireTime: now,
-      renewTime: now,
+    const releasing = (record: LockRecord): LockRecord => {
+      const now = microTime();
+      return { ...record, holderIdentity: '', holderInstance: this.instanceId, releasedBy: this.instanceId, leaseDurationMs: 1000, acquireTime: now, renewTime: now };
     };
     // As long as a renewal could have taken (until this member's leadership would have lapsed), and at
     // least retryPeriod: later, followers are about to take over anyway, and the stop should not wait.
     this.#attemptDeadline = Math.max(validUntil, this.#now() + this.#timings.retryPeriod);
     try {
-      const written = await this.#call('release', (s) => this.#store.update(this.lock, released, observed.version, s));
-      this.#observe(written, this.#now());
-      this.#logger.info(`Member ${this.memberId} released ${this.lock}`, { lock: this.lock });
-      return 'released';
+      let target = observed;
+      for (let tries = 1; ; tries += 1) {
+        try {
+          const written = await this.#call('release', (s) => this.#store.update(this.lock, releasing(target.record), target.version, s));
+          this.#observe(written, this.#now());
+          this.#logger.info(`Member ${this.memberId} released ${this.lock}`, { lock: this.lock });
+          return 'released';
+        } catch (err) {
+          // A store keeping several locks in one object (the ConfigMap) moves its version with every
+          // other lock's write: read again, and release while the record is still this process's.
+          if (!(err instanceof LockConflictError) || tries >= 5) throw err;
+          const current = await this.#call('get', (s) => this.#store.get(this.lock, s));
+          if (!current || !this.#mine(current.record)) throw err;
+          target = current;
+        }
+      }
     } catch (err) {
       const text = err instanceof Error ? err.message : String(err);
       this.#logger.warn(
