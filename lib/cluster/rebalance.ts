@@ -25,7 +25,10 @@ export function assignLocks(locks: readonly string[], members: readonly string[]
   const base = Math.floor(names.length / ids.length);
   const extra = names.length % ids.length;
   const quota = new Map<string, number>();
-  [...ids].sort((a, b) => compareWeights(weight('quota', a), weight('quota', b), a, b)).forEach((id, i) => quota.set(id, base + (i < extra ? 1 : 0)));
+  // Which members lead one more than the others, by a hash of the lock names too: with fewer locks
+  // than members, different apps' locks then go to different members.
+  const set = names.join('\n');
+  [...ids].sort((a, b) => compareWeights(weight(set, a), weight(set, b), a, b)).forEach((id, i) => quota.set(id, base + (i < extra ? 1 : 0)));
   const pairs: Array<{ lock: string; member: string; w: bigint }> = [];
   for (const lock of names) for (const member of ids) pairs.push({ lock, member, w: weight(lock, member) });
   pairs.sort((a, b) => compareWeights(a.w, b.w, `${a.lock}\n${a.member}`, `${b.lock}\n${b.member}`));

@@ -91,12 +91,9 @@ export class LeaseMembersStore implements LockStore {
     if (this.#busy || this.#closed) return;
     this.#busy = true;
     const signal = AbortSignal.timeout(Math.max(this.#options.intervalMs, 1000));
-    const t0 = performance.now();
     try {
       await this.#renew(signal);
-      const t1 = performance.now();
       await this.#list(signal);
-      this.#options.logger.info(`DEBUG beat renew ${Math.round(t1 - t0)}ms list ${Math.round(performance.now() - t1)}ms seen ${JSON.stringify([...this.#seen.values()].map((v) => [v.holder, v.version, Math.round(performance.now() - v.seenAt)]))}`);
     } catch (err) {
       this.#options.logger.debug(`Member Lease of ${this.#options.memberId}: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
