@@ -9,6 +9,7 @@ import { resolveClusterConfig } from '../../lib/cluster/config.ts';
 import type { ClusterView, HandOverEvent } from '../../lib/cluster/cluster-service.ts';
 import { Context } from '../../lib/engine/context.ts';
 import { CLUSTER_SERVICE, MasterComponent } from '../../lib/components/master/master-component.ts';
+import { singleton } from '../../lib/cluster/singleton.ts';
 import { captureLogger } from '../support/capture-logger.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -294,6 +295,36 @@ describe('rebalancing: cluster services and master routes', () => {
     await waitFor(() => events.includes('b leads'), { timeout: 5000 });
     expect(events).to.deep.equal(['exchange started', 'exchange finished, a leads: true', 'b leads']);
     expect(started, 'no exchange started on a after its consumer stopped').to.equal(1);
+  });
+});
+
+describe('rebalancing: singleton services', () => {
+  it('a singleton service is stopped (and its stop awaited) before the lock is handed over', async () => {
+    const lock = ['lock0', 'lock1', 'lock2', 'lock3'].find((l) => assignLocks([l], ['a', 'b']).get(l) === 'b')!;
+    const store = new VersionOnlyStore();
+    const services = ['a', 'b'].map((id) => new ElectorClusterService({ kind: 'memory', memberId: id, store, timings, logger: captureLogger().logger, rebalance: true }));
+    const [a, b] = services as [ElectorClusterService, ElectorClusterService];
+    const events: string[] = [];
+    try {
+      const handle = singleton(a, lock, {
+        start: () => void events.push('a started'),
+        stop: async () => {
+          events.push('a stopping');
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          events.push(`a stopped, a leads: ${a.isLeader(lock)}`);
+        },
+      });
+      await a.start();
+      await waitFor(() => handle.running);
+      b.view(lock).on('leadership', (e) => {
+        if (e.isLocal) events.push('b leads');
+      });
+      await b.start();
+      await waitFor(() => events.includes('b leads'), { timeout: 5000 });
+      expect(events).to.deep.equal(['a started', 'a stopping', 'a stopped, a leads: true', 'b leads']);
+    } finally {
+      for (const s of services) await s.stop();
+    }
   });
 });
 
