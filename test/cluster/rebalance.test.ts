@@ -3,7 +3,7 @@ import { assignLocks, Rebalancer, type LockSight } from '../../lib/cluster/rebal
 import { ElectorClusterService } from '../../lib/cluster/elector-cluster-service.ts';
 import { Elector } from '../../lib/cluster/election/elector.ts';
 import { MemoryLockStore } from '../../lib/cluster/memory/memory-store.ts';
-import type { LockRecord, LockStore, VersionedRecord } from '../../lib/cluster/election/lock-store.ts';
+import { LockConflictError, type LockRecord, type LockStore, type VersionedRecord } from '../../lib/cluster/election/lock-store.ts';
 import { validateTimings } from '../../lib/cluster/election/timings.ts';
 import { resolveClusterConfig } from '../../lib/cluster/config.ts';
 import type { ClusterView, HandOverEvent } from '../../lib/cluster/cluster-service.ts';
@@ -144,6 +144,29 @@ describe('rebalancing: the elector hooks', () => {
     await waitFor(() => b.isLeader, { timeout: timings.leaseDuration });
     expect(performance.now() - released).to.be.below(timings.leaseDuration);
     expect(a.isLeader).to.equal(false);
+  });
+
+  it('a release that loses its compare-and-swap to another lock\'s write (one ConfigMap holds them all) reads and releases again', async () => {
+    const inner = new MemoryLockStore();
+    let conflicts = 1;
+    // Like the ConfigMap store: another lock's write moved the shared object's version, so the first release conflicts.
+    const store: LockStore = {
+      get: (lock, s) => inner.get(lock, s),
+      create: (lock, r, s) => inner.create(lock, r, s),
+      update: async (lock, r, v, s) => {
+        if (r.holderIdentity === '' && conflicts > 0) {
+          conflicts -= 1;
+          throw new LockConflictError(lock, 'the ConfigMap changed since it was read');
+        }
+        return inner.update(lock, r, v, s);
+      },
+    };
+    const a = new Elector({ lock: 'lock1', memberId: 'a', store, timings, logger: captureLogger().logger });
+    electors.push(a);
+    a.start();
+    await waitFor(() => a.isLeader);
+    expect(await a.stop()).to.equal('released');
+    expect((await inner.get('lock1', AbortSignal.timeout(1000)))!.record.releasedBy).to.equal(a.instanceId);
   });
 
   it('a follower that may not acquire leaves a free lock free', async () => {
