@@ -190,7 +190,8 @@ export class Rebalancer {
       this.#assignment = assignLocks(locks, members);
       this.#kept.clear();
       this.#backoff.clear();
-      this.#options.logger.info(`Rebalancing: members seen alive ${members.join(', ')}; ${locks.length} locks`, { members });
+      // Not when the last lock closed (the service stopping): nothing is assigned then.
+      if (locks.length > 0) this.#options.logger.info(`Rebalancing: members seen alive ${members.join(', ')}; ${locks.length} locks`, { members });
     }
     this.#live = live;
     for (const s of sight) {
