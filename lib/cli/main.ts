@@ -40,7 +40,7 @@ Options:
   --zookeeper-nodes <list>    The zookeeper backend's servers, host:2181[,...][/chroot] (env DROMEDARY_ZOOKEEPER_NODES)
   --member-id <id>            This member's id (env DROMEDARY_MEMBER_ID; default pod name or host name plus pid)
   --rebalance                 Spread the leaders of the locks evenly over the live members (env DROMEDARY_REBALANCE=true;
-                              file and kubernetes backends)
+                              file, kubernetes and etcd backends)
   --replicas <n>              Run n member processes on this machine, like n pods; lines are prefixed by member id
   --properties <file>         key=value lines: the values of {{name}} placeholders in endpoint URIs
                               (env DROMEDARY_PROPERTIES; {{env:NAME}} reads the environment without it)

@@ -109,8 +109,10 @@ function duration(env: Readonly<Record<string, string | undefined>>, name: strin
 
 /** Builds the configured backend. The kubernetes one (and @kubernetes/client-node) is loaded only when chosen. */
 export async function createClusterService(config: ClusterConfig, logger: Logger): Promise<ClusterService> {
-  if (config.rebalance && config.kind !== 'file' && config.kind !== 'kubernetes') {
-    logger.warn(`Rebalancing (DROMEDARY_REBALANCE, --rebalance) is not supported by the ${config.kind} backend: each lock goes to whichever member takes it first. Use --cluster file or kubernetes to rebalance`);
+  // Their leaders do not see the other candidates (ZooKeeper's watch only the node before their own;
+  // PostgreSQL's row names only the holder), so they cannot tell whom to hand a lock to.
+  if (config.rebalance && (config.kind === 'postgres' || config.kind === 'zookeeper' || config.kind === 'none')) {
+    logger.warn(`Rebalancing (DROMEDARY_REBALANCE, --rebalance) is not supported by the ${config.kind} backend: each lock goes to whichever member takes it first. The file, kubernetes and etcd backends rebalance`);
   }
   switch (config.kind) {
     case 'file': {

@@ -138,5 +138,5 @@ describeMembers(
       await stays(new Map(LOCKS.map((lock) => [lock, m1])));
     });
   },
-  { clusters: ['file', 'kubernetes'] },
+  { clusters: ['file', 'kubernetes', 'etcd'] },
 );
