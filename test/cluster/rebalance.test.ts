@@ -5,7 +5,7 @@ import { Elector } from '../../lib/cluster/election/elector.ts';
 import { MemoryLockStore } from '../../lib/cluster/memory/memory-store.ts';
 import { LockConflictError, type LockRecord, type LockStore, type VersionedRecord } from '../../lib/cluster/election/lock-store.ts';
 import { validateTimings } from '../../lib/cluster/election/timings.ts';
-import { resolveClusterConfig } from '../../lib/cluster/config.ts';
+import { createClusterService, resolveClusterConfig } from '../../lib/cluster/config.ts';
 import type { ClusterView, HandOverEvent } from '../../lib/cluster/cluster-service.ts';
 import { Context } from '../../lib/engine/context.ts';
 import { CLUSTER_SERVICE, MasterComponent } from '../../lib/components/master/master-component.ts';
@@ -358,5 +358,12 @@ describe('rebalancing: configuration', () => {
     expect(resolveClusterConfig({ env: { DROMEDARY_REBALANCE: 'false' } }).rebalance).to.equal(false);
     expect(resolveClusterConfig({ env: { DROMEDARY_REBALANCE: 'false' }, flags: { rebalance: true } }).rebalance).to.equal(true);
     expect(() => resolveClusterConfig({ env: { DROMEDARY_REBALANCE: 'sometimes' } })).to.throw(/DROMEDARY_REBALANCE="sometimes" is not true or false/);
+  });
+
+  it('a backend that cannot rebalance says so at startup', async () => {
+    const capture = captureLogger();
+    const cluster = await createClusterService(resolveClusterConfig({ env: { DROMEDARY_REBALANCE: 'true' }, flags: { cluster: 'none' } }), capture.logger);
+    await cluster.stop();
+    expect(capture.messages().join('\n')).to.contain('Rebalancing (DROMEDARY_REBALANCE, --rebalance) is not supported by the none backend');
   });
 });
