@@ -5,6 +5,7 @@
 const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   engine: () => import('./engine.bench.ts'),
   failover: () => import('./failover.bench.ts'),
+  rebalance: () => import('./rebalance.bench.ts'),
   kubernetes: () => import('./kubernetes.bench.ts'),
   eips: () => import('./eips.bench.ts'),
   amqp: () => import('./amqp.bench.ts'),

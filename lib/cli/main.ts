@@ -39,6 +39,8 @@ Options:
   --postgres-url <url>        The postgres backend's database, postgres://user:pass@host:5432/db (env DROMEDARY_POSTGRES_URL)
   --zookeeper-nodes <list>    The zookeeper backend's servers, host:2181[,...][/chroot] (env DROMEDARY_ZOOKEEPER_NODES)
   --member-id <id>            This member's id (env DROMEDARY_MEMBER_ID; default pod name or host name plus pid)
+  --rebalance                 Spread the leaders of the locks evenly over the live members (env DROMEDARY_REBALANCE=true;
+                              file, kubernetes and etcd backends)
   --replicas <n>              Run n member processes on this machine, like n pods; lines are prefixed by member id
   --properties <file>         key=value lines: the values of {{name}} placeholders in endpoint URIs
                               (env DROMEDARY_PROPERTIES; {{env:NAME}} reads the environment without it)
@@ -90,6 +92,7 @@ const runFlags = {
   'shutdown-timeout': { type: 'string' },
   cluster: { type: 'string' },
   'member-id': { type: 'string' },
+  rebalance: { type: 'boolean' },
   'etcd-endpoints': { type: 'string' },
   'postgres-url': { type: 'string' },
   'zookeeper-nodes': { type: 'string' },
@@ -239,7 +242,7 @@ async function run(argv: readonly string[], values: RunValues, paths: string[], 
       paths: paths.length > 0 ? paths : ['routes'],
       logger,
       shutdownTimeout,
-      cluster: { cluster: values.cluster, memberId: values['member-id'], etcdEndpoints: values['etcd-endpoints'], postgresUrl: values['postgres-url'], zookeeperNodes: values['zookeeper-nodes'] },
+      cluster: { cluster: values.cluster, memberId: values['member-id'], rebalance: values.rebalance, etcdEndpoints: values['etcd-endpoints'], postgresUrl: values['postgres-url'], zookeeperNodes: values['zookeeper-nodes'] },
       stop: outputClosed.signal,
     });
     await flush(logger);

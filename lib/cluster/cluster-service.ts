@@ -69,9 +69,26 @@ export interface MembershipEvent {
   readonly removed: readonly string[];
 }
 
+/**
+ * This member is about to give the lock to another member of its own accord (rebalancing): a step
+ * down, not a loss. It still leads while listeners prepare; each stops taking new work, waits for
+ * its work in flight, and passes that wait to `defer` (resolving true once drained, false when it
+ * could not drain in time). The lock is released only when every deferred wait said true; otherwise
+ * the hand-over is called off and the view replays its leadership, so listeners resume.
+ */
+export interface HandOverEvent {
+  readonly lock: string;
+  /** The member meant to take the lock over. */
+  readonly to: string;
+  /** How long listeners have to drain, in milliseconds. */
+  readonly timeoutMs: number;
+  defer(drained: Promise<boolean>): void;
+}
+
 export interface ClusterViewEvents {
   leadership: [LeadershipEvent];
   membership: [MembershipEvent];
+  handover: [HandOverEvent];
 }
 
 /**

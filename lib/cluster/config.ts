@@ -23,6 +23,8 @@ export interface ClusterConfig {
   readonly root: string;
   /** The environment the configuration was read from (the kubernetes backend reads more of it). */
   readonly env: Readonly<Record<string, string | undefined>>;
+  /** Spread the leaders of the locks evenly over the live members (`--rebalance`, DROMEDARY_REBALANCE). */
+  readonly rebalance: boolean;
 }
 
 export interface ClusterFlags {
@@ -34,6 +36,7 @@ export interface ClusterFlags {
   etcdEndpoints?: string;
   zookeeperNodes?: string;
   postgresUrl?: string;
+  rebalance?: boolean;
 }
 
 /** Whether this process runs inside a Kubernetes pod with a service account. */
@@ -43,7 +46,7 @@ export function inKubernetesPod(env: Readonly<Record<string, string | undefined>
 
 /**
  * Cluster settings from flags (or code), then environment variables, then defaults:
- * `--cluster`/DROMEDARY_CLUSTER (auto), `--member-id`/DROMEDARY_MEMBER_ID, DROMEDARY_CLUSTER_ROOT,
+ * `--cluster`/DROMEDARY_CLUSTER (auto), `--member-id`/DROMEDARY_MEMBER_ID, `--rebalance`/DROMEDARY_REBALANCE, DROMEDARY_CLUSTER_ROOT,
  * DROMEDARY_LEASE_DURATION, DROMEDARY_RENEW_DEADLINE, DROMEDARY_RETRY_PERIOD; the servers of the etcd,
  * postgres and zookeeper backends (DROMEDARY_ETCD_ENDPOINTS, `--etcd-endpoints`; DROMEDARY_POSTGRES_URL,
  * `--postgres-url`; DROMEDARY_ZOOKEEPER_NODES, `--zookeeper-nodes`).
@@ -69,7 +72,16 @@ export function resolveClusterConfig(options: { flags?: ClusterFlags; env?: Read
   const root = flags.root ?? (env.DROMEDARY_CLUSTER_ROOT || defaultClusterRoot());
   const servers = { DROMEDARY_ETCD_ENDPOINTS: flags.etcdEndpoints, DROMEDARY_ZOOKEEPER_NODES: flags.zookeeperNodes, DROMEDARY_POSTGRES_URL: flags.postgresUrl };
   const withServers = { ...env, ...Object.fromEntries(Object.entries(servers).filter(([, v]) => v !== undefined)) };
-  return { requested: requested as ClusterKind, kind, memberId, timings, root, env: withServers };
+  const rebalance = flags.rebalance ?? flag(env, 'DROMEDARY_REBALANCE') ?? false;
+  return { requested: requested as ClusterKind, kind, memberId, timings, root, env: withServers, rebalance };
+}
+
+function flag(env: Readonly<Record<string, string | undefined>>, name: string): boolean | undefined {
+  const text = env[name]?.trim().toLowerCase();
+  if (text === undefined || text === '') return undefined;
+  if (['true', '1', 'yes', 'on'].includes(text)) return true;
+  if (['false', '0', 'no', 'off'].includes(text)) return false;
+  throw new ConfigurationError(`${name}="${env[name]}" is not true or false: use ${name}=true to turn it on, false (the default) to leave it off`);
 }
 
 /**
@@ -97,6 +109,11 @@ function duration(env: Readonly<Record<string, string | undefined>>, name: strin
 
 /** Builds the configured backend. The kubernetes one (and @kubernetes/client-node) is loaded only when chosen. */
 export async function createClusterService(config: ClusterConfig, logger: Logger): Promise<ClusterService> {
+  // Their leaders do not see the other candidates (ZooKeeper's watch only the node before their own;
+  // PostgreSQL's row names only the holder), so they cannot tell whom to hand a lock to.
+  if (config.rebalance && (config.kind === 'postgres' || config.kind === 'zookeeper' || config.kind === 'none')) {
+    logger.warn(`Rebalancing (DROMEDARY_REBALANCE, --rebalance) is not supported by the ${config.kind} backend: each lock goes to whichever member takes it first. The file, kubernetes and etcd backends rebalance`);
+  }
   switch (config.kind) {
     case 'file': {
       const { createFileClusterService } = await import('./file/file-cluster-service.ts');

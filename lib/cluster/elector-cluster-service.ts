@@ -7,6 +7,7 @@ import { InstrumentedLockStore } from './election/instrumented-store.ts';
 import type { LockStore } from './election/lock-store.ts';
 import type { ElectionTimings } from './election/timings.ts';
 import { assertLockName } from './lock-name.ts';
+import { Rebalancer } from './rebalance.ts';
 import { LockView } from './view.ts';
 
 export interface ElectorClusterServiceOptions {
@@ -19,6 +20,8 @@ export interface ElectorClusterServiceOptions {
   logger: Logger;
   /** Extra elector settings a protocol needs (ConfigMap mode's acquireDelay and holderValid). */
   elector?: Partial<Pick<ElectorOptions, 'acquireDelay' | 'holderValid' | 'callTimeout' | 'now' | 'renewInterval'>>;
+  /** Spread the leaders of this service's locks evenly over the live members (see rebalance.ts). Default false. */
+  rebalance?: boolean;
 }
 
 interface Entry {
@@ -42,6 +45,7 @@ export class ElectorClusterService extends ServiceSupport implements ClusterServ
   readonly #logger: Logger;
   readonly #electorOptions: ElectorClusterServiceOptions['elector'];
   readonly #entries = new Map<string, Entry>();
+  readonly #rebalancer: Rebalancer | undefined;
 
   constructor(options: ElectorClusterServiceOptions) {
     super();
@@ -53,6 +57,15 @@ export class ElectorClusterService extends ServiceSupport implements ClusterServ
     this.#store = new InstrumentedLockStore(options.store);
     this.#logger = options.logger.child({ member: options.memberId });
     this.#electorOptions = options.elector;
+    if (options.rebalance) {
+      const interval = options.elector?.renewInterval ?? this.timings.retryPeriod;
+      this.#rebalancer = new Rebalancer(
+        { memberId: this.memberId, sight: () => this.#sight(), handOver: (lock, to) => this.#handOver(lock, to) },
+        // Hand over once the membership held still for two renewals; take a lock outside the
+        // assignment once it went a whole lease without a leader.
+        { intervalMs: interval, settleMs: 2 * interval, graceMs: this.timings.leaseDuration, logger: this.#logger },
+      );
+    }
   }
 
   get storeRequests(): StoreRequests {
@@ -75,6 +88,7 @@ export class ElectorClusterService extends ServiceSupport implements ClusterServ
         timings: this.timings,
         logger: this.#logger,
         ...this.#electorOptions,
+        ...(this.#rebalancer ? { mayAcquire: () => this.#rebalancer!.mayAcquire(lock) } : {}),
       });
       let last: string | undefined;
       const onChange = ({ leader, isLocal }: { leader: string | undefined; isLocal: boolean }) => {
@@ -119,12 +133,39 @@ export class ElectorClusterService extends ServiceSupport implements ClusterServ
     await entry.elector.stop();
   }
 
+  /** Each open lock as this member sees it, for the rebalancer. */
+  #sight() {
+    return [...this.#entries].map(([lock, { elector }]) => {
+      const isLeader = elector.isLeader;
+      return { lock, isLeader, leader: isLeader ? this.memberId : elector.leader, members: elector.members };
+    });
+  }
+
+  /**
+   * A rebalancing hand-over: the views' listeners (master: routes) stop taking work and drain while
+   * this member still leads, then the elector releases the lock with its marker and goes on as a
+   * follower. Called off, with the listeners resumed, when one could not drain within a lease.
+   */
+  async #handOver(lock: string, to: string): Promise<void> {
+    const entry = this.#entries.get(lock);
+    if (!entry || !entry.elector.isLeader) return;
+    const views = [...entry.views];
+    const drained = (await Promise.all(views.map((v) => v.prepareHandOver(to, this.timings.leaseDuration)))).every(Boolean);
+    const outcome = drained && this.#entries.get(lock) === entry ? await entry.elector.yield() : 'none';
+    if (outcome !== 'released') {
+      if (!drained) this.#logger.warn(`Rebalancing: ${lock} stays with member ${this.memberId}: its routes did not drain within ${this.timings.leaseDuration}ms`, { lock });
+      for (const view of views) view.resumeAfterHandOver();
+    }
+  }
+
   protected doStart(): void {
+    this.#rebalancer?.start();
     for (const { elector } of this.#entries.values()) elector.start();
     this.#logger.info(`Cluster service ${this.kind} started as member ${this.memberId} (instance ${this.instanceId})`, { member: this.memberId, instance: this.instanceId });
   }
 
   protected async doStop(): Promise<void> {
+    this.#rebalancer?.stop();
     await Promise.all([...this.#entries.values()].map((entry) => this.#stopElector(entry)));
     await this.#store.close?.();
   }

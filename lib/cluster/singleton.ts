@@ -1,5 +1,5 @@
 import type { Logger } from '../logging/logger.ts';
-import type { ClusterService, LeadershipTerm } from './cluster-service.ts';
+import type { ClusterService, HandOverEvent, LeadershipTerm } from './cluster-service.ts';
 import { trackSingleton } from './singleton-registry.ts';
 
 /**
@@ -62,6 +62,8 @@ export function singleton(cluster: ClusterService, lock: string, service: Single
   const view = cluster.view(lock);
   let current: { term: LeadershipTerm; handed: SingletonTerm } | undefined;
   let closed = false;
+  /** A rebalancing hand-over is under way: the service stops first, while this member still leads. */
+  let steppingDown = false;
   let queue: Promise<void> = Promise.resolve();
   const enqueue = (action: () => Promise<void>) => {
     queue = queue.then(action, action);
@@ -70,7 +72,7 @@ export function singleton(cluster: ClusterService, lock: string, service: Single
   const describe = (err: unknown) => (err instanceof Error ? err.message : String(err));
   // Level-triggered: each leadership change (or a term's end) brings the service to the view's state.
   const sync = async () => {
-    const wanted = closed ? undefined : view.term;
+    const wanted = closed || steppingDown ? undefined : view.term;
     if (current && current.term !== wanted) {
       current = undefined;
       try {
@@ -93,8 +95,17 @@ export function singleton(cluster: ClusterService, lock: string, service: Single
     if (wanted.signal.aborted) void enqueue(sync);
     else wanted.signal.addEventListener('abort', () => void enqueue(sync), { once: true });
   };
-  const onLeadership = () => void enqueue(sync);
+  // The leadership that follows a hand-over (another member's, or this one's again when it was called off) ends the step-down.
+  const onLeadership = () => {
+    steppingDown = false;
+    void enqueue(sync);
+  };
+  const onHandOver = (event: HandOverEvent) => {
+    steppingDown = true;
+    event.defer(enqueue(sync).then(() => true));
+  };
   view.on('leadership', onLeadership);
+  view.on('handover', onHandOver);
   return trackSingleton(cluster, {
     get running() {
       return current !== undefined;
@@ -106,6 +117,7 @@ export function singleton(cluster: ClusterService, lock: string, service: Single
       if (closed) return queue;
       closed = true;
       view.off('leadership', onLeadership);
+      view.off('handover', onHandOver);
       await enqueue(sync);
       await view.close();
     },

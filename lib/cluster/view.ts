@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { LeaderState, ClusterMember, ClusterView, ClusterViewEvents, LeadershipEvent, LeadershipTerm, LockStats, MembershipEvent } from './cluster-service.ts';
+import type { LeaderState, ClusterMember, ClusterView, ClusterViewEvents, HandOverEvent, LeadershipEvent, LeadershipTerm, LockStats, MembershipEvent } from './cluster-service.ts';
 import type { Elector } from './election/elector.ts';
 import { LeadershipLostError } from '../errors.ts';
 
@@ -84,6 +84,22 @@ export class LockView extends EventEmitter<ClusterViewEvents> implements Cluster
     // not this one, so it is listed beside it rather than marking this one leader.
     if (leader === self && !isLeader) members.push({ id: leader, isLocal: false, isLeader: true });
     return members;
+  }
+
+  /**
+   * Asks this view's listeners to step down before a hand-over (see HandOverEvent): true once all
+   * drained, false when one could not (then call resumeAfterHandOver).
+   */
+  async prepareHandOver(to: string, timeoutMs: number): Promise<boolean> {
+    if (this.#closed) return true;
+    const waits: Promise<boolean>[] = [];
+    this.emit('handover', { lock: this.lock, to, timeoutMs, defer: (drained) => void waits.push(drained) } satisfies HandOverEvent);
+    return (await Promise.all(waits.map((w) => w.catch(() => false)))).every(Boolean);
+  }
+
+  /** The hand-over was called off: tell the listeners the leadership as it is now. */
+  resumeAfterHandOver(): void {
+    if (!this.#closed) this.emit('leadership', this.#leadershipEvent());
   }
 
   async close(options: { release?: boolean } = {}): Promise<void> {

@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../logging/logger.ts';
 import { ServiceSupport } from '../../spi/service.ts';
-import type { LeaderState, ClusterMember, ClusterService, ClusterView, ClusterViewEvents, LeadershipEvent, LeadershipTerm, LockStats, MembershipEvent } from '../cluster-service.ts';
+import type { LeaderState, ClusterMember, ClusterService, ClusterView, ClusterViewEvents, HandOverEvent, LeadershipEvent, LeadershipTerm, LockStats, MembershipEvent } from '../cluster-service.ts';
 import { LeaderStateSupport } from '../leader-state-support.ts';
+import { Rebalancer } from '../rebalance.ts';
 import type { Campaign } from './campaign.ts';
 
 interface Entry {
@@ -23,6 +24,13 @@ export interface CampaignClusterServiceOptions {
   campaign(lock: string, logger: Logger): Campaign;
   /** Closes the server connection once every campaign has stopped. */
   close(): Promise<void>;
+  /**
+   * Spread the leaders of this service's locks over the members (see rebalance.ts), looking again
+   * every intervalMs; routes get leaseDurationMs to drain before a hand-over. Needs a campaign whose
+   * leader sees every candidate of the lock in its members (etcd's; not ZooKeeper's, whose leader
+   * watches nothing, nor PostgreSQL's, whose members are the holder and itself).
+   */
+  rebalance?: { intervalMs: number; leaseDurationMs: number };
 }
 
 /**
@@ -37,6 +45,8 @@ export class CampaignClusterService extends ServiceSupport implements ClusterSer
   readonly #logger: Logger;
   readonly #options: CampaignClusterServiceOptions;
   readonly #entries = new Map<string, Entry>();
+  readonly #rebalancer: Rebalancer | undefined;
+  #stopping = false;
 
   constructor(options: CampaignClusterServiceOptions) {
     super();
@@ -44,6 +54,40 @@ export class CampaignClusterService extends ServiceSupport implements ClusterSer
     this.memberId = options.memberId;
     this.#options = options;
     this.#logger = options.logger.child({ member: options.memberId });
+    const rebalance = options.rebalance;
+    if (rebalance) {
+      this.#rebalancer = new Rebalancer(
+        { memberId: this.memberId, sight: () => this.#sight(), handOver: (lock, to) => this.#handOver(lock, to) },
+        { intervalMs: rebalance.intervalMs, settleMs: 2 * rebalance.intervalMs, graceMs: rebalance.leaseDurationMs, logger: this.#logger },
+      );
+    }
+  }
+
+  #sight() {
+    return [...this.#entries].map(([lock, { campaign }]) => {
+      const isLeader = campaign.isLeader;
+      return { lock, isLeader, leader: isLeader ? this.memberId : campaign.leader, members: campaign.members };
+    });
+  }
+
+  /**
+   * A rebalancing hand-over on a server that elects by queue (the oldest candidate leads): the views'
+   * listeners drain, then this member gives the lock up and queues again behind the others. The next
+   * candidate in the queue leads; if it is not the assignee either, it does the same, so the lock
+   * reaches its assignee within as many hand-overs as candidates queued before it. Only towards a
+   * member that is a candidate of this very lock, or it would go round for ever.
+   */
+  async #handOver(lock: string, to: string): Promise<void> {
+    const entry = this.#entries.get(lock);
+    if (!entry || !entry.release || !entry.campaign.isLeader || !entry.campaign.members.includes(to)) return;
+    const views = [...entry.views];
+    const drained = (await Promise.all(views.map((v) => v.prepareHandOver(to, this.#options.rebalance!.leaseDurationMs)))).every(Boolean);
+    if (!drained || this.#entries.get(lock) !== entry || !entry.campaign.isLeader || this.#stopping) {
+      for (const view of views) view.resumeAfterHandOver();
+      return;
+    }
+    await entry.campaign.stop({ release: true });
+    if (this.#entries.get(lock) === entry && !this.#stopping) entry.campaign.start();
   }
 
   get locks(): string[] {
@@ -104,11 +148,15 @@ export class CampaignClusterService extends ServiceSupport implements ClusterSer
   }
 
   protected doStart(): void {
+    this.#stopping = false;
+    this.#rebalancer?.start();
     for (const { campaign } of this.#entries.values()) campaign.start();
     this.#logger.info(`Cluster service ${this.kind} started as member ${this.memberId}`, { member: this.memberId });
   }
 
   protected async doStop(): Promise<void> {
+    this.#stopping = true;
+    this.#rebalancer?.stop();
     await Promise.all([...this.#entries.values()].map(({ campaign, release }) => campaign.stop({ release })));
     await this.#options.close();
   }
@@ -195,6 +243,19 @@ class CampaignView extends EventEmitter<ClusterViewEvents> implements ClusterVie
     const leader = this.leader;
     const ids = new Set([...this.#campaign.members, this.#campaign.memberId, ...(leader ? [leader] : [])]);
     return [...ids].sort().map((id) => ({ id, isLocal: id === this.#campaign.memberId, isLeader: id === leader }));
+  }
+
+  /** See LockView.prepareHandOver. */
+  async prepareHandOver(to: string, timeoutMs: number): Promise<boolean> {
+    if (this.#closed) return true;
+    const waits: Promise<boolean>[] = [];
+    this.emit('handover', { lock: this.lock, to, timeoutMs, defer: (drained) => void waits.push(drained) } satisfies HandOverEvent);
+    return (await Promise.all(waits.map((w) => w.catch(() => false)))).every(Boolean);
+  }
+
+  /** The hand-over was called off: tell the listeners the leadership as it is now. */
+  resumeAfterHandOver(): void {
+    if (!this.#closed) this.emit('leadership', this.#leadershipEvent());
   }
 
   async close(options: { release?: boolean } = {}): Promise<void> {

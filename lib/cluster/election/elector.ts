@@ -73,6 +73,11 @@ export interface ElectorOptions {
    * before renewDeadline.
    */
   renewInterval?: number;
+  /**
+   * Whether this member may try to take the lock now (asked only before a write that would make it
+   * holder, never before a renewal); rebalancing keeps a member off locks assigned to others. Default: always.
+   */
+  mayAcquire?: () => boolean;
 }
 
 export interface Observation {
@@ -100,6 +105,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
   readonly #acquireDelay: number;
   readonly #callTimeout: number | undefined;
   readonly #renewInterval: number;
+  readonly #mayAcquire: () => boolean;
   /** The end of the renew deadline of the attempt running now: no call of it may outlast it. */
   #attemptDeadline = Infinity;
   #lastAttemptOk = false;
@@ -163,6 +169,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     this.#acquireDelay = options.acquireDelay ?? 0;
     this.#callTimeout = options.callTimeout;
     this.#renewInterval = options.renewInterval ?? options.timings.retryPeriod;
+    this.#mayAcquire = options.mayAcquire ?? (() => true);
   }
 
   /** True only while this member's leadership is valid at this instant (see the class comment). */
@@ -269,6 +276,11 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
    * release did not reach the store: free once its lease runs out), or 'none' (not holding).
    */
   async stop(): Promise<StopOutcome> {
+    if (this.#yielding) {
+      this.#stopWhileYielding = true;
+      await this.#yielding;
+      return 'none';
+    }
     if (!this.#running) return 'none';
     this.#running = false;
     this.#unwatch?.();
@@ -294,6 +306,28 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     this.#abort.abort();
     return outcome;
   }
+
+  #yielding: Promise<StopOutcome> | undefined;
+
+  /**
+   * Gives the lock up as stop() does (the term ends, then the release with its marker, so a follower
+   * takes over at once) and goes on campaigning as a follower: the hand-over of rebalancing. Keeping
+   * off the lock afterwards is mayAcquire's job. Not while work of the term may outlive it (keepUntilExpiry).
+   */
+  async yield(): Promise<StopOutcome> {
+    if (!this.#running || !this.#holding || this.#keepUntilExpiry || this.#yielding) return 'none';
+    this.#yielding = this.stop();
+    try {
+      return await this.#yielding;
+    } finally {
+      this.#yielding = undefined;
+      // stop() called meanwhile (the last view closed) waited for this one: campaign again only if it was not.
+      if (!this.#stopWhileYielding) this.start();
+      this.#stopWhileYielding = false;
+    }
+  }
+
+  #stopWhileYielding = false;
 
   /** Set once a notification carried a record: the store keeps followers' observations current. */
   #watchCarriesRecords = false;
@@ -437,6 +471,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
             return;
           }
         }
+        if (!this.#mayTake()) return;
         const created = await this.#call('create', (s) => this.#store.create(this.lock, this.#nextRecord(undefined, true), s));
         this.#absentSince = undefined;
         this.#observe(created, this.#now());
@@ -471,6 +506,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
           }
         }
       }
+      if (!this.#holding && !this.#mayTake()) return;
       const written = await this.#call('update', (s) => this.#store.update(this.lock, this.#nextRecord(record, this.#freshTerm(started, record)), current.version, s));
       this.#observe(written, this.#now());
       this.#won(started, written.record);
@@ -491,6 +527,14 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
         void this.#refreshMembers().finally(() => (this.#refreshing = false));
       }
     }
+  }
+
+  /** Asks mayAcquire; when it says no, this member stays a follower for this attempt. */
+  #mayTake(): boolean {
+    if (this.#mayAcquire()) return true;
+    this.#conflictsInARow = 0;
+    this.#notHolding();
+    return false;
   }
 
   /**

@@ -66,6 +66,7 @@ export async function createEtcdClusterService(config: ClusterConfig, logger: Lo
   logger.info(`Cluster service etcd: ${endpoints.hosts.join(', ')}, keys under ${prefix}`);
   const sessions = new EtcdSessions({ client, memberId: config.memberId, timings, logger });
   return new CampaignClusterService({
+    rebalance: config.rebalance ? { intervalMs: config.timings.retryPeriod, leaseDurationMs: config.timings.leaseDuration } : undefined,
     kind: 'etcd',
     retryPeriod: timings.retryPeriod,
     memberId: config.memberId,

@@ -33,6 +33,7 @@ export async function createFileClusterService(config: ClusterConfig, logger: Lo
     store,
     timings: config.timings,
     logger,
+    rebalance: config.rebalance,
     ...(renewals === 'heartbeat' ? { elector: { renewInterval: cadence.renewInterval } } : {}),
   });
 }

@@ -13,6 +13,7 @@ import { LeaseHeartbeatBackend } from './lease-heartbeats.ts';
 import { HeartbeatLockStore, heartbeatCadence } from '../election/heartbeat-store.ts';
 import { newInstanceId } from '../election/instance.ts';
 import { resolveRenewals } from '../election/heartbeat-config.ts';
+import { LeaseMembersStore } from './lease-members.ts';
 
 /** `app=x,group=y` → { app: 'x', group: 'y' }. */
 export function parseClusterLabels(text: string | undefined): Record<string, string> {
@@ -44,8 +45,21 @@ export async function createKubernetesClusterService(config: ClusterConfig, logg
   const clusterLabels = parseClusterLabels(env.DROMEDARY_CLUSTER_LABELS);
   const watchIdleMs = watchIdle(config);
   const instanceId = newInstanceId();
-  const { store, elector } =
+  const { store: modeStore, elector } =
     mode === 'configmap' ? configMapMode(k8s, kc, namespace, clusterLabels, watchIdleMs, config, logger) : leaseMode(k8s, kc, namespace, clusterLabels, watchIdleMs, config, instanceId, logger);
+  // Rebalancing needs every live member, and a lock's Lease names only its holder: each member then keeps a Lease of its own.
+  const store =
+    config.rebalance && mode === 'lease'
+      ? new LeaseMembersStore(k8s, kc, modeStore, {
+          memberId: config.memberId,
+          instanceId,
+          namespace,
+          labels: { provider: 'dromedary', ...clusterLabels },
+          intervalMs: renewInterval(config),
+          leaseDurationMs: config.timings.leaseDuration,
+          logger,
+        })
+      : modeStore;
   return new ElectorClusterService({
     kind: 'kubernetes',
     memberId: config.memberId,
@@ -54,6 +68,7 @@ export async function createKubernetesClusterService(config: ClusterConfig, logg
     timings: config.timings,
     logger,
     elector: { renewInterval: renewInterval(config), ...elector },
+    rebalance: config.rebalance,
   });
 }
 

@@ -2,9 +2,9 @@ import { DromedaryError, LeadershipLostError } from '../../errors.ts';
 import type { Exchange } from '../../exchange/exchange.ts';
 import type { Consumer } from '../../spi/component.ts';
 import { ConsumerSupport } from '../../spi/endpoint-support.ts';
-import type { Processor } from '../../spi/processor.ts';
+import { isPromise, type Processor } from '../../spi/processor.ts';
 import type { LeaderStateSlot } from '../../spi/leader-state.ts';
-import type { ClusterView, LeadershipEvent, LeadershipTerm } from '../../cluster/cluster-service.ts';
+import type { ClusterView, HandOverEvent, LeadershipEvent, LeadershipTerm } from '../../cluster/cluster-service.ts';
 import type { Logger } from '../../logging/logger.ts';
 import type { MasterEndpoint } from './master-component.ts';
 import { MasterHeader } from './headers.ts';
@@ -37,6 +37,9 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
   #retry: NodeJS.Timeout | undefined;
   #generation = 0;
   #refused = 0;
+  /** Exchanges the gate let through that have not finished, and who waits for them to (a hand-over). */
+  #inflight = 0;
+  #idle: Array<() => void> = [];
   /**
    * One per leadership term, aborted the moment the term ends. Every exchange let through carries
    * its signal, so work that waits (a redelivery) stops at once instead of running on a follower.
@@ -69,7 +72,17 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
       exchange.message.headers.set(MasterHeader.FencingToken, term.token);
       const signal = this.#signalOf(term);
       exchange.signal = exchange.signal ? AbortSignal.any([exchange.signal, signal]) : signal;
-      return this.processor(exchange);
+      this.#inflight += 1;
+      let result: void | Promise<void>;
+      try {
+        result = this.processor(exchange);
+      } catch (err) {
+        this.#finished();
+        throw err;
+      }
+      if (isPromise(result)) return result.finally(() => this.#finished());
+      this.#finished();
+      return result;
     }
     this.#endTerm('leadership lapsed');
     this.#refused += 1;
@@ -91,6 +104,41 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
     }
   };
 
+  #finished(): void {
+    this.#inflight -= 1;
+    if (this.#inflight > 0) return;
+    for (const wake of this.#idle.splice(0)) wake();
+  }
+
+  /**
+   * Rebalancing gives the lock to another member: a step down, not a loss. Stop the delegate, so no
+   * new exchange starts, and let the exchanges in flight finish while this member still leads; the
+   * lock is released after that. Should the view replay a local leadership (the hand-over was called
+   * off), #onLeadership starts the delegate again.
+   */
+  readonly #onHandOver = (event: HandOverEvent) => {
+    this.#generation += 1;
+    const reason = `handing ${this.endpoint.lock} over to ${event.to} (rebalancing)`;
+    this.#enqueue(() => this.#stopDelegate(reason));
+    event.defer(this.#queue.then(() => this.#drained(event.timeoutMs)));
+  };
+
+  /** True once no exchange this consumer let through is running, false if some still are after `timeoutMs`. */
+  #drained(timeoutMs: number): Promise<boolean> {
+    if (this.#inflight === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.#idle = this.#idle.filter((w) => w !== wake);
+        resolve(false);
+      }, timeoutMs);
+      this.#idle.push(wake);
+    });
+  }
+
   #signalOf(term: LeadershipTerm): AbortSignal {
     const linked = this.#linked;
     if (linked && linked.term === term && linked.consumer === this.#term) return linked.signal;
@@ -107,6 +155,7 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
   protected doStart(): void {
     this.#view = this.endpoint.cluster.view(this.endpoint.lock);
     this.#view.on('leadership', this.#onLeadership);
+    this.#view.on('handover', this.#onHandOver);
   }
 
   /**
@@ -117,6 +166,7 @@ export class MasterConsumer extends ConsumerSupport<MasterEndpoint> {
   protected async doStop(): Promise<void> {
     this.#generation += 1;
     this.#view?.off('leadership', this.#onLeadership);
+    this.#view?.off('handover', this.#onHandOver);
     // While draining, the term still ends the moment leadership is lost, so the exchanges in flight learn of it.
     this.#view?.on('leadership', this.#whileDraining);
     this.#enqueue(() => this.#stopDelegate('route stopping'));
