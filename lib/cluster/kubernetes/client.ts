@@ -85,8 +85,15 @@ export function describeApiFailure(err: unknown, target: ApiTarget): string | un
   const own = typeof (err as { code?: unknown }).code === 'string' ? (err as Error & { code?: string }) : undefined;
   const cause = own ?? ((err as { cause?: unknown }).cause as (Error & { code?: string }) | undefined);
   if (!cause || typeof cause !== 'object') return undefined;
-  const code = cause.code ?? cause.name;
-  const detail = String(cause.message ?? '').split('\n')[0]!.replace(/^[0-9A-F]+:error:[0-9A-F]+:/, '');
+  let code = cause.code ?? cause.name;
+  let detail = String(cause.message ?? '').split('\n')[0]!.replace(/^[0-9A-F]+:error:[0-9A-F]+:/, '');
+  // node:https reports an OpenSSL failure as `write EPROTO …:SSL routines:<function>:<reason>:<file>`:
+  // named by its reason, as fetch names it (ERR_SSL_WRONG_VERSION_NUMBER).
+  const ssl = code === 'EPROTO' ? /SSL routines:[^:]*:([^:]+):/.exec(detail) : null;
+  if (ssl) {
+    detail = ssl[1]!;
+    code = `ERR_SSL_${detail.toUpperCase().replace(/\W+/g, '_')}`;
+  }
   let hint = '';
   if (code === 'ECONNREFUSED') hint = ': nothing listens there; check the server address and port in the kubeconfig';
   else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') hint = ': the host name does not resolve';
