@@ -36,7 +36,7 @@ export function loadKubeConfig(
   try {
     if (env.KUBECONFIG) kc.loadFromFile(env.KUBECONFIG);
     else if (source) kc.loadFromFile(userFile);
-    else if (inKubernetesPod(env, serviceAccountDir)) kc.loadFromCluster();
+    else if (inKubernetesPod(env, serviceAccountDir)) kc.loadFromCluster(serviceAccountDir, env);
     else {
       throw new ConfigurationError(
         `no Kubernetes client configuration found: KUBECONFIG is not set, ${userFile} does not exist, and this is not a pod with a service account ` +

@@ -72,18 +72,21 @@ export class KubeConfig {
     this.currentContext = obj['current-context'] as string;
   }
 
-  /** The pod's service account, as client-node's loadFromCluster: the token file re-read every minute. */
-  loadFromCluster(pathPrefix = ''): void {
-    const host = process.env.KUBERNETES_SERVICE_HOST;
-    const port = process.env.KUBERNETES_SERVICE_PORT;
+  /**
+   * The pod's service account, as client-node's loadFromCluster (the token file re-read every minute),
+   * from `serviceAccountDir` and the KUBERNETES_SERVICE_HOST/PORT of `env`.
+   */
+  loadFromCluster(serviceAccountDir = SERVICE_ACCOUNT_ROOT, env: Readonly<Record<string, string | undefined>> = process.env): void {
+    const host = env.KUBERNETES_SERVICE_HOST;
+    const port = env.KUBERNETES_SERVICE_PORT;
     const scheme = port === '80' || port === '8080' || port === '8001' ? 'http' : 'https';
     const serverHost = host && isIPv6(host) ? `[${host}]` : host;
-    this.clusters = [{ name: 'inCluster', caFile: `${pathPrefix}${SERVICE_ACCOUNT_ROOT}/ca.crt`, server: `${scheme}://${serverHost}:${port}`, skipTLSVerify: false }];
-    this.users = [{ name: 'inClusterUser', authProvider: { name: 'tokenFile', config: { tokenFile: `${pathPrefix}${SERVICE_ACCOUNT_ROOT}/token` } } }];
+    this.clusters = [{ name: 'inCluster', caFile: join(serviceAccountDir, 'ca.crt'), server: `${scheme}://${serverHost}:${port}`, skipTLSVerify: false }];
+    this.users = [{ name: 'inClusterUser', authProvider: { name: 'tokenFile', config: { tokenFile: join(serviceAccountDir, 'token') } } }];
     let namespace: string | undefined;
     try {
-      accessSync(`${pathPrefix}${SERVICE_ACCOUNT_ROOT}/namespace`);
-      namespace = readFileSync(`${pathPrefix}${SERVICE_ACCOUNT_ROOT}/namespace`).toString('utf-8');
+      accessSync(join(serviceAccountDir, 'namespace'));
+      namespace = readFileSync(join(serviceAccountDir, 'namespace')).toString('utf-8');
     } catch {
       // no namespace file: the context names none
     }
