@@ -34,7 +34,7 @@ export class ApiError extends Error {
 }
 
 const USER_AGENT = 'dromedary';
-/** Bounds the resends on stale kept-alive connections (an agent keeps at most a few idle ones per server). */
+/** Bounds the resends of a read on stale kept-alive connections (an agent keeps a few idle ones per server). */
 const MAX_STALE_RETRIES = 8;
 
 /**
@@ -59,6 +59,11 @@ export class KubeTransport {
     const { agent, headers } = await this.#kc.requestTarget();
     const text = body === undefined ? undefined : JSON.stringify(body);
     const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
+    // Let the event loop turn first, as undici does before it reuses an idle connection: a kept-alive
+    // connection the server has already closed (its FIN is waiting to be read) is then closed here too,
+    // and the agent does not write this request on it. That takes three turns: one reads the FIN,
+    // the next ends this side, the last completes the close.
+    for (let turn = 0; turn < 3; turn += 1) await new Promise<void>((resolve) => setImmediate(resolve));
     const attempt = (retries: number) =>
       new Promise<IncomingMessage>((resolve, reject) => {
         const req = send(
@@ -88,12 +93,19 @@ export class KubeTransport {
         };
         signal?.addEventListener('abort', onAbort, { once: true });
         req.on('close', () => signal?.removeEventListener('abort', onAbort));
+        // Whether the whole request reached the kernel: a connection the server had already reset
+        // fails the write itself, before this, so the server cannot have seen the request.
+        let written = false;
+        req.on('finish', () => (written = true));
         req.on('error', (err: Error & { code?: string }) => {
-          // A kept-alive connection the server closed while it sat idle (a restart, an idle timeout)
-          // fails at once with a reset: the request goes again, as Go's net/http does, until it fails
-          // on a connection of its own (each stale one is gone once it failed). Safe for every call
-          // here: a replace or create that did apply answers 409 Conflict the second time.
-          if (retries > 0 && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) resolve(attempt(retries - 1));
+          // A kept-alive connection the server closed just as it was reused fails with a reset. A read
+          // then goes again, as Go's net/http resends replayable requests; a write only if it was not
+          // written out (Go's "nothing written"), since a write the server may have received (one held
+          // by a partition and reset when it heals) must not be applied later than the elector, which
+          // times its terms from the moment it sent it, believes. Either way until it fails on a
+          // connection of its own; any other failure is the caller's (the elector retries).
+          const stale = req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+          if (retries > 0 && stale && (method === 'GET' || !written)) resolve(attempt(retries - 1));
           else reject(err);
         });
         req.end(text);

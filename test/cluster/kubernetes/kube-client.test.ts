@@ -10,6 +10,7 @@ import { loadKubeClient, loadKubeConfig, resolveNamespace } from '../../../lib/c
 import { LeaseLockStore } from '../../../lib/cluster/kubernetes/lease-store.ts';
 import { microTime, type LockRecord } from '../../../lib/cluster/election/lock-store.ts';
 import { captureLogger } from '../../support/capture-logger.ts';
+import { waitFor } from '../../support/wait.ts';
 
 const signal = () => AbortSignal.timeout(5000);
 const record = (holder: string): LockRecord => ({ holderIdentity: holder, leaseDurationMs: 15_000, acquireTime: microTime(), renewTime: microTime(), leaseTransitions: 0 });
@@ -110,13 +111,30 @@ console.log(JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind
     expect(err.message).to.contain(`cannot reach the Kubernetes API at ${server.url}: ERR_TLS_CERT_ALTNAME_INVALID`);
   });
 
-  it('sends a request again on a new connection when the server closed the kept-alive one', async () => {
+  it('does not write a request on a kept-alive connection the server has closed', async () => {
     const { store } = await storeWith({ KUBECONFIG: await kubeconfigFile(server.kubeconfig({ token: 'alpha' })) });
     const created = await store.create('restart', record('pod-a'), signal());
     await server.stop();
     await server.start();
     const updated = await store.update('restart', record('pod-b'), created.version, signal());
     expect(updated.record.holderIdentity).to.equal('pod-b');
+  });
+
+  it('never sends a write twice: one held by a partition and reset when it heals fails, for the elector to retry', async () => {
+    const { store } = await storeWith({ KUBECONFIG: await kubeconfigFile(server.kubeconfig({ token: 'alpha' })) });
+    const created = await store.create('held', record('pod-a'), signal());
+    const updates = () => server.requests({ token: 'alpha', verb: 'update' }).length;
+    const before = updates();
+    server.faults('alpha').blackhole();
+    const update = store.update('held', record('pod-b'), created.version, AbortSignal.timeout(20_000)).then(
+      () => 'applied',
+      (e: Error) => e.message,
+    );
+    await waitFor(() => updates() > before, { message: 'the update to reach the server' });
+    server.faults('alpha').clear();
+    expect(await update).to.match(/update Lease kc-held failed: cannot reach the Kubernetes API at .*ECONNRESET/);
+    expect(updates()).to.equal(before + 1);
+    expect((await store.get('held', signal()))!.record.holderIdentity).to.equal('pod-a');
   });
 
   it('leaves a complete response alone when its signal fires afterwards (a watch stopped on its last event)', async () => {
