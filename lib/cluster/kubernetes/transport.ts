@@ -64,6 +64,7 @@ export class KubeTransport {
     // and the agent does not write this request on it. That takes three turns: one reads the FIN,
     // the next ends this side, the last completes the close.
     for (let turn = 0; turn < 3; turn += 1) await new Promise<void>((resolve) => setImmediate(resolve));
+    options.signal?.throwIfAborted();
     const attempt = (retries: number) =>
       new Promise<IncomingMessage>((resolve, reject) => {
         const req = send(
