@@ -15,6 +15,9 @@ import { waitFor } from '../../support/wait.ts';
 const signal = () => AbortSignal.timeout(5000);
 const record = (holder: string): LockRecord => ({ holderIdentity: holder, leaseDurationMs: 15_000, acquireTime: microTime(), renewTime: microTime(), leaseTransitions: 0 });
 const ROOT = join(import.meta.dirname, '..', '..', '..');
+const base64url = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+/** An OIDC id-token valid for an hour (the API test server knows it as a bearer token; nobody checks its signature). */
+const ID_TOKEN = `${base64url({ alg: 'RS256', typ: 'JWT' })}.${base64url({ iss: 'https://idp.example', sub: 'ann', exp: Math.floor(Date.now() / 1000) + 3600 })}.c2lnbmF0dXJl`;
 
 /**
  * The backend's Kubernetes client: client-node's kubeconfig parsing and authenticators applied to a
@@ -27,7 +30,7 @@ describe('kubernetes backend: the Kubernetes client (kubeconfig, authentication,
   let dir: string;
 
   before(async () => {
-    server = await startKubeApiServer({ namespace: 'apps', tls: true, tokens: { alpha: {}, exec: {}, account: {} } });
+    server = await startKubeApiServer({ namespace: 'apps', tls: true, tokens: { alpha: {}, exec: {}, account: {}, [ID_TOKEN]: {} } });
     dir = await mkdtemp(join(tmpdir(), 'dromedary-kube-client-'));
   });
 
@@ -84,6 +87,15 @@ console.log(JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind
     await store.update('exec', record('pod-a'), created.version, signal());
     expect(server.requests({ token: 'exec' }).map((r) => r.verb)).to.deep.equal(['create', 'get', 'update']);
     expect((await readFile(count, 'utf8')).trim().split('\n')).to.have.length(1);
+  });
+
+  it("sends an oidc auth provider's id-token, through client-node's own OIDC module", async () => {
+    const text = server
+      .kubeconfig()
+      .replace(/ {2}user: \{\}/, `  user:\n    auth-provider:\n      name: oidc\n      config:\n        client-id: dromedary\n        idp-issuer-url: https://idp.example\n        id-token: ${ID_TOKEN}`);
+    const { store } = await storeWith({ KUBECONFIG: await kubeconfigFile(text) });
+    await store.create('oidc', record('pod-a'), signal());
+    expect(server.requests({ token: ID_TOKEN, verb: 'create' })).to.have.length(1);
   });
 
   it("uses a pod's service account: its token file, its CA and its namespace", async () => {
