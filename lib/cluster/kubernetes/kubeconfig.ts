@@ -4,6 +4,7 @@ import { Agent as HttpsAgent, type AgentOptions } from 'node:https';
 import { createRequire } from 'node:module';
 import { isIPv6 } from 'node:net';
 import { dirname, isAbsolute, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Cluster, Context, User } from '@kubernetes/client-node';
 // client-node's own kubeconfig parsing and its light authenticators, imported one file each: its
 // package index (and its config.js) load every generated API and model, about 60 MB of memory.
@@ -33,12 +34,16 @@ export interface RequestTarget {
 }
 
 /**
- * One of client-node's own dependencies (js-yaml, the proxy agents), resolved from its folder: the
- * version it was installed with, wherever the package manager put it.
+ * client-node's own dependencies (js-yaml, the proxy agents) are resolved from its folder: the
+ * versions it was installed with, wherever the package manager put them.
  */
-function fromClientNode<T>(name: string): T {
-  const clientNode = createRequire(import.meta.url).resolve('@kubernetes/client-node');
-  return createRequire(clientNode)(name) as T;
+function clientNodeRequire(): NodeJS.Require {
+  return createRequire(createRequire(import.meta.url).resolve('@kubernetes/client-node'));
+}
+
+/** One of them that is an ES module, imported by its resolved path. */
+async function importFromClientNode<T>(name: string): Promise<T> {
+  return (await import(pathToFileURL(clientNodeRequire().resolve(name)).href)) as T;
 }
 
 /**
@@ -65,7 +70,7 @@ export class KubeConfig {
 
   loadFromString(text: string): void {
     // As client-node: an empty file fails here with a TypeError, which kubeconfig-error.ts explains.
-    const obj = fromClientNode<{ load(text: string): unknown }>('js-yaml').load(text) as Record<string, unknown>;
+    const obj = (clientNodeRequire()('js-yaml') as { load(text: string): unknown }).load(text) as Record<string, unknown>;
     this.clusters = newClusters(obj.clusters);
     this.contexts = newContexts(obj.contexts);
     this.users = newUsers(obj.users);
@@ -181,10 +186,10 @@ export class KubeConfig {
     let agent: HttpAgent;
     if (cluster.proxyUrl) {
       if (cluster.proxyUrl.startsWith('socks')) {
-        const { SocksProxyAgent } = fromClientNode<typeof import('socks-proxy-agent')>('socks-proxy-agent');
+        const { SocksProxyAgent } = await importFromClientNode<typeof import('socks-proxy-agent')>('socks-proxy-agent');
         agent = new SocksProxyAgent(cluster.proxyUrl, options) as unknown as HttpAgent;
       } else if (cluster.server.startsWith('https') || cluster.server.startsWith('http')) {
-        const { HttpsProxyAgent, HttpProxyAgent } = fromClientNode<typeof import('hpagent')>('hpagent');
+        const { HttpsProxyAgent, HttpProxyAgent } = await importFromClientNode<typeof import('hpagent')>('hpagent');
         const Proxy = cluster.server.startsWith('https') ? HttpsProxyAgent : HttpProxyAgent;
         agent = new Proxy({ ...options, proxy: cluster.proxyUrl }) as unknown as HttpAgent;
       } else {

@@ -1,5 +1,7 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -96,6 +98,36 @@ console.log(JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind
     const { store } = await storeWith({ KUBECONFIG: await kubeconfigFile(text) });
     await store.create('oidc', record('pod-a'), signal());
     expect(server.requests({ token: ID_TOKEN, verb: 'create' })).to.have.length(1);
+  });
+
+  it("goes through the kubeconfig's proxy-url (an HTTP CONNECT proxy), with TLS to the API server inside it", async () => {
+    const tunnels: string[] = [];
+    const sockets: Socket[] = [];
+    const proxy = createHttpServer();
+    proxy.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
+      tunnels.push(req.url ?? '');
+      sockets.push(client);
+      const [host, port] = (req.url ?? '').split(':');
+      const upstream = connect(Number(port), host, () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.write(head);
+        upstream.pipe(client).pipe(upstream);
+      });
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+      const text = server.kubeconfig({ token: 'alpha' }).replace(/(certificate-authority-data: .*\n)/, `$1    proxy-url: ${proxyUrl}\n`);
+      const { store } = await storeWith({ KUBECONFIG: await kubeconfigFile(text) });
+      await store.create('proxied', record('pod-a'), signal());
+      expect(tunnels).to.deep.equal([new URL(server.url).host]);
+      expect(server.requests({ token: 'alpha', verb: 'create' }).some((r) => r.path.endsWith('/leases'))).to.equal(true);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 
   it("uses a pod's service account: its token file, its CA and its namespace", async () => {
