@@ -36,7 +36,20 @@ const versionKey = (lock: string) => `leader.version.${lock}`;
 /** Every key that belongs to one lock, in a fixed order. */
 const lockKeys = (lock: string) => [holderKey, timestampKey, instanceKey, releasedKey, tokenKey, stateKey, versionKey].map((key) => key(lock));
 
-/** How many times update writes again after a 409 caused by other locks' writes, while its own lock's keys are unchanged. */
+/** `promise`, or the signal's abort, whichever comes first. */
+function untilAborted(promise: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    void promise.then(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    });
+  });
+}
+
+/** How many writes one update makes at most: after a 409 caused by other locks' writes it reads and writes again, while its own lock's keys are unchanged. */
 const WRITE_ATTEMPTS = 10;
 
 /**
@@ -89,6 +102,11 @@ export class ConfigMapLockStore implements LockStore {
   readonly #target: ApiTarget;
   /** The ConfigMap as last read or written, to write back every other lock's keys unchanged. */
   #last: ConfigMap | undefined;
+  /**
+   * This member's writes, one at a time: concurrent ones (its locks renew on the same schedule) would
+   * all be based on the same copy, and all but one would meet a 409 and read again, n² requests a round.
+   */
+  #writes: Promise<void> = Promise.resolve();
 
   constructor(k8s: K8s, kc: KubeConfig, options: ConfigMapStoreOptions) {
     this.#target = apiTarget(kc);
@@ -155,6 +173,23 @@ export class ConfigMapLockStore implements LockStore {
   }
 
   async update(lock: string, record: LockRecord, expectedVersion: string, signal: AbortSignal): Promise<VersionedRecord> {
+    return this.#oneAtATime(signal, () => this.#update(lock, record, expectedVersion, signal));
+  }
+
+  async #oneAtATime<T>(signal: AbortSignal, write: () => Promise<T>): Promise<T> {
+    const before = this.#writes;
+    let done!: () => void;
+    const mine = new Promise<void>((resolve) => (done = resolve));
+    this.#writes = before.then(() => mine);
+    try {
+      await untilAborted(before, signal);
+      return await write();
+    } finally {
+      done();
+    }
+  }
+
+  async #update(lock: string, record: LockRecord, expectedVersion: string, signal: AbortSignal): Promise<VersionedRecord> {
     let base = this.#last && lockVersion(this.#last.data, lock) === expectedVersion ? this.#last : await this.#read(signal);
     for (let attempt = 1; ; attempt += 1) {
       if (!base) throw new LockConflictError(lock, `the locks ConfigMap ${this.#options.name} was deleted since it was read`);
