@@ -36,20 +36,29 @@ const versionKey = (lock: string) => `leader.version.${lock}`;
 /** Every key that belongs to one lock, in a fixed order. */
 const lockKeys = (lock: string) => [holderKey, timestampKey, instanceKey, releasedKey, tokenKey, stateKey, versionKey].map((key) => key(lock));
 
-/** `promise`, or the signal's abort, whichever comes first. */
-function untilAborted(promise: Promise<void>, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    void promise.then(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    });
-  });
+/** One lock's write waiting for the next replace of the ConfigMap. */
+interface PendingWrite {
+  lock: string;
+  record: LockRecord;
+  expectedVersion: string;
+  signal: AbortSignal;
+  resolve: (written: VersionedRecord) => void;
+  reject: (err: unknown) => void;
 }
 
-/** How many writes one update makes at most: after a 409 caused by other locks' writes it reads and writes again, while its own lock's keys are unchanged. */
+/** A signal aborted once all of `signals` are: a write stops when nobody waits for it any more. */
+function untilAllAborted(signals: AbortSignal[]): AbortSignal {
+  if (signals.length === 1) return signals[0]!;
+  const controller = new AbortController();
+  const check = () => {
+    if (signals.every((s) => s.aborted)) controller.abort(signals[0]!.reason);
+  };
+  for (const s of signals) s.addEventListener('abort', check, { once: true });
+  check();
+  return controller.signal;
+}
+
+/** How many replaces one batch of writes makes at most: after a 409 caused by other locks' writes it reads and writes again, while its own locks' keys are unchanged. */
 const WRITE_ATTEMPTS = 10;
 
 /**
@@ -80,8 +89,11 @@ export function lockVersion(data: Record<string, string> | undefined, lock: stri
  * the ConfigMap (or takes the copy it last read or wrote), checks the lock's version against the
  * expected one, and replaces the ConfigMap at the resourceVersion it read; a 409 means some key
  * changed meanwhile, so it reads again and writes again while the lock's own keys are still as
- * expected (WRITE_ATTEMPTS times at most, within the call's signal). A watch notice carries the lock's
- * version too, and only when it changed, so another lock's write is no news to this lock's elector.
+ * expected (WRITE_ATTEMPTS times at most, within the callers' signals). This member's writes for
+ * several locks that queue up while a replace is in flight go out together in the next one, each
+ * checked against its own lock's version (a second write of the same lock waits for the round after).
+ * A watch notice carries the lock's version too, and only when it changed, so another lock's write is
+ * no news to this lock's elector.
  *
  * Exactly one of several writers of the same lock version wins: the API server applies replaces of
  * the ConfigMap one at a time, each only at the resourceVersion current when it applies, so every
@@ -103,10 +115,13 @@ export class ConfigMapLockStore implements LockStore {
   /** The ConfigMap as last read or written, to write back every other lock's keys unchanged. */
   #last: ConfigMap | undefined;
   /**
-   * This member's writes, one at a time: concurrent ones (its locks renew on the same schedule) would
-   * all be based on the same copy, and all but one would meet a 409 and read again, n² requests a round.
+   * This member's lock writes waiting for the replace in flight to end: they go out together in the
+   * next one. Its locks renew on the same schedule, so writing them concurrently would base them all
+   * on the same copy, and all but one would meet a 409 and read again (n² requests a round); one
+   * after another, each would wait for all before it.
    */
-  #writes: Promise<void> = Promise.resolve();
+  #pending: PendingWrite[] = [];
+  #writing = false;
 
   constructor(k8s: K8s, kc: KubeConfig, options: ConfigMapStoreOptions) {
     this.#target = apiTarget(kc);
@@ -172,42 +187,85 @@ export class ConfigMapLockStore implements LockStore {
     }
   }
 
-  async update(lock: string, record: LockRecord, expectedVersion: string, signal: AbortSignal): Promise<VersionedRecord> {
-    return this.#oneAtATime(signal, () => this.#update(lock, record, expectedVersion, signal));
+  update(lock: string, record: LockRecord, expectedVersion: string, signal: AbortSignal): Promise<VersionedRecord> {
+    if (signal.aborted) return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      const settle = () => signal.removeEventListener('abort', onAbort);
+      this.#pending.push({ lock, record, expectedVersion, signal, resolve: (w) => (settle(), resolve(w)), reject: (e) => (settle(), reject(e)) });
+      void this.#writeAll();
+    });
   }
 
-  async #oneAtATime<T>(signal: AbortSignal, write: () => Promise<T>): Promise<T> {
-    const before = this.#writes;
-    let done!: () => void;
-    const mine = new Promise<void>((resolve) => (done = resolve));
-    this.#writes = before.then(() => mine);
+  /** Writes the pending writes, all that queued up meanwhile in one replace, until none is left. */
+  async #writeAll(): Promise<void> {
+    if (this.#writing) return;
+    this.#writing = true;
     try {
-      await untilAborted(before, signal);
-      return await write();
+      for (let batch = this.#take(); batch.length > 0; batch = this.#take()) await this.#write(batch);
     } finally {
-      done();
+      this.#writing = false;
     }
   }
 
-  async #update(lock: string, record: LockRecord, expectedVersion: string, signal: AbortSignal): Promise<VersionedRecord> {
-    let base = this.#last && lockVersion(this.#last.data, lock) === expectedVersion ? this.#last : await this.#read(signal);
-    for (let attempt = 1; ; attempt += 1) {
-      if (!base) throw new LockConflictError(lock, `the locks ConfigMap ${this.#options.name} was deleted since it was read`);
-      if (lockVersion(base.data, lock) !== expectedVersion) throw new LockConflictError(lock, `its keys in the ConfigMap ${this.#options.name} changed since they were read`);
-      const body: ConfigMap = { ...base, metadata: { ...base.metadata }, data: this.#data(base.data ?? {}, lock, record) };
-      try {
-        this.#last = await this.#api.replaceNamespacedConfigMap({ name: this.#options.name, namespace: this.#options.namespace, body }, withSignal(signal));
-        return this.#record(this.#last, lock);
-      } catch (err) {
-        // Deleted since it was read: a lost race, so the elector reads again and finds no record.
-        if (statusOf(err) === 404) throw new LockConflictError(lock, `the locks ConfigMap ${this.#options.name} was deleted since it was read (404 Not Found)`);
-        if (statusOf(err) !== 409) throw this.#explain(err, 'update');
-        // Some key changed since the read, most likely another lock's: read again and check this lock's.
-        if (attempt >= WRITE_ATTEMPTS) {
-          throw new LockConflictError(lock, `the locks ConfigMap ${this.#options.name} changed under each of ${attempt} writes in a row (409 Conflict)`);
+  /** The pending writes whose callers still wait (one per lock: a later write of a lock waits for the next round). */
+  #take(): PendingWrite[] {
+    const batch: PendingWrite[] = [];
+    const rest: PendingWrite[] = [];
+    for (const w of this.#pending) {
+      if (w.signal.aborted) w.reject(w.signal.reason);
+      else if (batch.some((b) => b.lock === w.lock)) rest.push(w);
+      else batch.push(w);
+    }
+    this.#pending = rest;
+    return batch;
+  }
+
+  /**
+   * One replace of the ConfigMap carrying every write of the batch whose lock is still at its
+   * expected version; the others get a LockConflictError. A 409 (some key changed meanwhile, most
+   * likely another member's lock) reads again and checks each lock again, WRITE_ATTEMPTS times at most.
+   */
+  async #write(batch: PendingWrite[]): Promise<void> {
+    const signal = untilAllAborted(batch.map((w) => w.signal));
+    let writes = batch;
+    try {
+      let base = this.#last && writes.every((w) => lockVersion(this.#last!.data, w.lock) === w.expectedVersion) ? this.#last : await this.#read(signal);
+      for (let attempt = 1; ; attempt += 1) {
+        if (!base) {
+          for (const w of writes) w.reject(new LockConflictError(w.lock, `the locks ConfigMap ${this.#options.name} was deleted since it was read`));
+          return;
         }
-        base = await this.#read(signal);
+        const current = base;
+        for (const w of writes) {
+          if (lockVersion(current.data, w.lock) !== w.expectedVersion) w.reject(new LockConflictError(w.lock, `its keys in the ConfigMap ${this.#options.name} changed since they were read`));
+        }
+        writes = writes.filter((w) => lockVersion(current.data, w.lock) === w.expectedVersion && !w.signal.aborted);
+        if (writes.length === 0) return;
+        let data = current.data ?? {};
+        for (const w of writes) data = this.#data(data, w.lock, w.record);
+        const body: ConfigMap = { ...current, metadata: { ...current.metadata }, data };
+        try {
+          this.#last = await this.#api.replaceNamespacedConfigMap({ name: this.#options.name, namespace: this.#options.namespace, body }, withSignal(signal));
+          for (const w of writes) w.resolve(this.#record(this.#last, w.lock));
+          return;
+        } catch (err) {
+          // Deleted since it was read: a lost race, so the elector reads again and finds no record.
+          if (statusOf(err) === 404) {
+            for (const w of writes) w.reject(new LockConflictError(w.lock, `the locks ConfigMap ${this.#options.name} was deleted since it was read (404 Not Found)`));
+            return;
+          }
+          if (statusOf(err) !== 409) throw this.#explain(err, 'update');
+          if (attempt >= WRITE_ATTEMPTS) {
+            for (const w of writes) w.reject(new LockConflictError(w.lock, `the locks ConfigMap ${this.#options.name} changed under each of ${attempt} writes in a row (409 Conflict)`));
+            return;
+          }
+          base = await this.#read(signal);
+        }
       }
+    } catch (err) {
+      for (const w of writes) w.reject(err);
     }
   }
 
