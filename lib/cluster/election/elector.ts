@@ -840,8 +840,9 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
           this.#logger.info(`Member ${this.memberId} released ${this.lock}`, { lock: this.lock });
           return 'released';
         } catch (err) {
-          // A store keeping several locks in one object (the ConfigMap) moves its version with every
-          // other lock's write: read again, and release while the record is still this process's.
+          // This process's last renewal may have landed after its call gave up on it (a timeout), so
+          // the version it knows is gone though the record is still its own: read again, and release
+          // while the record is still this process's.
           if (!(err instanceof LockConflictError) || tries >= 5) throw err;
           const current = await this.#call('get', (s) => this.#store.get(this.lock, s));
           if (!current || !this.#mine(current.record)) throw err;
