@@ -38,8 +38,8 @@ describe('heartbeat mode: renewals independent of the number of locks', () => {
     return { store, elect };
   }
 
-  it('DROMEDARY_RENEWALS is heartbeat or per-lock (per-lock by default); anything else is refused naming both', () => {
-    expect(resolveRenewals({})).to.equal('per-lock');
+  it('DROMEDARY_RENEWALS is heartbeat or per-lock (heartbeat by default); anything else is refused naming both', () => {
+    expect(resolveRenewals({})).to.equal('heartbeat');
     expect(resolveRenewals({ DROMEDARY_RENEWALS: ' Heartbeat ' })).to.equal('heartbeat');
     expect(resolveRenewals({ DROMEDARY_RENEWALS: 'per-lock' })).to.equal('per-lock');
     expect(() => resolveRenewals({ DROMEDARY_RENEWALS: 'sometimes' })).to.throw(ConfigurationError, /DROMEDARY_RENEWALS="sometimes" is not a renewal mode: use heartbeat .* or per-lock/);
