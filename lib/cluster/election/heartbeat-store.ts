@@ -167,6 +167,7 @@ export class HeartbeatLockStore implements LockStore {
 
   #waiters: Waiter[] = [];
   #roundTimer: NodeJS.Timeout | undefined;
+  #roundDue = Infinity;
   #roundRunning = false;
   #lastRoundStart = -Infinity;
   #lastRoundFailed = false;
@@ -391,17 +392,32 @@ export class HeartbeatLockStore implements LockStore {
    * after a failed one), on their own cadence: renewals of every lock meet in the same round.
    */
   #scheduleRound(): void {
-    if (this.#closed || this.#roundTimer || this.#roundRunning) return;
+    if (this.#closed || this.#roundRunning) return;
     // Rounds serve renewals: electors call more often than rounds run (see heartbeatCadence), so a
     // lock whose elector stopped calling is no longer kept alive by them. With membership, they also
     // run while any elector runs, so followers are seen alive without polling.
-    if (this.#waiters.length === 0 && !(this.#membership && this.#watches.size > 0)) return;
-    const gap = this.#lastRoundFailed ? this.#timings.retryPeriod : this.#interval;
-    const wait = Math.max(0, this.#lastRoundStart + gap - this.#now());
+    const serving = this.#waiters.length > 0;
+    if (!serving && !(this.#membership && this.#watches.size > 0)) return;
+    const gap = this.#lastRoundFailed ? this.#timings.retryPeriod : serving ? this.#interval : this.#memberBeat;
+    const now = this.#now();
+    const due = Math.max(now, this.#lastRoundStart + gap);
+    // A renewal arriving while only a member-list round is planned brings it forward.
+    if (this.#roundTimer && this.#roundDue <= due) return;
+    if (this.#roundTimer) clearTimeout(this.#roundTimer);
+    this.#roundDue = due;
     this.#roundTimer = setTimeout(() => {
       this.#roundTimer = undefined;
       void this.#round();
-    }, wait);
+    }, due - now);
+  }
+
+  /**
+   * How often the heartbeat changes for the member list alone (a member that waits for no renewal):
+   * every leaseDuration / 3, so that others, who read or hear of it at the same pace at worst, see it
+   * change within a lease.
+   */
+  get #memberBeat(): number {
+    return Math.max(1, Math.floor(this.#timings.leaseDuration / 3));
   }
 
   async #round(): Promise<void> {
@@ -480,13 +496,9 @@ export class HeartbeatLockStore implements LockStore {
     }
   }
 
-  /**
-   * With membership, the heartbeat is written about every leaseDuration / 2 even when one lock's
-   * record alone would renew (a round later at most: within leaseDuration / 2 + interval, well inside
-   * the lease), since others count a member alive while its heartbeat changes within leaseDuration.
-   */
+  /** With membership, the heartbeat is written every #memberBeat even when one lock's record alone would renew. */
   #beatDue(now: number): boolean {
-    return this.#membership && now - this.#ownHeartbeatAt >= this.#timings.leaseDuration / 2;
+    return this.#membership && now - this.#ownHeartbeatAt >= this.#memberBeat;
   }
 
   #startMembership(): void {
