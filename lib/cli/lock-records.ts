@@ -114,10 +114,10 @@ async function readFileLocks(config: ClusterConfig, now: number): Promise<StoreS
 }
 
 async function readKubernetesLocks(config: ClusterConfig, now: number): Promise<StoreStatus> {
-  const { apiTarget, describeApiFailure, loadClientNode, loadKubeConfig, resolveNamespace, statusOf, withSignal } = await import('../cluster/kubernetes/client.ts');
+  const { apiTarget, describeApiFailure, loadKubeClient, loadKubeConfig, resolveNamespace, statusOf, withSignal } = await import('../cluster/kubernetes/client.ts');
   const { parseClusterLabels } = await import('../cluster/kubernetes/index.ts');
   const env = config.env;
-  const k8s = await loadClientNode();
+  const k8s = await loadKubeClient();
   const kc = loadKubeConfig(k8s, env);
   const namespace = resolveNamespace(kc, env);
   const clusterLabels = parseClusterLabels(env.DROMEDARY_CLUSTER_LABELS);

@@ -4,13 +4,20 @@ import { join } from 'node:path';
 import { ConfigurationError, DromedaryError } from '../../errors.ts';
 import { SERVICE_ACCOUNT_DIR, inKubernetesPod } from '../config.ts';
 import { describeKubeconfigError } from './kubeconfig-error.ts';
+import type { CallOptions } from './transport.ts';
 
-/** The @kubernetes/client-node module; imported only when the kubernetes backend is chosen. */
-export type K8s = typeof import('@kubernetes/client-node');
+/**
+ * The Kubernetes client (kube-client.ts: client-node's kubeconfig and authentication, a small REST
+ * transport); imported only when the kubernetes backend is chosen.
+ */
+export type K8s = typeof import('./kube-client.ts');
 
-export async function loadClientNode(): Promise<K8s> {
-  return import('@kubernetes/client-node');
+export async function loadKubeClient(): Promise<K8s> {
+  return import('./kube-client.ts');
 }
+
+/** The former name of loadKubeClient (it loaded all of @kubernetes/client-node). */
+export const loadClientNode = loadKubeClient;
 
 /**
  * KUBECONFIG, else ~/.kube/config, else the pod's service account, as client-node's loadFromDefault looks;
@@ -29,7 +36,7 @@ export function loadKubeConfig(
   try {
     if (env.KUBECONFIG) kc.loadFromFile(env.KUBECONFIG);
     else if (source) kc.loadFromFile(userFile);
-    else if (inKubernetesPod(env, serviceAccountDir)) kc.loadFromCluster();
+    else if (inKubernetesPod(env, serviceAccountDir)) kc.loadFromCluster(serviceAccountDir, env);
     else {
       throw new ConfigurationError(
         `no Kubernetes client configuration found: KUBECONFIG is not set, ${userFile} does not exist, and this is not a pod with a service account ` +
@@ -74,10 +81,19 @@ export function describeApiFailure(err: unknown, target: ApiTarget): string | un
     return `the Kubernetes API at ${target.server} refused the credentials (401 Unauthorized): ${target.credentials}; the token may be wrong or expired, or belong to another cluster`;
   }
   if (statusOf(err) !== undefined || !(err instanceof Error) || err.name === 'AbortError') return undefined;
-  const cause = (err as { cause?: unknown }).cause as (Error & { code?: string }) | undefined;
+  // node:https gives the system or TLS error itself; fetch (client-node) wraps it as the cause of `fetch failed`.
+  const own = typeof (err as { code?: unknown }).code === 'string' ? (err as Error & { code?: string }) : undefined;
+  const cause = own ?? ((err as { cause?: unknown }).cause as (Error & { code?: string }) | undefined);
   if (!cause || typeof cause !== 'object') return undefined;
-  const code = cause.code ?? cause.name;
-  const detail = String(cause.message ?? '').split('\n')[0]!.replace(/^[0-9A-F]+:error:[0-9A-F]+:/, '');
+  let code = cause.code ?? cause.name;
+  let detail = String(cause.message ?? '').split('\n')[0]!.replace(/^[0-9A-F]+:error:[0-9A-F]+:/, '');
+  // node:https reports an OpenSSL failure as `write EPROTO …:SSL routines:<function>:<reason>:<file>`:
+  // named by its reason, as fetch names it (ERR_SSL_WRONG_VERSION_NUMBER).
+  const ssl = code === 'EPROTO' ? /SSL routines:[^:]*:([^:]+):/.exec(detail) : null;
+  if (ssl) {
+    detail = ssl[1]!;
+    code = `ERR_SSL_${detail.toUpperCase().replace(/\W+/g, '_')}`;
+  }
   let hint = '';
   if (code === 'ECONNREFUSED') hint = ': nothing listens there; check the server address and port in the kubeconfig';
   else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') hint = ': the host name does not resolve';
@@ -98,27 +114,14 @@ export function resolveNamespace(kc: InstanceType<K8s['KubeConfig']>, env: Reado
 }
 
 /**
- * Per-request options that abort the request with the signal: client-node sets no timeout of its
- * own, and a request to an unreachable API server would otherwise hang forever. Its middleware
- * contract is an object whose pre/post return something with toPromise().
+ * Per-request options that abort the request with the signal: the transport sets no timeout of its
+ * own, and a request to an unreachable API server would otherwise hang forever.
  */
-export function withSignal(signal: AbortSignal) {
-  const resolved = <T>(value: T) => ({ toPromise: () => Promise.resolve(value) });
-  return {
-    middleware: [
-      {
-        pre: (context: { setSignal(s: AbortSignal): void }) => {
-          context.setSignal(signal);
-          return resolved(context);
-        },
-        post: <T>(response: T) => resolved(response),
-      },
-    ],
-    middlewareMergeStrategy: 'append' as const,
-  } as never;
+export function withSignal(signal: AbortSignal): CallOptions {
+  return { signal };
 }
 
-/** The status code of a client-node error, or undefined for network errors. */
+/** The status code of an API error (ours or client-node's), or undefined for network errors. */
 export function statusOf(err: unknown): number | undefined {
   const code = (err as { code?: unknown })?.code;
   return typeof code === 'number' ? code : undefined;

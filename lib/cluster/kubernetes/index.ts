@@ -27,7 +27,7 @@ export function parseClusterLabels(text: string | undefined): Record<string, str
 }
 
 /**
- * The kubernetes backend. @kubernetes/client-node is loaded here, and this module only when the
+ * The kubernetes backend. Its client (kube-client.ts) is loaded here, and this module only when the
  * backend is chosen. `DROMEDARY_K8S_LOCK=lease` (default): one coordination.k8s.io/v1 Lease per lock.
  * `configmap`: the seed's protocol, one ConfigMap of `leader.pod.<lock>` keys and Running+Ready pods
  * matching the cluster labels as the members.

@@ -13,7 +13,7 @@ import { spawnCli } from '../../support/cli-process.ts';
 
 // Issue 17: a closed or wrong API port logged only `fetch failed`, a 401 only `HTTP-Code: 401`, and a
 // token without `watch` on leases only a debug line.
-describe('kubernetes backend: failed API requests name the server, the cause and the fix (real client-node)', function () {
+describe('kubernetes backend: failed API requests name the server, the cause and the fix (against the API test server)', function () {
   this.timeout(30_000);
   let server: KubeApiServer;
   let dir: string;

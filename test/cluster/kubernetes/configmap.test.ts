@@ -11,7 +11,7 @@ import { waitFor } from '../../support/wait.ts';
 
 const LEASE = 1000;
 
-describe('kubernetes backend: ConfigMap mode, the seed protocol (real client-node against the API test server)', function () {
+describe('kubernetes backend: ConfigMap mode, the seed protocol (against the API test server)', function () {
   this.timeout(30_000);
   let server: KubeApiServer;
   let dir: string;

@@ -21,7 +21,7 @@ const record = (holder: string, transitions = 0): LockRecord => ({
   leaseTransitions: transitions,
 });
 
-describe('kubernetes backend: Lease lock store (real client-node against the API test server)', function () {
+describe('kubernetes backend: Lease lock store (against the API test server)', function () {
   this.timeout(30_000);
   let server: KubeApiServer;
   let dir: string;
