@@ -163,8 +163,15 @@ export class FileHeartbeatBackend implements HeartbeatBackend {
 
   /** Every heartbeat file (the member list): read whole at each round, as fs.watch misses other machines' writes. */
   async listHeartbeats(): Promise<Map<string, VersionedHeartbeat>> {
-    await this.#ensureDir();
     const beats = new Map<string, VersionedHeartbeat>();
+    // No folder yet is no heartbeat (and a reader such as `dromedary status` creates nothing).
+    try {
+      await lstat(this.#dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return beats;
+      throw err;
+    }
+    await this.#ensureDir();
     for (const file of await readdir(this.#dir)) {
       if (!file.endsWith('.json') || file.startsWith('.')) continue;
       const key = file.slice(0, -'.json'.length);
