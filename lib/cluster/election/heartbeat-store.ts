@@ -442,9 +442,6 @@ export class HeartbeatLockStore implements LockStore {
       this.heartbeatWrites += 1;
       this.#ownHeartbeat = beat;
       this.#ownHeartbeatAt = started;
-      if (this.#membership && this.#backend.listHeartbeats && !(this.#stopHeartbeatsWatch && (this.#backend.watching?.('') ?? true))) {
-        this.#sawHeartbeats(await this.#backend.listHeartbeats(signal), true);
-      }
       const current = locks.length > 0 ? await this.#backend.readHeld(this.#key, locks, signal) : new Map<string, VersionedRecord>();
       const confirmed = new Map<string, VersionedRecord>();
       for (const lock of locks) {
@@ -461,6 +458,7 @@ export class HeartbeatLockStore implements LockStore {
         this.#settle(w, ok, ok ? undefined : new LockConflictError(w.lock, 'its record was changed by someone else (seen by the heartbeat round)'));
       }
       this.#lastRoundFailed = false;
+      await this.#listMembers(signal);
     } catch (err) {
       this.#lastRoundFailed = true;
       for (const w of served) this.#settle(w, undefined, err);
@@ -493,6 +491,19 @@ export class HeartbeatLockStore implements LockStore {
       if (err instanceof LockConflictError) this.#held.delete(lock);
       else this.#lastRoundFailed = true;
       for (const w of served) this.#settle(w, undefined, err);
+    }
+  }
+
+  /**
+   * Reads every heartbeat for the member list, after the renewals were settled (never in their way,
+   * and a failure only leaves the list as it was), when no watch brings them.
+   */
+  async #listMembers(signal: AbortSignal): Promise<void> {
+    if (!this.#membership || !this.#backend.listHeartbeats || (this.#stopHeartbeatsWatch && (this.#backend.watching?.('') ?? true))) return;
+    try {
+      this.#sawHeartbeats(await this.#backend.listHeartbeats(signal), true);
+    } catch (err) {
+      this.#logger.debug(`Could not list the members' heartbeats: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 
