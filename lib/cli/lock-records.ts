@@ -93,13 +93,15 @@ async function readFileLocks(config: ClusterConfig, now: number): Promise<StoreS
   }
   const locks: LockStatus[] = [];
   const signal = AbortSignal.timeout(READ_TIMEOUT_MS);
+  // Heartbeat mode's member list: the heartbeat files (per-lock renewals keep member files under each lock).
+  const { FileHeartbeatBackend } = await import('../cluster/file/file-heartbeats.ts');
+  const memberBeats = names.length === 0 ? new Map() : await new FileHeartbeatBackend(store).listHeartbeats().catch(() => new Map());
   for (const name of names.sort()) {
     const lock = decodeURIComponent(name);
     let current = await store.get(lock, signal);
     if (!current) continue;
     if (current.record.heartbeat) {
       // Heartbeat mode: the holder renews its heartbeat file, not the record.
-      const { FileHeartbeatBackend } = await import('../cluster/file/file-heartbeats.ts');
       const { renewedRecord } = await import('../cluster/election/heartbeat-store.ts');
       const beat = await new FileHeartbeatBackend(store).readHeartbeat(current.record.heartbeat).catch(() => undefined);
       current = { ...current, record: renewedRecord(lock, current.record, beat) };
@@ -108,7 +110,8 @@ async function readFileLocks(config: ClusterConfig, now: number): Promise<StoreS
     // clock, a hint like the lease's validity here.
     const beats = await store.heartbeats(lock);
     const members = beats.filter((b) => now - b.mtimeMs < current.record.leaseDurationMs).map((b) => b.member);
-    locks.push({ ...fromRecord(lock, current.record, now), members: members.sort() });
+    for (const beat of memberBeats.values()) if (now - Date.parse(beat.record.renewTime) < current.record.leaseDurationMs) members.push(beat.record.member);
+    locks.push({ ...fromRecord(lock, current.record, now), members: [...new Set(members)].sort() });
   }
   return { backend: 'file', where: config.root, locks };
 }

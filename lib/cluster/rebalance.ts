@@ -57,7 +57,7 @@ export interface LockSight {
   readonly isLeader: boolean;
   /** The member believed to lead (this one while it leads), or undefined when none is known to. */
   readonly leader: string | undefined;
-  /** The members the store reports alive for this lock (heartbeats, pods, member Leases). */
+  /** The members the store reports alive for this lock (heartbeat records, pods, candidates' keys). */
   readonly members: readonly string[];
 }
 

@@ -38,8 +38,8 @@ describe('heartbeat mode: renewals independent of the number of locks', () => {
     return { store, elect };
   }
 
-  it('DROMEDARY_RENEWALS is heartbeat or per-lock (per-lock by default); anything else is refused naming both', () => {
-    expect(resolveRenewals({})).to.equal('per-lock');
+  it('DROMEDARY_RENEWALS is heartbeat or per-lock (heartbeat by default); anything else is refused naming both', () => {
+    expect(resolveRenewals({})).to.equal('heartbeat');
     expect(resolveRenewals({ DROMEDARY_RENEWALS: ' Heartbeat ' })).to.equal('heartbeat');
     expect(resolveRenewals({ DROMEDARY_RENEWALS: 'per-lock' })).to.equal('per-lock');
     expect(() => resolveRenewals({ DROMEDARY_RENEWALS: 'sometimes' })).to.throw(ConfigurationError, /DROMEDARY_RENEWALS="sometimes" is not a renewal mode: use heartbeat .* or per-lock/);
@@ -58,18 +58,21 @@ describe('heartbeat mode: renewals independent of the number of locks', () => {
       followers.forEach((e) => e.start());
       await waitFor(() => followers.every((e) => e.leader === 'a'), { message: 'b to see a lead every lock' });
       const rounds = 10;
-      const [writes, beats, listings] = [backend.writes, backend.heartbeatWrites, backend.heldReads];
+      const [writes, beats, listings, leaderBeats] = [backend.writes, backend.heartbeatWrites, backend.heldReads, a.store.heartbeatWrites];
       await windowOf(rounds * cadence.interval);
       expect(backend.writes - writes, 'lock record writes').to.equal(0);
       // At most one heartbeat write and one listing per round, plus one at each edge of the window (a busy machine runs fewer).
-      expect(backend.heartbeatWrites - beats, 'heartbeat writes').to.be.within(1, rounds + 2);
+      expect(a.store.heartbeatWrites - leaderBeats, "the leader's heartbeat writes").to.be.within(1, rounds + 2);
+      // The follower's heartbeat (the member list) goes on every leaseDuration / 3, whatever the locks.
+      const followerBeats = backend.heartbeatWrites - beats - (a.store.heartbeatWrites - leaderBeats);
+      expect(followerBeats, "the follower's heartbeat writes").to.be.within(1, Math.ceil((rounds * cadence.interval) / (timings.leaseDuration / 3)) + 1);
       expect(backend.heldReads - listings, 'listings of the held locks').to.be.within(1, rounds + 2);
       expect(leaders.every((e) => e.isLeader)).to.equal(true);
       expect(followers.some((e) => e.isLeader)).to.equal(false);
     });
   }
 
-  it('an idle leader of one lock writes its record once per round, and no heartbeat', async () => {
+  it('an idle leader of one lock renews its record alone, and writes its heartbeat (the member list) only every third of a lease', async () => {
     const backend = new MemoryHeartbeatBackend();
     const a = member(backend, 'a');
     const leader = a.elect('lock0');
@@ -78,9 +81,12 @@ describe('heartbeat mode: renewals independent of the number of locks', () => {
     const rounds = 10;
     const [writes, beats, listings] = [backend.writes, backend.heartbeatWrites, backend.heldReads];
     await windowOf(rounds * cadence.interval);
-    expect(backend.writes - writes, 'lock record writes').to.be.within(1, rounds + 2);
-    expect(backend.heartbeatWrites - beats, 'heartbeat writes').to.equal(0);
-    expect(backend.heldReads - listings, 'listings').to.equal(0);
+    const window = rounds * cadence.interval;
+    // A heartbeat round (a heartbeat write and a listing) once leaseDuration / 3 passed since the last, every other round a record write.
+    const heartbeatRounds = Math.ceil(window / (timings.leaseDuration / 3)) + 1;
+    expect(backend.heartbeatWrites - beats, 'heartbeat writes').to.be.within(1, heartbeatRounds);
+    expect(backend.heldReads - listings, 'listings').to.equal(backend.heartbeatWrites - beats);
+    expect(backend.writes - writes, 'lock record writes').to.be.within(1, rounds + 2 - (backend.heartbeatWrites - beats));
     expect(leader.isLeader).to.equal(true);
   });
 
@@ -153,7 +159,7 @@ describe('heartbeat mode: renewals independent of the number of locks', () => {
     let gate: Promise<void> | undefined;
     let open: () => void = () => undefined;
     const paused = Object.create(backend) as MemoryHeartbeatBackend;
-    for (const name of ['watch', 'watchHeartbeat', 'heartbeatKey', 'heartbeat', 'members'] as const) {
+    for (const name of ['watch', 'watchHeartbeat', 'watchHeartbeats', 'heartbeatKey', 'heartbeat', 'members'] as const) {
       (paused as unknown as Record<string, unknown>)[name] = (backend[name] as (...args: unknown[]) => unknown).bind(backend);
     }
     for (const name of ['get', 'create', 'update', 'writeHeartbeat', 'readHeartbeat', 'readHeld'] as const) {
@@ -189,6 +195,35 @@ describe('heartbeat mode: renewals independent of the number of locks', () => {
     leadership.assertNoOverlap(1);
   });
 
+  it('the heartbeats are the member list: a follower that never polls is listed, and dropped a lease after its heartbeat stops', async () => {
+    const backend = new MemoryHeartbeatBackend();
+    const a = member(backend, 'a');
+    const b = member(backend, 'b');
+    const [la, lb] = [a.elect('lock1'), b.elect('lock1')];
+    la.start();
+    await waitFor(() => la.isLeader);
+    lb.start();
+    await waitFor(() => lb.leader === 'a');
+    // b's heartbeat changes twice (two rounds) before a counts it: one seen once may be a dead process's.
+    const seen = 3 * cadence.interval + 4 * timings.retryPeriod + 500;
+    await waitFor(() => la.members.includes('b') && lb.members.includes('a'), { timeout: seen, message: 'each to list the other' });
+    expect([...la.members]).to.deep.equal(['a', 'b']);
+    // The memory store's notifications carry the records: over two leases b stays listed and nobody reads.
+    const reads = backend.reads;
+    await windowOf(2 * timings.leaseDuration);
+    expect(backend.reads - reads, 'reads while following').to.equal(0);
+    expect([...la.members]).to.deep.equal(['a', 'b']);
+    // b's process stops taking part without removing its heartbeat (as if killed): it stops changing.
+    await lb.stop();
+    const stoppedAt = performance.now();
+    // Listed until its heartbeat went unchanged for a lease (from its last round), checked every quarter lease.
+    const bound = timings.leaseDuration + timings.leaseDuration / 4 + 500;
+    await waitFor(() => !la.members.includes('b'), { timeout: bound, message: `a to drop b within ${bound}ms` });
+    // Its last heartbeat came at most a third of a lease before it stopped (a follower's member-list cadence).
+    expect(performance.now() - stoppedAt).to.be.at.least(timings.leaseDuration - timings.leaseDuration / 3);
+    expect([...la.members]).to.deep.equal(['a']);
+  });
+
   it('a holder whose lock record someone else edits steps down, though its heartbeat goes on', async () => {
     const backend = new MemoryHeartbeatBackend();
     const a = member(backend, 'a');
@@ -199,7 +234,8 @@ describe('heartbeat mode: renewals independent of the number of locks', () => {
     await waitFor(() => backend.peekHeartbeat(key)?.record.locks.length === 3, { message: 'a heartbeat listing all three locks' });
     backend.overwrite('lock1', { holderIdentity: 'intruder', holderInstance: 'intruder-1', heartbeat: undefined });
     await waitFor(() => !la.isLeader, { timeout: cadence.interval + 500, message: 'a to step down from lock1' });
-    expect(la.leader).to.equal('intruder');
+    // A round may see the edit before the watch does: a steps down, then reads who leads now.
+    await waitFor(() => la.leader === 'intruder', { timeout: 2 * timings.retryPeriod + 500, message: 'a to see the intruder lead lock1' });
     // The next heartbeats vouch for the other two only, which a still leads.
     await waitFor(() => backend.peekHeartbeat(key)!.record.locks.join() === 'lock2,lock3', { timeout: 2 * cadence.interval + 500, message: 'a heartbeat without lock1' });
     expect(la2.isLeader && la3.isLeader).to.equal(true);

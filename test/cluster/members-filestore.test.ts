@@ -109,6 +109,12 @@ describe('/leadership lists the members seen alive (file backend)', function () 
     await writeFile(join(members, 'fast-clock'), '', { mode: 0o600 });
     const future = new Date(Date.now() + 3_600_000);
     await utimes(join(members, 'fast-clock'), future, future);
+    // With heartbeat renewals (this target's), the member list is the heartbeat files: one left behind, dated in the future.
+    const heartbeats = join(h.dir, 'locks', '.heartbeats');
+    await mkdir(heartbeats, { recursive: true, mode: 0o700 });
+    const beat = { member: 'fast-clock', instance: 'fast-clock-1', renewTime: future.toISOString(), locks: [], sequence: 7 };
+    await writeFile(join(heartbeats, 'fast-clock-1.json'), JSON.stringify(beat), { mode: 0o600 });
+    await utimes(join(heartbeats, 'fast-clock-1.json'), future, future);
     const m1 = h.start('m1', { args: ['--health-port', '0'] });
     const line = await h.members.get(m1)!.waitForLine(/Health endpoints on http:\/\/127\.0\.0\.1:\d+/);
     const base = /(http:\/\/127\.0\.0\.1:\d+)/.exec(line)![1]!;

@@ -3,6 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { describeMembers, MS, reportRealClusterSkip, type MembersHarness } from '../support/cluster-members.ts';
 import { assignLocks } from '../../lib/cluster/rebalance.ts';
 import { waitFor } from '../support/wait.ts';
+import { LOCK_ANNOTATION } from '../../lib/cluster/kubernetes/lease-store.ts';
+import { ROLE_LABEL } from '../../lib/cluster/kubernetes/lease-heartbeats.ts';
 
 reportRealClusterSkip('members-rebalance.test');
 
@@ -37,9 +39,9 @@ describeMembers(
   'rebalancing (issue 15)',
   (h) => {
     /** The interval at which members renew, list members and reconsider: what the rebalancer waits in. */
-    const interval = () => (h.target.cluster === 'kubernetes' ? Math.max(h.RETRY, Math.floor(h.RENEW / 3)) : h.RETRY);
+    const interval = () => (h.target.cluster === 'kubernetes' || h.target.renewals === 'heartbeat' ? Math.max(h.RETRY, Math.floor(h.RENEW / 3)) : h.RETRY);
     /**
-     * A new member is seen once its heartbeat (or member Lease) has changed twice, two intervals; the
+     * A new member is seen once its heartbeat has changed twice, two intervals; the
      * membership must then hold still for two more; the hand-over is a drain of one tick and a release
      * the assignee takes on its notification, then (ConfigMap mode) waits acquireDelay. Two leases and
      * the margin cover the requests and polls of a busy machine.
@@ -117,6 +119,15 @@ describeMembers(
       const three = await balanced([m1, m2, m3], joinBound(), `${m3} starting`);
       await stays(three);
       expect(h.members.get(m1)!.output).to.match(/Rebalancing: member \S+ hands rb\d over to/);
+      if (h.target.lock === 'lease') {
+        // The live members come from the heartbeat Leases (one per member process), in either renewal mode: no other Leases.
+        const leases = (await h.janitor!.coordination.listNamespacedLease({ namespace: h.janitor!.namespace, labelSelector: `dromedary-chaos=${h.run}` })).items;
+        const heartbeats = leases.filter((l) => l.metadata?.labels?.[ROLE_LABEL] === 'heartbeat');
+        const locks = leases.filter((l) => l.metadata?.annotations?.[LOCK_ANNOTATION] !== undefined && l.metadata?.labels?.[ROLE_LABEL] === undefined);
+        expect(locks.map((l) => l.metadata!.annotations![LOCK_ANNOTATION]).sort(), 'lock Leases').to.deep.equal([...LOCKS].sort());
+        expect(heartbeats.map((l) => l.spec?.holderIdentity).sort(), 'heartbeat Leases').to.deep.equal([m1, m2, m3].sort());
+        expect(leases.length, 'Leases of the run').to.equal(LOCKS.length + 3);
+      }
 
       h.kill(m3);
       const two = await balanced([m1, m2], killBound(), `${m3} killed`);

@@ -3,6 +3,8 @@ import { assignLocks, Rebalancer, type LockSight } from '../../lib/cluster/rebal
 import { ElectorClusterService } from '../../lib/cluster/elector-cluster-service.ts';
 import { Elector } from '../../lib/cluster/election/elector.ts';
 import { MemoryLockStore } from '../../lib/cluster/memory/memory-store.ts';
+import { MemoryHeartbeatBackend } from '../../lib/cluster/election/heartbeat-memory.ts';
+import { HeartbeatLockStore, heartbeatCadence } from '../../lib/cluster/election/heartbeat-store.ts';
 import { LockConflictError, type LockRecord, type LockStore, type VersionedRecord } from '../../lib/cluster/election/lock-store.ts';
 import { validateTimings } from '../../lib/cluster/election/timings.ts';
 import { createClusterService, resolveClusterConfig } from '../../lib/cluster/config.ts';
@@ -243,6 +245,35 @@ describe('rebalancing: cluster services and master routes', () => {
     await waitFor(() => [...leading(two, names).values()].every((n) => n === 5), { timeout: 10_000, message: () => JSON.stringify([...leading(two, names)]) });
     expect(overlap, `two leaders of ${overlap}`).to.equal('');
   });
+
+  for (const renewals of ['heartbeat', 'per-lock'] as const) {
+    it(`on heartbeat records (${renewals} renewals), liveness comes from the heartbeats: followers that never poll are seen, 3-4 each, then 5 each`, async () => {
+      const backend = new MemoryHeartbeatBackend();
+      const names = locks(10);
+      const cadence = heartbeatCadence(timings);
+      const services = ['a', 'b', 'c'].map((id) => {
+        // Per-lock renewals have no member list of their own here: membership asks for the heartbeats.
+        const store = new HeartbeatLockStore({ backend, memberId: id, instanceId: `${id}-1`, timings, interval: cadence.interval, renewals, membership: true, logger: captureLogger().logger });
+        const s = new ElectorClusterService({ kind: 'memory', memberId: id, store, timings, logger: captureLogger().logger, rebalance: true, elector: { renewInterval: cadence.renewInterval } });
+        stops.push(() => s.stop());
+        return s;
+      });
+      const views = new Map<ElectorClusterService, ClusterView>();
+      for (const s of services) {
+        for (const lock of names) views.set(s, s.view(lock));
+        await s.start();
+        await waitFor(() => names.every((l) => services.some((x) => x.isLeader(l))), { timeout: 5000 });
+      }
+      await waitFor(() => [...leading(services, names).values()].every((n) => n >= 3 && n <= 4), { timeout: 10_000, message: () => JSON.stringify([...leading(services, names)]) });
+      // The member lists too (a leader counts for the rebalancer before its heartbeat was seen changing twice).
+      const listed = (s: ElectorClusterService) => views.get(s)!.members.map((m) => m.id).join();
+      await waitFor(() => services.every((s) => listed(s) === 'a,b,c'), { timeout: 4 * cadence.interval + 1000, message: () => `every member to list a, b and c: ${services.map(listed).join(' | ')}` });
+      await services[2]!.stop();
+      const two = services.slice(0, 2);
+      await waitFor(() => [...leading(two, names).values()].every((n) => n === 5), { timeout: 10_000, message: () => JSON.stringify([...leading(two, names)]) });
+      await waitFor(() => two.every((s) => listed(s) === 'a,b'), { timeout: timings.leaseDuration + 1000, message: 'c to drop from the member lists' });
+    });
+  }
 
   it('a hand-over waits for the views\' listeners to drain, and is called off (leadership replayed) when one cannot', async () => {
     // A lock the assignment gives to b once b joins.

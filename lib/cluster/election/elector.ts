@@ -266,7 +266,12 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
     if (this.#running) return;
     this.#running = true;
     this.#abort = new AbortController();
-    this.#unwatch = this.#store.watch?.(this.lock, (version, record) => this.#onStoreChange(version, record));
+    const unwatch = this.#store.watch?.(this.lock, (version, record) => this.#onStoreChange(version, record));
+    const unwatchMembers = this.#store.watchMembers?.((members) => this.#setMembers(members));
+    this.#unwatch = () => {
+      unwatch?.();
+      unwatchMembers?.();
+    };
     this.#kick();
   }
 
@@ -871,14 +876,17 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
       const bound = this.#callTimeout ?? this.#timings.retryPeriod;
       if (this.#store.heartbeat) await this.#call('heartbeat', (s) => this.#store.heartbeat!(this.lock, this.memberId, s), bound);
       if (!this.#store.members) return;
-      const members = (await this.#call('members', (s) => this.#store.members!(this.lock, s), bound)).slice().sort();
-      if (members.join('\n') !== this.#members.join('\n')) {
-        this.#members = members;
-        this.emit('members', members);
-      }
+      this.#setMembers(await this.#call('members', (s) => this.#store.members!(this.lock, s), bound));
     } catch (err) {
       this.#logger.debug(`Could not list members of ${this.lock}: ${err instanceof Error ? err.message : String(err)}`);
     }
+  }
+
+  #setMembers(list: readonly string[]): void {
+    const members = list.slice().sort();
+    if (members.join('\n') === this.#members.join('\n')) return;
+    this.#members = members;
+    this.emit('members', members);
   }
 
   /**

@@ -14,4 +14,4 @@ export function resolveRenewals(env: Readonly<Record<string, string | undefined>
   throw new ConfigurationError(`DROMEDARY_RENEWALS="${env.DROMEDARY_RENEWALS}" is not a renewal mode: use heartbeat (one write per member per renew interval) or per-lock (one per lock)`);
 }
 
-export const DEFAULT_RENEWALS: Renewals = 'per-lock';
+export const DEFAULT_RENEWALS: Renewals = 'heartbeat';

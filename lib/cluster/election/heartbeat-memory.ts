@@ -9,6 +9,7 @@ import type { HeartbeatBackend, HeartbeatRecord, VersionedHeartbeat } from './he
 export class MemoryHeartbeatBackend extends MemoryLockStore implements HeartbeatBackend {
   readonly #beats = new Map<string, VersionedHeartbeat>();
   readonly #beatWatchers = new Map<string, Set<(beat: VersionedHeartbeat | null) => void>>();
+  readonly #allWatchers = new Set<(key: string, beat: VersionedHeartbeat | null) => void>();
   #beatVersion = 0;
   heartbeatWrites = 0;
   heartbeatReads = 0;
@@ -29,6 +30,7 @@ export class MemoryHeartbeatBackend extends MemoryLockStore implements Heartbeat
     const beat = { version: `h${this.#beatVersion}`, record: { ...record, locks: [...record.locks] } };
     this.#beats.set(key, beat);
     for (const w of this.#beatWatchers.get(key) ?? []) setImmediate(w, beat);
+    for (const w of this.#allWatchers) setImmediate(w, key, beat);
     return beat;
   }
 
@@ -56,5 +58,11 @@ export class MemoryHeartbeatBackend extends MemoryLockStore implements Heartbeat
   async removeHeartbeat(key: string): Promise<void> {
     if (!this.#beats.delete(key)) return;
     for (const w of this.#beatWatchers.get(key) ?? []) setImmediate(w, null);
+    for (const w of this.#allWatchers) setImmediate(w, key, null);
+  }
+
+  watchHeartbeats(onChange: (key: string, beat: VersionedHeartbeat | null) => void): () => void {
+    this.#allWatchers.add(onChange);
+    return () => this.#allWatchers.delete(onChange);
   }
 }

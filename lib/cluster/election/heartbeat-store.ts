@@ -35,6 +35,10 @@ export interface HeartbeatBackend extends LockStore {
    */
   readHeld(key: string, locks: readonly string[], signal: AbortSignal): Promise<Map<string, VersionedRecord>>;
   removeHeartbeat?(key: string, signal: AbortSignal): Promise<void>;
+  /** Calls back with each new version of every heartbeat record (`null`: deleted), for the member list. */
+  watchHeartbeats?(onChange: (key: string, heartbeat: VersionedHeartbeat | null) => void): () => void;
+  /** Every heartbeat record: read at each round, for the member list, while watchHeartbeats is missing or down. */
+  listHeartbeats?(signal: AbortSignal): Promise<Map<string, VersionedHeartbeat>>;
 }
 
 export interface HeartbeatLockStoreOptions {
@@ -50,6 +54,11 @@ export interface HeartbeatLockStoreOptions {
    * their heartbeat, so a cluster can move between the two modes member by member.
    */
   renewals?: 'heartbeat' | 'per-lock';
+  /**
+   * Whether the heartbeat records are the member list (members(), rebalancing's liveness). Always in
+   * heartbeat mode; in per-lock mode when asked (rebalancing on a store that has no member list of its own).
+   */
+  membership?: boolean;
   logger: Logger;
   now?: () => number;
 }
@@ -125,7 +134,9 @@ export class HeartbeatLockStore implements LockStore {
   readonly #mode: 'heartbeat' | 'per-lock';
   readonly #logger: Logger;
   readonly #now: () => number;
+  readonly #membership: boolean;
   readonly members?: LockStore['members'];
+  readonly watchMembers?: LockStore['watchMembers'];
   readonly heartbeat?: LockStore['heartbeat'];
   readonly watching?: LockStore['watching'];
 
@@ -138,6 +149,14 @@ export class HeartbeatLockStore implements LockStore {
   /** Heartbeats of other processes as last seen (`null`: missing). */
   readonly #heartbeats = new Map<string, VersionedHeartbeat | null>();
   #ownHeartbeat: VersionedHeartbeat | undefined;
+  /** Monotonic time of this process's last heartbeat write. */
+  #ownHeartbeatAt = -Infinity;
+  /** Every heartbeat record seen, for the member list: its version and when it last changed, by this process's clock. */
+  readonly #beatsSeen = new Map<string, { member: string; version: string; changedAt: number }>();
+  #liveMembers: string[];
+  readonly #memberListeners = new Set<(members: string[]) => void>();
+  #stopHeartbeatsWatch: (() => void) | undefined;
+  #membersTimer: NodeJS.Timeout | undefined;
   readonly #heartbeatWatches = new Map<string, () => void>();
   readonly #watches = new Map<string, { listeners: Set<(version?: string, record?: LockRecord | null) => void>; unsubscribe: () => void }>();
   /** Store calls in flight per lock: notifications meanwhile wait, so the elector can match its own writes by version. */
@@ -148,6 +167,7 @@ export class HeartbeatLockStore implements LockStore {
 
   #waiters: Waiter[] = [];
   #roundTimer: NodeJS.Timeout | undefined;
+  #roundDue = Infinity;
   #roundRunning = false;
   #lastRoundStart = -Infinity;
   #lastRoundFailed = false;
@@ -166,17 +186,18 @@ export class HeartbeatLockStore implements LockStore {
     this.#mode = options.renewals ?? 'heartbeat';
     this.#logger = options.logger;
     this.#now = options.now ?? (() => performance.now());
-    if (backend.members) this.members = (lock, signal) => backend.members!(lock, signal);
-    if (backend.heartbeat) {
-      // Membership heartbeats (the file backend's per-lock member files) count as alive for a lease:
-      // refreshing them a few times per lease is enough, not at every renewal call of every lock.
-      const touched = new Map<string, number>();
-      this.heartbeat = async (lock, memberId, signal) => {
-        const now = this.#now();
-        if (this.#mode === 'heartbeat' && now - (touched.get(`${lock}\n${memberId}`) ?? -Infinity) < this.#timings.leaseDuration / 4) return;
-        await backend.heartbeat!(lock, memberId, signal);
-        touched.set(`${lock}\n${memberId}`, now);
+    this.#membership = this.#mode === 'heartbeat' || options.membership === true;
+    this.#liveMembers = [this.#member];
+    if (this.#membership) {
+      // The heartbeats are the member list: no per-lock membership files or calls.
+      this.members = async () => this.#liveMembers;
+      this.watchMembers = (onChange) => {
+        this.#memberListeners.add(onChange);
+        return () => this.#memberListeners.delete(onChange);
       };
+    } else if (backend.members) this.members = (lock, signal) => backend.members!(lock, signal);
+    if (backend.heartbeat && !this.#membership) {
+      this.heartbeat = (lock, memberId, signal) => backend.heartbeat!(lock, memberId, signal);
     }
     if (backend.watching) this.watching = (lock) => backend.watching!(lock);
   }
@@ -247,6 +268,7 @@ export class HeartbeatLockStore implements LockStore {
       const unsubscribe = this.#backend.watch?.(lock, (version, record) => this.#onLockEvent(lock, version, record)) ?? (() => undefined);
       entry = { listeners, unsubscribe };
       this.#watches.set(lock, entry);
+      this.#startMembership();
     }
     entry.listeners.add(onChange);
     const current = entry;
@@ -272,6 +294,7 @@ export class HeartbeatLockStore implements LockStore {
     this.#heartbeatWatches.clear();
     for (const { unsubscribe } of this.#watches.values()) unsubscribe();
     this.#watches.clear();
+    this.#stopMembership();
     // A graceful stop leaves no heartbeat behind (a lock kept until expiry then counts as changed once: the safe direction).
     if (this.#ownHeartbeat && this.#held.size === 0) {
       await this.#backend.removeHeartbeat?.(this.#key, AbortSignal.timeout(this.#timings.retryPeriod)).catch(() => undefined);
@@ -369,16 +392,32 @@ export class HeartbeatLockStore implements LockStore {
    * after a failed one), on their own cadence: renewals of every lock meet in the same round.
    */
   #scheduleRound(): void {
-    if (this.#closed || this.#roundTimer || this.#roundRunning || this.#mode !== 'heartbeat') return;
+    if (this.#closed || this.#roundRunning) return;
     // Rounds serve renewals: electors call more often than rounds run (see heartbeatCadence), so a
-    // lock whose elector stopped calling is no longer kept alive by them.
-    if (this.#waiters.length === 0) return;
-    const gap = this.#lastRoundFailed ? this.#timings.retryPeriod : this.#interval;
-    const wait = Math.max(0, this.#lastRoundStart + gap - this.#now());
+    // lock whose elector stopped calling is no longer kept alive by them. With membership, they also
+    // run while any elector runs, so followers are seen alive without polling.
+    const serving = this.#waiters.length > 0;
+    if (!serving && !(this.#membership && this.#watches.size > 0)) return;
+    const gap = this.#lastRoundFailed ? this.#timings.retryPeriod : serving ? this.#interval : this.#memberBeat;
+    const now = this.#now();
+    const due = Math.max(now, this.#lastRoundStart + gap);
+    // A renewal arriving while only a member-list round is planned brings it forward.
+    if (this.#roundTimer && this.#roundDue <= due) return;
+    if (this.#roundTimer) clearTimeout(this.#roundTimer);
+    this.#roundDue = due;
     this.#roundTimer = setTimeout(() => {
       this.#roundTimer = undefined;
       void this.#round();
-    }, wait);
+    }, due - now);
+  }
+
+  /**
+   * How often the heartbeat changes for the member list alone (a member that waits for no renewal):
+   * every leaseDuration / 3, so that others, who read or hear of it at the same pace at worst, see it
+   * change within a lease.
+   */
+  get #memberBeat(): number {
+    return Math.max(1, Math.floor(this.#timings.leaseDuration / 3));
   }
 
   async #round(): Promise<void> {
@@ -391,7 +430,8 @@ export class HeartbeatLockStore implements LockStore {
     for (const [lock, held] of this.#held) if (started - held.lastCall > this.#timings.leaseDuration && !served.some((w) => w.lock === lock)) this.#held.delete(lock);
     const locks = [...new Set([...this.#held.keys(), ...served.map((w) => w.lock)])].filter((lock) => this.#held.has(lock)).sort();
     const signal = AbortSignal.timeout(this.#timings.renewDeadline);
-    if (locks.length === 1) {
+    // One lock renews its record alone, while the member list does not need the heartbeat written (see #beatDue).
+    if (locks.length === 1 && !this.#beatDue(started)) {
       await this.#renewAlone(locks[0]!, served, signal);
       this.#roundRunning = false;
       this.#scheduleRound();
@@ -401,6 +441,7 @@ export class HeartbeatLockStore implements LockStore {
       const beat = await this.#backend.writeHeartbeat(this.#key, { member: this.#member, instance: this.#instance, renewTime: microTime(), locks }, signal);
       this.heartbeatWrites += 1;
       this.#ownHeartbeat = beat;
+      this.#ownHeartbeatAt = started;
       const current = locks.length > 0 ? await this.#backend.readHeld(this.#key, locks, signal) : new Map<string, VersionedRecord>();
       const confirmed = new Map<string, VersionedRecord>();
       for (const lock of locks) {
@@ -417,6 +458,7 @@ export class HeartbeatLockStore implements LockStore {
         this.#settle(w, ok, ok ? undefined : new LockConflictError(w.lock, 'its record was changed by someone else (seen by the heartbeat round)'));
       }
       this.#lastRoundFailed = false;
+      await this.#listMembers(signal);
     } catch (err) {
       this.#lastRoundFailed = true;
       for (const w of served) this.#settle(w, undefined, err);
@@ -450,6 +492,70 @@ export class HeartbeatLockStore implements LockStore {
       else this.#lastRoundFailed = true;
       for (const w of served) this.#settle(w, undefined, err);
     }
+  }
+
+  /**
+   * Reads every heartbeat for the member list, after the renewals were settled (never in their way,
+   * and a failure only leaves the list as it was), when no watch brings them.
+   */
+  async #listMembers(signal: AbortSignal): Promise<void> {
+    if (!this.#membership || !this.#backend.listHeartbeats || (this.#stopHeartbeatsWatch && (this.#backend.watching?.('') ?? true))) return;
+    try {
+      this.#sawHeartbeats(await this.#backend.listHeartbeats(signal), true);
+    } catch (err) {
+      this.#logger.debug(`Could not list the members' heartbeats: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  /** With membership, the heartbeat is written every #memberBeat even when one lock's record alone would renew. */
+  #beatDue(now: number): boolean {
+    return this.#membership && now - this.#ownHeartbeatAt >= this.#memberBeat;
+  }
+
+  #startMembership(): void {
+    if (!this.#membership || this.#closed) return;
+    this.#scheduleRound();
+    if (!this.#stopHeartbeatsWatch && this.#backend.watchHeartbeats) {
+      this.#stopHeartbeatsWatch = this.#backend.watchHeartbeats((key, beat) => this.#sawHeartbeats(new Map(beat ? [[key, beat]] : []), false, beat ? undefined : key));
+    }
+    // Members whose heartbeat stopped drop out a lease later, with or without news.
+    this.#membersTimer ??= setInterval(() => this.#updateMembers(), Math.max(1, Math.floor(this.#timings.leaseDuration / 4)));
+    this.#membersTimer.unref();
+  }
+
+  #stopMembership(): void {
+    this.#stopHeartbeatsWatch?.();
+    this.#stopHeartbeatsWatch = undefined;
+    if (this.#membersTimer) clearInterval(this.#membersTimer);
+    this.#membersTimer = undefined;
+  }
+
+  /**
+   * Heartbeats seen (a full listing, or news of one): a heartbeat counts from when its version
+   * changed by this process's clock, never by the times in it; one seen for the first time may be a
+   * dead process's, so it counts once it changes.
+   */
+  #sawHeartbeats(beats: Map<string, VersionedHeartbeat>, complete: boolean, deleted?: string): void {
+    const now = this.#now();
+    if (deleted !== undefined) this.#beatsSeen.delete(deleted);
+    for (const [key, beat] of beats) {
+      if (key === this.#key) continue;
+      const before = this.#beatsSeen.get(key);
+      if (!before) this.#beatsSeen.set(key, { member: beat.record.member, version: beat.version, changedAt: -Infinity });
+      else if (before.version !== beat.version) this.#beatsSeen.set(key, { member: beat.record.member, version: beat.version, changedAt: now });
+    }
+    if (complete) for (const key of this.#beatsSeen.keys()) if (!beats.has(key)) this.#beatsSeen.delete(key);
+    this.#updateMembers();
+  }
+
+  #updateMembers(): void {
+    const now = this.#now();
+    const live = new Set([this.#member]);
+    for (const { member, changedAt } of this.#beatsSeen.values()) if (now - changedAt < this.#timings.leaseDuration) live.add(member);
+    const members = [...live].sort();
+    if (members.join('\n') === this.#liveMembers.join('\n')) return;
+    this.#liveMembers = members;
+    for (const listener of [...this.#memberListeners]) listener(members);
   }
 
   /** Runs a call on `lock`, holding back notifications meanwhile (see #inflight). */

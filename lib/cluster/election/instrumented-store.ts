@@ -19,6 +19,7 @@ export class InstrumentedLockStore implements LockStore, StoreRequests {
   readonly watch?: LockStore['watch'];
   readonly watching?: LockStore['watching'];
   readonly members?: LockStore['members'];
+  readonly watchMembers?: LockStore['watchMembers'];
   readonly heartbeat?: LockStore['heartbeat'];
   readonly close?: LockStore['close'];
 
@@ -26,6 +27,7 @@ export class InstrumentedLockStore implements LockStore, StoreRequests {
     this.#inner = inner;
     if (inner.watch) this.watch = (lock, onChange) => inner.watch!(lock, onChange);
     if (inner.watching) this.watching = (lock) => inner.watching!(lock);
+    if (inner.watchMembers) this.watchMembers = (onChange) => inner.watchMembers!(onChange);
     if (inner.members) this.members = (lock, signal) => this.#timed('members', signal, () => inner.members!(lock, signal));
     if (inner.heartbeat) this.heartbeat = (lock, memberId, signal) => this.#timed('heartbeat', signal, () => inner.heartbeat!(lock, memberId, signal));
     if (inner.close) this.close = () => inner.close!();

@@ -72,6 +72,8 @@ export interface LockStore {
   watching?(lock: string): boolean;
   /** Optional: the ids of the members currently taking part, for views' member lists. */
   members?(lock: string, signal: AbortSignal): Promise<string[]>;
+  /** Optional: calls back with the member list whenever it changes, so members need not poll for it. */
+  watchMembers?(onChange: (members: string[]) => void): () => void;
   /** Optional: tells the store this member is alive (membership heartbeats). */
   heartbeat?(lock: string, memberId: string, signal: AbortSignal): Promise<void>;
   close?(): Promise<void>;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants, watch, type FSWatcher } from 'node:fs';
-import { chmod, lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HeartbeatBackend, HeartbeatRecord, VersionedHeartbeat } from '../election/heartbeat-store.ts';
 import type { VersionedRecord } from '../election/lock-store.ts';
@@ -159,6 +159,27 @@ export class FileHeartbeatBackend implements HeartbeatBackend {
       });
     });
     starting.catch(() => undefined);
+  }
+
+  /** Every heartbeat file (the member list): read whole at each round, as fs.watch misses other machines' writes. */
+  async listHeartbeats(): Promise<Map<string, VersionedHeartbeat>> {
+    const beats = new Map<string, VersionedHeartbeat>();
+    // No folder yet is no heartbeat (and a reader such as `dromedary status` creates nothing).
+    try {
+      await lstat(this.#dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return beats;
+      throw err;
+    }
+    await this.#ensureDir();
+    for (const file of await readdir(this.#dir)) {
+      if (!file.endsWith('.json') || file.startsWith('.')) continue;
+      const key = file.slice(0, -'.json'.length);
+      // Gone or half-seen meanwhile (a member stopping): the next round sees it again.
+      const beat = await this.readHeartbeat(key).catch(() => undefined);
+      if (beat) beats.set(key, beat);
+    }
+    return beats;
   }
 
   async readHeld(key: string, locks: readonly string[], signal: AbortSignal): Promise<Map<string, VersionedRecord>> {

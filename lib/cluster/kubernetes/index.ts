@@ -13,7 +13,6 @@ import { LeaseHeartbeatBackend } from './lease-heartbeats.ts';
 import { HeartbeatLockStore, heartbeatCadence } from '../election/heartbeat-store.ts';
 import { newInstanceId } from '../election/instance.ts';
 import { resolveRenewals } from '../election/heartbeat-config.ts';
-import { LeaseMembersStore } from './lease-members.ts';
 
 /** `app=x,group=y` → { app: 'x', group: 'y' }. */
 export function parseClusterLabels(text: string | undefined): Record<string, string> {
@@ -45,21 +44,8 @@ export async function createKubernetesClusterService(config: ClusterConfig, logg
   const clusterLabels = parseClusterLabels(env.DROMEDARY_CLUSTER_LABELS);
   const watchIdleMs = watchIdle(config);
   const instanceId = newInstanceId();
-  const { store: modeStore, elector } =
+  const { store, elector } =
     mode === 'configmap' ? configMapMode(k8s, kc, namespace, clusterLabels, watchIdleMs, config, logger) : leaseMode(k8s, kc, namespace, clusterLabels, watchIdleMs, config, instanceId, logger);
-  // Rebalancing needs every live member, and a lock's Lease names only its holder: each member then keeps a Lease of its own.
-  const store =
-    config.rebalance && mode === 'lease'
-      ? new LeaseMembersStore(k8s, kc, modeStore, {
-          memberId: config.memberId,
-          instanceId,
-          namespace,
-          labels: { provider: 'dromedary', ...clusterLabels },
-          intervalMs: renewInterval(config),
-          leaseDurationMs: config.timings.leaseDuration,
-          logger,
-        })
-      : modeStore;
   return new ElectorClusterService({
     kind: 'kubernetes',
     memberId: config.memberId,
@@ -88,7 +74,8 @@ function leaseMode(k8s: K8s, kc: KubeConfig, namespace: string, clusterLabels: R
   // Either way through the heartbeat store: records another member wrote in heartbeat mode are judged by their heartbeat.
   const backend = new LeaseHeartbeatBackend(k8s, kc, leases, { ...options, leaseDurationMs: config.timings.leaseDuration });
   const cadence = heartbeatCadence(config.timings);
-  const store = new HeartbeatLockStore({ backend, memberId: config.memberId, instanceId, timings: config.timings, interval: cadence.interval, renewals, logger });
+  // Rebalancing needs every live member, and a lock's Lease names only its holder: the heartbeat Leases list them (in per-lock mode too).
+  const store = new HeartbeatLockStore({ backend, memberId: config.memberId, instanceId, timings: config.timings, interval: cadence.interval, renewals, membership: config.rebalance, logger });
   return { store, ...(renewals === 'heartbeat' ? { elector: { renewInterval: cadence.renewInterval } } : {}) };
 }
 

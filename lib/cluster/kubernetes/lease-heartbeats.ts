@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { HeartbeatBackend, HeartbeatRecord, VersionedHeartbeat } from '../election/heartbeat-store.ts';
 import type { LockRecord, VersionedRecord } from '../election/lock-store.ts';
 import { apiTarget, describeApiFailure, forbiddenDetail, KubernetesForbiddenError, statusOf, withSignal, type ApiTarget, type K8s } from './client.ts';
-import { HEARTBEAT_LABEL, heartbeatLabel, INSTANCE_ANNOTATION, LOCK_ANNOTATION, leaseRecord, type LeaseLockStore, type LeaseStoreOptions } from './lease-store.ts';
+import { ANY_LEASE, HEARTBEAT_LABEL, heartbeatLabel, INSTANCE_ANNOTATION, LOCK_ANNOTATION, leaseRecord, type LeaseLockStore, type LeaseStoreOptions } from './lease-store.ts';
 import { ResourceWatch } from './resource-watch.ts';
 
 type KubeConfig = InstanceType<K8s['KubeConfig']>;
@@ -117,6 +117,26 @@ export class LeaseHeartbeatBackend implements HeartbeatBackend {
       if (type === 'DELETED') onChange(null);
       else if (lease && type !== 'DISCONNECTED') onChange(toHeartbeat(lease));
     });
+  }
+
+  watchHeartbeats(onChange: (key: string, heartbeat: VersionedHeartbeat | null) => void): () => void {
+    return this.#leases.watchLease(ANY_LEASE, (_version, lease, type) => {
+      const name = lease?.metadata?.name;
+      if (!name || lease.metadata?.labels?.[ROLE_LABEL] !== 'heartbeat') return;
+      if (type === 'DELETED') onChange(name, null);
+      else if (type !== 'DISCONNECTED') onChange(name, toHeartbeat(lease));
+    });
+  }
+
+  async listHeartbeats(signal: AbortSignal): Promise<Map<string, VersionedHeartbeat>> {
+    const selector = [ResourceWatch.selector(this.#options.labels), `${ROLE_LABEL}=heartbeat`].filter(Boolean).join(',');
+    let list;
+    try {
+      list = await this.#api.listNamespacedLease({ namespace: this.#options.namespace, labelSelector: selector }, withSignal(signal));
+    } catch (err) {
+      throw this.#explain(err, 'list', 'heartbeat Leases');
+    }
+    return new Map(list.items.filter((lease) => lease.metadata?.name).map((lease) => [lease.metadata!.name!, toHeartbeat(lease)]));
   }
 
   async readHeld(key: string, _locks: readonly string[], signal: AbortSignal): Promise<Map<string, VersionedRecord>> {

@@ -59,6 +59,9 @@ export function heartbeatLabel(heartbeat: string): string {
   return createHash('sha256').update(heartbeat).digest('hex').slice(0, 20);
 }
 
+/** watchLease's key for every Lease of the app: Lease names never contain '*'. */
+export const ANY_LEASE = '*';
+
 /**
  * Lock records as coordination.k8s.io/v1 Leases, one per lock, with client-go's field semantics:
  * MicroTime times with six fractional digits, leaseTransitions counting takeovers, and updates that
@@ -89,7 +92,7 @@ export class LeaseLockStore implements LockStore {
     this.#watch = new ResourceWatch(k8s, kc, {
       path: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(options.namespace)}/leases`,
       query: selector ? { labelSelector: selector } : {},
-      keysOf: (object) => (object.metadata?.name ? [object.metadata.name] : []),
+      keysOf: (object) => (object.metadata?.name ? [object.metadata.name, ANY_LEASE] : []),
       idleMs: options.watchIdleMs,
       logger: options.logger,
     });
