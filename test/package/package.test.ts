@@ -51,6 +51,7 @@ describe('the npm package (packed and installed into an app)', function () {
       'dist/testing/index.js',
       'dist/testing/index.d.ts',
       'dist/cli/main.js',
+      'dist/health/console.html',
     ]);
     expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).to.deep.equal([]);
     expect(files.filter((f) => f.startsWith('test/') || f.startsWith('lib/'))).to.deep.equal([]);
@@ -145,6 +146,27 @@ console.log(JSON.stringify({ reply }));
     processes.push(p);
     await p.waitForLine(/type-free TypeScript/);
     await p.waitForLine(/ts loader: false/);
+    p.signal('SIGTERM');
+    expect((await p.exited).code, p.output).to.equal(0);
+  });
+
+  it('serves the health endpoints and the web console from the installed CLI (--health-port)', async () => {
+    await mkdir(join(app, 'health-routes'), { recursive: true });
+    await writeFile(join(app, 'health-routes', 'a.mjs'), "import { from } from 'dromedary';\nfrom('timer:h?delay=0&period=1000').log('tick');\n");
+    const child = spawn(process.execPath, [join(app, 'node_modules', '.bin', 'dromedary'), 'run', 'health-routes', '--cluster', 'none', '--health-port', '0'], {
+      cwd: app,
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const p = new ProcessHandle(child);
+    processes.push(p);
+    const line = await p.waitForLine(/Health endpoints on http:\/\/\S+\/healthz/);
+    const base = /(http:\/\/[^/\s]+)\/healthz/.exec(line)![1]!;
+    expect((await fetch(`${base}/healthz`)).status).to.equal(200);
+    // The console's page is a file beside the compiled module, which the build must ship.
+    const page = await fetch(`${base}/`);
+    expect(page.status).to.equal(200);
+    expect(await page.text()).to.contain('<script>');
     p.signal('SIGTERM');
     expect((await p.exited).code, p.output).to.equal(0);
   });
