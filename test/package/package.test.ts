@@ -170,4 +170,32 @@ console.log(JSON.stringify({ reply }));
     p.signal('SIGTERM');
     expect((await p.exited).code, p.output).to.equal(0);
   });
+
+  it('runs a clustered Hello World without loading what it does not use (Kubernetes client, prom-client, amqplib, ...)', async () => {
+    await mkdir(join(app, 'lean-routes'), { recursive: true });
+    // Every module the process loads (import or require), seen by a hook installed before the CLI starts.
+    await writeFile(
+      join(app, 'record-loads.mjs'),
+      "import { registerHooks } from 'node:module';\nglobalThis.loadedUrls = [];\nregisterHooks({ load(url, context, next) { globalThis.loadedUrls.push(url); return next(url, context); } });\n",
+    );
+    await writeFile(
+      join(app, 'lean-routes', 'hello.mjs'),
+      "import { from } from 'dromedary';\nfrom('master:lean:timer:clock?delay=0&period=200').log('Hello World!').process(() => console.log('loaded: ' + JSON.stringify(globalThis.loadedUrls)));\n",
+    );
+    const child = spawn(process.execPath, ['--import', './record-loads.mjs', join(app, 'node_modules', '.bin', 'dromedary'), 'run', 'lean-routes'], {
+      cwd: app,
+      env: { ...process.env, NO_COLOR: '1', DROMEDARY_CLUSTER_ROOT: join(work, 'lean-locks') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const p = new ProcessHandle(child);
+    processes.push(p);
+    const line = await p.waitForLine(/^loaded: /);
+    const urls = JSON.parse(line.slice('loaded: '.length)) as string[];
+    expect(urls.some((u) => u.includes('/node_modules/dromedary/dist/')), 'the hook sees the library').to.equal(true);
+    expect(urls.some((u) => u.includes('/node_modules/winston/')), 'the hook sees packages it uses').to.equal(true);
+    const unused = ['@kubernetes/client-node', 'prom-client', 'amqplib', 'axios', 'etcd3', 'pg', 'node-zookeeper-client', 'node-cron'];
+    expect(unused.filter((name) => urls.some((u) => u.includes(`/node_modules/${name}/`)))).to.deep.equal([]);
+    p.signal('SIGTERM');
+    expect((await p.exited).code, p.output).to.equal(0);
+  });
 });
