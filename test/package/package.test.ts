@@ -51,6 +51,7 @@ describe('the npm package (packed and installed into an app)', function () {
       'dist/testing/index.js',
       'dist/testing/index.d.ts',
       'dist/cli/main.js',
+      'dist/health/console.html',
     ]);
     expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).to.deep.equal([]);
     expect(files.filter((f) => f.startsWith('test/') || f.startsWith('lib/'))).to.deep.equal([]);
@@ -145,6 +146,55 @@ console.log(JSON.stringify({ reply }));
     processes.push(p);
     await p.waitForLine(/type-free TypeScript/);
     await p.waitForLine(/ts loader: false/);
+    p.signal('SIGTERM');
+    expect((await p.exited).code, p.output).to.equal(0);
+  });
+
+  it('serves the health endpoints and the web console from the installed CLI (--health-port)', async () => {
+    await mkdir(join(app, 'health-routes'), { recursive: true });
+    await writeFile(join(app, 'health-routes', 'a.mjs'), "import { from } from 'dromedary';\nfrom('timer:h?delay=0&period=1000').log('tick');\n");
+    const child = spawn(process.execPath, [join(app, 'node_modules', '.bin', 'dromedary'), 'run', 'health-routes', '--cluster', 'none', '--health-port', '0'], {
+      cwd: app,
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const p = new ProcessHandle(child);
+    processes.push(p);
+    const line = await p.waitForLine(/Health endpoints on http:\/\/\S+\/healthz/);
+    const base = /(http:\/\/[^/\s]+)\/healthz/.exec(line)![1]!;
+    expect((await fetch(`${base}/healthz`)).status).to.equal(200);
+    // The console's page is a file beside the compiled module, which the build must ship.
+    const page = await fetch(`${base}/`);
+    expect(page.status).to.equal(200);
+    expect(await page.text()).to.contain('<script>');
+    p.signal('SIGTERM');
+    expect((await p.exited).code, p.output).to.equal(0);
+  });
+
+  it('runs a clustered Hello World without loading what it does not use (Kubernetes client, prom-client, amqplib, ...)', async () => {
+    await mkdir(join(app, 'lean-routes'), { recursive: true });
+    // Every module the process loads (import or require), seen by a hook installed before the CLI starts.
+    await writeFile(
+      join(app, 'record-loads.mjs'),
+      "import { registerHooks } from 'node:module';\nglobalThis.loadedUrls = [];\nregisterHooks({ load(url, context, next) { globalThis.loadedUrls.push(url); return next(url, context); } });\n",
+    );
+    await writeFile(
+      join(app, 'lean-routes', 'hello.mjs'),
+      "import { from } from 'dromedary';\nfrom('master:lean:timer:clock?delay=0&period=200').log('Hello World!').process(() => console.log('loaded: ' + JSON.stringify(globalThis.loadedUrls)));\n",
+    );
+    const child = spawn(process.execPath, ['--import', './record-loads.mjs', join(app, 'node_modules', '.bin', 'dromedary'), 'run', 'lean-routes'], {
+      cwd: app,
+      env: { ...process.env, NO_COLOR: '1', DROMEDARY_CLUSTER_ROOT: join(work, 'lean-locks') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const p = new ProcessHandle(child);
+    processes.push(p);
+    const line = await p.waitForLine(/^loaded: /);
+    const urls = JSON.parse(line.slice('loaded: '.length)) as string[];
+    expect(urls.some((u) => u.includes('/node_modules/dromedary/dist/')), 'the hook sees the library').to.equal(true);
+    expect(urls.some((u) => u.includes('/node_modules/winston/')), 'the hook sees packages it uses').to.equal(true);
+    const unused = ['@kubernetes/client-node', 'prom-client', 'amqplib', 'axios', 'etcd3', 'pg', 'node-zookeeper-client', 'node-cron'];
+    expect(unused.filter((name) => urls.some((u) => u.includes(`/node_modules/${name}/`)))).to.deep.equal([]);
     p.signal('SIGTERM');
     expect((await p.exited).code, p.output).to.equal(0);
   });
