@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import type { LeaderState, ClusterMember, ClusterView, ClusterViewEvents, HandOverEvent, LeadershipEvent, LeadershipTerm, LockStats, MembershipEvent } from './cluster-service.ts';
+import type { LeaderState, ClusterMember, ClusterView, ClusterViewEvents, LeadershipEvent, LeadershipTerm, LockStats, MembershipEvent } from './cluster-service.ts';
+import { askListenersToHandOver } from './hand-over.ts';
 import type { Elector } from './election/elector.ts';
 import { LeadershipLostError } from '../errors.ts';
 
@@ -92,9 +93,7 @@ export class LockView extends EventEmitter<ClusterViewEvents> implements Cluster
    */
   async prepareHandOver(to: string, timeoutMs: number): Promise<boolean> {
     if (this.#closed) return true;
-    const waits: Promise<boolean>[] = [];
-    this.emit('handover', { lock: this.lock, to, timeoutMs, defer: (drained) => void waits.push(drained) } satisfies HandOverEvent);
-    return (await Promise.all(waits.map((w) => w.catch(() => false)))).every(Boolean);
+    return askListenersToHandOver(this, this.lock, to, timeoutMs);
   }
 
   /** The hand-over was called off: tell the listeners the leadership as it is now. */

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../logging/logger.ts';
 import { ServiceSupport } from '../../spi/service.ts';
-import type { LeaderState, ClusterMember, ClusterService, ClusterView, ClusterViewEvents, HandOverEvent, LeadershipEvent, LeadershipTerm, LockStats, MembershipEvent } from '../cluster-service.ts';
+import type { LeaderState, ClusterMember, ClusterService, ClusterView, ClusterViewEvents, LeadershipEvent, LeadershipTerm, LockStats, MembershipEvent } from '../cluster-service.ts';
+import { askListenersToHandOver } from '../hand-over.ts';
 import { LeaderStateSupport } from '../leader-state-support.ts';
 import { Rebalancer } from '../rebalance.ts';
 import type { Campaign } from './campaign.ts';
@@ -248,9 +249,7 @@ class CampaignView extends EventEmitter<ClusterViewEvents> implements ClusterVie
   /** See LockView.prepareHandOver. */
   async prepareHandOver(to: string, timeoutMs: number): Promise<boolean> {
     if (this.#closed) return true;
-    const waits: Promise<boolean>[] = [];
-    this.emit('handover', { lock: this.lock, to, timeoutMs, defer: (drained) => void waits.push(drained) } satisfies HandOverEvent);
-    return (await Promise.all(waits.map((w) => w.catch(() => false)))).every(Boolean);
+    return askListenersToHandOver(this, this.lock, to, timeoutMs);
   }
 
   /** The hand-over was called off: tell the listeners the leadership as it is now. */
