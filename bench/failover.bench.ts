@@ -4,38 +4,14 @@ import { join } from 'node:path';
 import winston from 'winston';
 import { Elector } from '../lib/cluster/election/elector.ts';
 import { FileLockStore } from '../lib/cluster/file/file-lock-store.ts';
-import type { LockRecord, LockStore } from '../lib/cluster/election/lock-store.ts';
 import { validateTimings } from '../lib/cluster/election/timings.ts';
+import { CuttableLink } from './cuttable-link.ts';
 import { fmt, median, printTable } from './measure.ts';
 
 const TRIALS = 10;
 // Client-go's defaults scaled down ten times, so ten crash trials take seconds, not minutes.
 const timings = validateTimings({ leaseDuration: 1500, renewDeadline: 1000, retryPeriod: 200 });
 const logger = winston.createLogger({ silent: true });
-
-/** One member's link to the shared folder: it can be cut (a crash, as the others see it), and can hide watch (the reference). */
-class Link implements LockStore {
-  cut = false;
-  readonly #inner: FileLockStore;
-  readonly watch?: LockStore['watch'];
-  constructor(inner: FileLockStore, withWatch: boolean) {
-    this.#inner = inner;
-    if (withWatch) this.watch = (lock, onChange) => inner.watch(lock, onChange);
-  }
-  #gate<T>(signal: AbortSignal, call: () => Promise<T>): Promise<T> {
-    if (!this.cut) return call();
-    return new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('cut')), { once: true }));
-  }
-  get(lock: string, s: AbortSignal) {
-    return this.#gate(s, () => this.#inner.get(lock));
-  }
-  create(lock: string, r: LockRecord, s: AbortSignal) {
-    return this.#gate(s, () => this.#inner.create(lock, r));
-  }
-  update(lock: string, r: LockRecord, v: string, s: AbortSignal) {
-    return this.#gate(s, () => this.#inner.update(lock, r, v));
-  }
-}
 
 function waitUntil(check: () => boolean): Promise<number> {
   return new Promise((resolve) => {
@@ -46,7 +22,7 @@ function waitUntil(check: () => boolean): Promise<number> {
 
 /** One trial: 3 members on a fresh lock; the leader is stopped gracefully or cut off; returns ms until another leads. */
 async function trial(root: string, lock: string, mode: 'graceful' | 'crash', reference: boolean): Promise<number> {
-  const links = [0, 1, 2].map(() => new Link(new FileLockStore(root), !reference));
+  const links = [0, 1, 2].map(() => new CuttableLink(new FileLockStore(root), { watch: !reference }));
   const electors = links.map(
     (link, i) => new Elector({ lock, memberId: `m${i}`, store: link, timings, logger, callTimeout: timings.retryPeriod }),
   );

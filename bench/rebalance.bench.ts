@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import winston from 'winston';
 import { ElectorClusterService } from '../lib/cluster/elector-cluster-service.ts';
 import { FileLockStore } from '../lib/cluster/file/file-lock-store.ts';
-import type { LockRecord, LockStore } from '../lib/cluster/election/lock-store.ts';
 import { validateTimings } from '../lib/cluster/election/timings.ts';
 import { assignLocks } from '../lib/cluster/rebalance.ts';
+import { CuttableLink } from './cuttable-link.ts';
 import { fmt, median, printTable } from './measure.ts';
 
 const TRIALS = 5;
@@ -14,42 +14,6 @@ const LOCKS = Array.from({ length: 10 }, (_, i) => `lock${i}`);
 // The failover bench's timings: client-go's defaults scaled down ten times.
 const timings = validateTimings({ leaseDuration: 1500, renewDeadline: 1000, retryPeriod: 200 });
 const logger = winston.createLogger({ silent: true });
-
-/** One member's link to the shared folder, which a crash cuts: every call then hangs until its timeout. */
-class Link implements LockStore {
-  cut = false;
-  readonly #inner: FileLockStore;
-  constructor(inner: FileLockStore) {
-    this.#inner = inner;
-  }
-  #gate<T>(signal: AbortSignal, call: () => Promise<T>): Promise<T> {
-    if (!this.cut) return call();
-    return new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('cut')), { once: true }));
-  }
-  get(lock: string, s: AbortSignal) {
-    return this.#gate(s, () => this.#inner.get(lock));
-  }
-  create(lock: string, r: LockRecord, s: AbortSignal) {
-    return this.#gate(s, () => this.#inner.create(lock, r));
-  }
-  update(lock: string, r: LockRecord, v: string, s: AbortSignal) {
-    return this.#gate(s, () => this.#inner.update(lock, r, v));
-  }
-  watch(lock: string, onChange: (version?: string) => void) {
-    return this.#inner.watch(lock, (version) => {
-      if (!this.cut) onChange(version);
-    });
-  }
-  heartbeat(lock: string, member: string, s: AbortSignal) {
-    return this.#gate(s, () => this.#inner.heartbeat(lock, member));
-  }
-  members(lock: string, s: AbortSignal) {
-    return this.#gate(s, () => this.#inner.members(lock));
-  }
-  close() {
-    return this.#inner.close();
-  }
-}
 
 function waitUntil(check: () => boolean): Promise<number> {
   return new Promise((resolve) => {
@@ -60,11 +24,11 @@ function waitUntil(check: () => boolean): Promise<number> {
 
 interface Member {
   service: ElectorClusterService;
-  link: Link;
+  link: CuttableLink;
 }
 
 async function member(root: string, id: string): Promise<Member> {
-  const link = new Link(new FileLockStore(root, { memberTimeout: timings.leaseDuration }));
+  const link = new CuttableLink(new FileLockStore(root, { memberTimeout: timings.leaseDuration }), { watch: true, members: true });
   const service = new ElectorClusterService({ kind: 'file', memberId: id, store: link, timings, logger, rebalance: true });
   for (const lock of LOCKS) service.view(lock);
   await service.start();
