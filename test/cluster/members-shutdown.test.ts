@@ -24,7 +24,9 @@ function assertNoOverlapAtHandover(all: Entry[], victim: string, followerStart: 
 describeMembers('graceful stop drains before it releases', (h: MembersHarness) => {
   const { LEASE, RETRY, RENEW, MARGIN, ACQUIRE_DELAY, RETRIES } = h;
   /** How often a leader renews: every retryPeriod on files; every renewDeadline / 3 (at least retryPeriod) on Kubernetes. */
-  const RENEW_INTERVAL = h.target.cluster === 'kubernetes' ? Math.max(RETRY, Math.floor(RENEW / 3)) : RETRY;
+  // How often a leader's renewal reaches the store: every retryPeriod for a file record, every
+  // renewDeadline / 3 for a Lease and for heartbeat rounds (heartbeat-store.ts heartbeatCadence).
+  const RENEW_INTERVAL = h.target.cluster === 'kubernetes' || h.target.renewals === 'heartbeat' ? Math.max(RETRY, Math.floor(RENEW / 3)) : RETRY;
 
   /** Starts two members and SIGTERMs the leader just after one of its exchanges started; returns what happened. */
   async function terminateMidExchange(env: Record<string, string>, shutdownTimeout: string) {
