@@ -66,6 +66,17 @@ describe('etcd cluster service on a real etcd', function () {
     return { service, lines: messages };
   }
 
+  /** Member a leading orders, then member b following it, seeing a lead. */
+  async function leaderAndFollower(prefix: string) {
+    const a = await member('a', prefix);
+    const va = a.service.view('orders');
+    await waitFor(() => va.isLeader, { timeout: 5000 });
+    const b = await member('b', prefix);
+    const vb = b.service.view('orders');
+    await waitFor(() => vb.leader === 'a', { timeout: 5000 });
+    return { a, va, b, vb };
+  }
+
   it('elects one leader per lock, reports leader, members and a term whose token is the key revision', async () => {
     const prefix = `/t${(run += 1)}/`;
     const a = await member('a', prefix);
@@ -114,12 +125,7 @@ describe('etcd cluster service on a real etcd', function () {
 
   it('close({ release: false }) leaves the lock to expire: the follower waits leaseDuration', async () => {
     const prefix = `/t${(run += 1)}/`;
-    const a = await member('a', prefix);
-    const va = a.service.view('orders');
-    await waitFor(() => va.isLeader, { timeout: 5000 });
-    const b = await member('b', prefix);
-    const vb = b.service.view('orders');
-    await waitFor(() => vb.leader === 'a', { timeout: 5000 });
+    const { a, va, b, vb } = await leaderAndFollower(prefix);
     const closedAt = performance.now();
     await va.close({ release: false });
     expect(va.isLeader).to.equal(false);
@@ -130,12 +136,7 @@ describe('etcd cluster service on a real etcd', function () {
 
   it('keeps leader state in the key <prefix><lock>: the leader writes, every member reads, and it survives a graceful handover', async () => {
     const prefix = `/t${(run += 1)}/`;
-    const a = await member('a', prefix);
-    const va = a.service.view('orders');
-    await waitFor(() => va.isLeader, { timeout: 5000 });
-    const b = await member('b', prefix);
-    const vb = b.service.view('orders');
-    await waitFor(() => vb.leader === 'a', { timeout: 5000 });
+    const { a, va, b, vb } = await leaderAndFollower(prefix);
     const stored = async () => JSON.parse(await etcd.ctl('get', '--print-value-only', `${prefix}orders`)) as unknown;
     await checkLeaderStateHandover(va, vb, stored, MARGIN);
     // The state key is no candidate: b leads alone.

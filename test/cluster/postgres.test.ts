@@ -70,15 +70,21 @@ describe('postgres cluster service on a real PostgreSQL', function () {
     return { service, proxy, lines: messages };
   }
 
-  it('elects one leader, hands over at once on close, and every term has a higher token', async () => {
-    const table = `t${(run += 1)}_${process.pid}`;
+  /** Member a leading orders, then member b following it, seeing a lead. */
+  async function leaderAndFollower(table: string) {
     const a = await member('a', table);
     const va = a.service.view('orders');
     await waitFor(() => va.isLeader, { timeout: 5000 });
-    const first = va.term!;
     const b = await member('b', table);
     const vb = b.service.view('orders');
     await waitFor(() => vb.leader === 'a', { timeout: 5000 });
+    return { a, va, b, vb };
+  }
+
+  it('elects one leader, hands over at once on close, and every term has a higher token', async () => {
+    const table = `t${(run += 1)}_${process.pid}`;
+    const { a, va, b, vb } = await leaderAndFollower(table);
+    const first = va.term!;
     expect(vb.isLeader).to.equal(false);
     expect(vb.members.map((m) => `${m.id}${m.isLeader ? '*' : ''}`)).to.deep.equal(['a*', 'b']);
     const closedAt = performance.now();
@@ -94,13 +100,8 @@ describe('postgres cluster service on a real PostgreSQL', function () {
 
   it('a leader cut off from the server ends its term within renewDeadline, before the follower takes over', async () => {
     const table = `t${(run += 1)}_${process.pid}`;
-    const a = await member('a', table);
-    const va = a.service.view('orders');
-    await waitFor(() => va.isLeader, { timeout: 5000 });
+    const { a, va, b, vb } = await leaderAndFollower(table);
     const term = va.term!;
-    const b = await member('b', table);
-    const vb = b.service.view('orders');
-    await waitFor(() => vb.leader === 'a', { timeout: 5000 });
     const cutAt = performance.now();
     let endedAt = 0;
     term.signal.addEventListener('abort', () => (endedAt = performance.now()));
@@ -116,12 +117,7 @@ describe('postgres cluster service on a real PostgreSQL', function () {
 
   it('close({ release: false }) leaves the lease to expire: the follower waits for it', async () => {
     const table = `t${(run += 1)}_${process.pid}`;
-    const a = await member('a', table);
-    const va = a.service.view('orders');
-    await waitFor(() => va.isLeader, { timeout: 5000 });
-    const b = await member('b', table);
-    const vb = b.service.view('orders');
-    await waitFor(() => vb.leader === 'a', { timeout: 5000 });
+    const { a, va, b, vb } = await leaderAndFollower(table);
     const closedAt = performance.now();
     await va.close({ release: false });
     expect(va.isLeader).to.equal(false);
@@ -133,12 +129,7 @@ describe('postgres cluster service on a real PostgreSQL', function () {
 
   it('keeps leader state in the lease row\'s state column: the leader writes, every member reads, and it survives a graceful handover', async () => {
     const table = `t${(run += 1)}_${process.pid}`;
-    const a = await member('a', table);
-    const va = a.service.view('orders');
-    await waitFor(() => va.isLeader, { timeout: 5000 });
-    const b = await member('b', table);
-    const vb = b.service.view('orders');
-    await waitFor(() => vb.leader === 'a', { timeout: 5000 });
+    const { a, va, b, vb } = await leaderAndFollower(table);
     const stored = async () => (await pg.sql(`SELECT state FROM ${table} WHERE lock = 'orders'`))[0]!.state;
     await checkLeaderStateHandover(va, vb, stored, MARGIN);
   });

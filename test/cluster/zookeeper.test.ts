@@ -62,15 +62,21 @@ describe('zookeeper cluster service on a real ZooKeeper', function () {
     return { service, proxy, lines: messages };
   }
 
-  it('elects one leader, lists the members, hands over at once on close, and every term has a higher token', async () => {
-    const chroot = `/t${(run += 1)}`;
+  /** Member a leading orders, then member b following it, seeing a lead. */
+  async function leaderAndFollower(chroot: string) {
     const a = await member('a', chroot);
     const va = a.service.view('orders');
     await waitFor(() => va.isLeader, { timeout: 5000 });
-    const first = va.term!;
     const b = await member('b', chroot);
     const vb = b.service.view('orders');
     await waitFor(() => vb.leader === 'a', { timeout: 5000 });
+    return { a, va, b, vb };
+  }
+
+  it('elects one leader, lists the members, hands over at once on close, and every term has a higher token', async () => {
+    const chroot = `/t${(run += 1)}`;
+    const { a, va, b, vb } = await leaderAndFollower(chroot);
+    const first = va.term!;
     expect(vb.isLeader).to.equal(false);
     expect(vb.members.map((m) => `${m.id}${m.isLeader ? '*' : ''}`)).to.deep.equal(['a*', 'b']);
     const closedAt = performance.now();
@@ -84,13 +90,8 @@ describe('zookeeper cluster service on a real ZooKeeper', function () {
 
   it('a leader whose session is suspended (connection cut) steps down within renewDeadline, before the follower takes over', async () => {
     const chroot = `/t${(run += 1)}`;
-    const a = await member('a', chroot);
-    const va = a.service.view('orders');
-    await waitFor(() => va.isLeader, { timeout: 5000 });
+    const { a, va, b, vb } = await leaderAndFollower(chroot);
     const term = va.term!;
-    const b = await member('b', chroot);
-    const vb = b.service.view('orders');
-    await waitFor(() => vb.leader === 'a', { timeout: 5000 });
     let endedAt = 0;
     term.signal.addEventListener('abort', () => (endedAt = performance.now()));
     const cutAt = performance.now();
@@ -134,12 +135,7 @@ describe('zookeeper cluster service on a real ZooKeeper', function () {
 
   it('close({ release: false }) leaves the node for leaseDuration: the follower waits for it', async () => {
     const chroot = `/t${(run += 1)}`;
-    const a = await member('a', chroot);
-    const va = a.service.view('orders');
-    await waitFor(() => va.isLeader, { timeout: 5000 });
-    const b = await member('b', chroot);
-    const vb = b.service.view('orders');
-    await waitFor(() => vb.leader === 'a', { timeout: 5000 });
+    const { a, va, b, vb } = await leaderAndFollower(chroot);
     const closedAt = performance.now();
     await va.close({ release: false });
     expect(va.isLeader).to.equal(false);
@@ -150,12 +146,7 @@ describe('zookeeper cluster service on a real ZooKeeper', function () {
 
   it('keeps leader state as the data of the lock node: the leader writes, every member reads, and it survives a graceful handover', async () => {
     const chroot = `/t${(run += 1)}`;
-    const a = await member('a', chroot);
-    const va = a.service.view('orders');
-    await waitFor(() => va.isLeader, { timeout: 5000 });
-    const b = await member('b', chroot);
-    const vb = b.service.view('orders');
-    await waitFor(() => vb.leader === 'a', { timeout: 5000 });
+    const { a, va, b, vb } = await leaderAndFollower(chroot);
     const stored = () => readNode(zk.connectString, `${chroot}/dromedary/orders`);
     await checkLeaderStateHandover(va, vb, stored, MARGIN);
   });
