@@ -5,7 +5,7 @@ import winston from 'winston';
 import { Elector } from '../lib/cluster/election/elector.ts';
 import { FileLockStore } from '../lib/cluster/file/file-lock-store.ts';
 import { validateTimings } from '../lib/cluster/election/timings.ts';
-import { CuttableLink } from './cuttable-link.ts';
+import { PartitionableStore } from '../test/support/partitionable-store.ts';
 import { fmt, median, printTable } from './measure.ts';
 
 const TRIALS = 10;
@@ -22,7 +22,7 @@ function waitUntil(check: () => boolean): Promise<number> {
 
 /** One trial: 3 members on a fresh lock; the leader is stopped gracefully or cut off; returns ms until another leads. */
 async function trial(root: string, lock: string, mode: 'graceful' | 'crash', reference: boolean): Promise<number> {
-  const links = [0, 1, 2].map(() => new CuttableLink(new FileLockStore(root), { watch: !reference }));
+  const links = [0, 1, 2].map(() => new PartitionableStore(new FileLockStore(root), { watch: !reference }));
   const electors = links.map(
     (link, i) => new Elector({ lock, memberId: `m${i}`, store: link, timings, logger, callTimeout: timings.retryPeriod }),
   );
@@ -34,13 +34,13 @@ async function trial(root: string, lock: string, mode: 'graceful' | 'crash', ref
   const t0 = performance.now();
   if (mode === 'graceful') {
     // The reference is client-go without ReleaseOnCancel: the old leader simply stops renewing.
-    if (reference) links[leaderIndex]!.cut = true;
+    if (reference) links[leaderIndex]!.cut();
     else await electors[leaderIndex]!.stop();
   } else {
-    links[leaderIndex]!.cut = true;
+    links[leaderIndex]!.cut();
   }
   const t1 = await waitUntil(() => electors.some((e, i) => i !== leaderIndex && e.isLeader));
-  for (const l of links) l.cut = true;
+  for (const l of links) l.cut();
   await Promise.all(electors.map((e) => e.stop()));
   return t1 - t0;
 }

@@ -6,7 +6,7 @@ import { ElectorClusterService } from '../lib/cluster/elector-cluster-service.ts
 import { FileLockStore } from '../lib/cluster/file/file-lock-store.ts';
 import { validateTimings } from '../lib/cluster/election/timings.ts';
 import { assignLocks } from '../lib/cluster/rebalance.ts';
-import { CuttableLink } from './cuttable-link.ts';
+import { PartitionableStore } from '../test/support/partitionable-store.ts';
 import { fmt, median, printTable } from './measure.ts';
 
 const TRIALS = 5;
@@ -24,11 +24,11 @@ function waitUntil(check: () => boolean): Promise<number> {
 
 interface Member {
   service: ElectorClusterService;
-  link: CuttableLink;
+  link: PartitionableStore;
 }
 
 async function member(root: string, id: string): Promise<Member> {
-  const link = new CuttableLink(new FileLockStore(root, { memberTimeout: timings.leaseDuration }), { watch: true, members: true });
+  const link = new PartitionableStore(new FileLockStore(root, { memberTimeout: timings.leaseDuration }), { watch: true, members: true });
   const service = new ElectorClusterService({ kind: 'file', memberId: id, store: link, timings, logger, rebalance: true });
   for (const lock of LOCKS) service.view(lock);
   await service.start();
@@ -57,9 +57,9 @@ async function trial(root: string, n: number): Promise<{ second: number; third: 
   const m3 = await member(root, `t${n}-m3`);
   const third = (await balanced([m1, m2, m3], [m1, m2, m3])) - t0;
   t0 = performance.now();
-  m3.link.cut = true;
+  m3.link.cut();
   const crash = (await balanced([m1, m2], [m1, m2])) - t0;
-  for (const m of [m1, m2]) m.link.cut = true;
+  for (const m of [m1, m2]) m.link.cut();
   await Promise.all([m1, m2, m3].map((m) => m.service.stop()));
   return { second, third, crash };
 }

@@ -10,6 +10,7 @@ import type { LockRecord, LockStore } from '../../lib/cluster/election/lock-stor
 import { captureLogger } from '../support/capture-logger.ts';
 import { waitFor } from '../support/wait.ts';
 import { recordLeadership } from '../support/leadership-intervals.ts';
+import { PartitionableStore } from '../support/partitionable-store.ts';
 
 const fast = validateTimings({ leaseDuration: 400, renewDeadline: 250, retryPeriod: 50 });
 
@@ -80,7 +81,7 @@ describe('leader election core', () => {
 
   it('takes over when the leader is cut off, judged from when the record last changed here', async () => {
     const store = new MemoryLockStore();
-    const link = new Partitionable(store);
+    const link = new PartitionableStore(store);
     const { a, b } = await leaderAndFollower(link, store);
     const cutAt = performance.now();
     link.cut();
@@ -150,7 +151,7 @@ describe('leader election core', () => {
 
   it('a follower kept out by a holder still valid to the protocol polls every retryPeriod once the lease ran out, not without pause', async () => {
     const store = new MemoryLockStore();
-    const link = new Partitionable(store);
+    const link = new PartitionableStore(store);
     const a = elector(link, 'a');
     a.start();
     await waitFor(() => a.isLeader);
@@ -170,7 +171,7 @@ describe('leader election core', () => {
 
   it('keeps polling on schedule while new versions of an unchanged record keep arriving (other locks in a shared ConfigMap)', async () => {
     const store = new MemoryLockStore();
-    const link = new Partitionable(store);
+    const link = new PartitionableStore(store);
     const a = elector(link, 'a');
     a.start();
     await waitFor(() => a.isLeader);
@@ -286,7 +287,7 @@ describe('leader election core', () => {
       // No notification reaches the leader (as with 100 ms of API latency, or a file store): only the
       // follower's wait keeps them apart.
       const store = new MemoryLockStore();
-      const deaf = new Partitionable(store);
+      const deaf = new PartitionableStore(store);
       const a = elector(deaf, 'a');
       a.start();
       await waitFor(() => a.isLeader);
@@ -331,7 +332,7 @@ describe('leader election core', () => {
   describe('progress while waiting (issue 13)', () => {
     it('a follower says once, at info, who holds the lock and when it takes over at the latest, and again only when the holder changes', async () => {
       const store = new MemoryLockStore();
-      const link = new Partitionable(store);
+      const link = new PartitionableStore(store);
       const a = elector(link, 'a');
       a.start();
       await waitFor(() => a.isLeader);
@@ -367,7 +368,7 @@ describe('leader election core', () => {
   describe('stats for metrics (issue 13)', () => {
     it('counts terms begun, leaderships ended and changes between other leaders; the renew age only on the leader', async () => {
       const store = new MemoryLockStore();
-      const link = new Partitionable(store);
+      const link = new PartitionableStore(store);
       const a = elector(link, 'a');
       a.start();
       await waitFor(() => a.isLeader);
@@ -414,7 +415,7 @@ describe('leader election core', () => {
 
     it('a member restarted under its old id waits for its dead predecessor\'s lease like any follower', async () => {
       const store = new MemoryLockStore();
-      const link = new Partitionable(store);
+      const link = new PartitionableStore(store);
       const old = elector(link, 'x');
       old.start();
       await waitFor(() => old.isLeader);
@@ -481,7 +482,7 @@ describe('leader election core', () => {
 
     it('a resumed old leader holds a lower token than the leader that took over', async () => {
       const store = new MemoryLockStore();
-      const link = new Partitionable(store);
+      const link = new PartitionableStore(store);
       const { a, b } = await leaderAndFollower(link, store);
       const oldTerm = a.term!;
       link.cut(); // as paused: it neither renews nor hears anything
@@ -513,7 +514,7 @@ describe('leader election core', () => {
 
     it('a follower whose store watch is down polls every retryPeriod, so a renewal it missed delays its takeover by at most one poll, not a lease', async () => {
       const store = new MemoryLockStore();
-      const link = new Partitionable(store);
+      const link = new PartitionableStore(store);
       const quiet = new WatchDown(store);
       const { b } = await leaderAndFollower(link, quiet);
       // Until now b has followed the renewals through the watch, without reading.
@@ -627,31 +628,6 @@ describe('leader election core', () => {
     });
   });
 });
-
-/** One member's connection to a shared store, which a test can cut: calls then hang until aborted. */
-class Partitionable implements LockStore {
-  #cut = false;
-  readonly #inner: LockStore;
-  constructor(inner: LockStore) {
-    this.#inner = inner;
-  }
-  cut(): void {
-    this.#cut = true;
-  }
-  #gate<T>(signal: AbortSignal, call: () => Promise<T>): Promise<T> {
-    if (!this.#cut) return call();
-    return new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('partitioned')), { once: true }));
-  }
-  get(lock: string, signal: AbortSignal) {
-    return this.#gate(signal, () => this.#inner.get(lock, signal));
-  }
-  create(lock: string, record: LockRecord, signal: AbortSignal) {
-    return this.#gate(signal, () => this.#inner.create(lock, record, signal));
-  }
-  update(lock: string, record: LockRecord, version: string, signal: AbortSignal) {
-    return this.#gate(signal, () => this.#inner.update(lock, record, version, signal));
-  }
-}
 
 /** A store whose watch also announces new versions of an unchanged record, as a shared ConfigMap does. */
 class Echoing implements LockStore {

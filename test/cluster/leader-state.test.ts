@@ -14,6 +14,7 @@ import type { ClusterView } from '../../lib/cluster/cluster-service.ts';
 import type { LockRecord, LockStore, VersionedRecord } from '../../lib/cluster/election/lock-store.ts';
 import { captureLogger } from '../support/capture-logger.ts';
 import { waitFor } from '../support/wait.ts';
+import { PartitionableStore } from '../support/partitionable-store.ts';
 
 // Long enough that a busy machine's stalls never lapse a term by themselves: the tests that need a
 // lapse play it with the elector's clock (a pause, as SIGSTOP would make).
@@ -276,7 +277,7 @@ describe('leader state on the elector backends (ClusterView.state)', () => {
   it('a takeover after the leader stopped renewing keeps what it wrote last', async () => {
     const fast = validateTimings({ leaseDuration: 400, renewDeadline: 250, retryPeriod: 50 });
     const memory = new MemoryLockStore();
-    const cut = new Cuttable(memory);
+    const cut = new PartitionableStore(memory);
     const a = new ElectorClusterService({ kind: 'memory', memberId: 'a', store: cut, timings: fast, logger: captureLogger().logger });
     const b = new ElectorClusterService({ kind: 'memory', memberId: 'b', store: memory, timings: fast, logger: captureLogger().logger });
     services.push(a, b);
@@ -286,7 +287,7 @@ describe('leader state on the elector backends (ClusterView.state)', () => {
     await va.state.set('cursor', 'last-of-a');
     await b.start();
     const vb = b.view('lock1');
-    cut.cut = true;
+    cut.cut();
     await waitFor(() => vb.isLeader, { timeout: 5000 });
     expect(await vb.state.get('cursor')).to.equal('last-of-a');
     expect(memory.peek('lock1')!.record.state).to.deep.equal({ cursor: 'last-of-a' });
@@ -361,24 +362,3 @@ describe('leader state on the elector backends (ClusterView.state)', () => {
   });
 });
 
-/** A store this member can no longer reach once `cut` is set: its calls wait until their deadline. */
-class Cuttable implements LockStore {
-  cut = false;
-  readonly #inner: LockStore;
-  constructor(inner: LockStore) {
-    this.#inner = inner;
-  }
-  #gate<T>(signal: AbortSignal, call: () => Promise<T>): Promise<T> {
-    if (!this.cut) return call();
-    return new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('cut off')), { once: true }));
-  }
-  get(lock: string, signal: AbortSignal) {
-    return this.#gate(signal, () => this.#inner.get(lock, signal));
-  }
-  create(lock: string, record: LockRecord, signal: AbortSignal) {
-    return this.#gate(signal, () => this.#inner.create(lock, record, signal));
-  }
-  update(lock: string, record: LockRecord, version: string, signal: AbortSignal) {
-    return this.#gate(signal, () => this.#inner.update(lock, record, version, signal));
-  }
-}

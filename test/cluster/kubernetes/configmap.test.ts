@@ -198,6 +198,23 @@ describe('kubernetes backend: ConfigMap mode, the seed protocol (against the API
   });
 
   describe('each lock has its own version, so writes for one lock never fail another lock\'s compare-and-swap', () => {
+    /** Log lines of a member losing or failing to keep a lock, after the `since`-th line. */
+    const troubleSince = (capture: ReturnType<typeof captureLogger>, since: number) =>
+      capture.messages().slice(since).filter((m) => /Lost a race|stops leading|lost|could not/.test(m));
+
+    /**
+     * Member p1 leading lock2..lock10 with a renew deadline of 1.5 s (so that a busy machine's pauses do
+     * not end its terms), and where its log stood once it led them all.
+     */
+    async function nineRenewing() {
+      const renewing = captureLogger();
+      const renewer = await member('p1', 2000, renewing, 1500);
+      await renewer.view.close();
+      const nine = TEN.slice(1).map((lock) => renewer.service.view(lock));
+      await waitFor(() => nine.every((v) => v.isLeader), { timeout: 10_000 });
+      return { renewing, since: renewing.messages().length };
+    }
+
     it('a lone member holding 10 locks at short timings keeps one term per lock over many renewals, and loses no compare-and-swap', async () => {
       // A renew deadline of 1.5 s (renewals every 500 ms): a busy machine's pauses do not end terms,
       // while the old whole-ConfigMap version failed nearly every renewal, whatever the timings.
@@ -210,7 +227,7 @@ describe('kubernetes backend: ConfigMap mode, the seed protocol (against the API
       const since = capture.messages().length;
       const updates = server.requests({ token: 'p1', verb: 'update' }).length;
       await waitFor(() => server.requests({ token: 'p1', verb: 'update' }).length >= updates + 50, { timeout: 30_000, message: '50 more renewals' });
-      const trouble = capture.messages().slice(since).filter((m) => /Lost a race|stops leading|lost|could not/.test(m));
+      const trouble = troubleSince(capture, since);
       expect(trouble, 'nothing lost').to.deep.equal([]);
       expect(views.every((v) => v.isLeader), 'all 10 still led').to.equal(true);
       expect(views.map((v) => v.term?.token)).to.deep.equal(tokens);
@@ -218,14 +235,8 @@ describe('kubernetes backend: ConfigMap mode, the seed protocol (against the API
     });
 
     it("of two writers of one lock's version exactly one wins, though other locks are written between their read and their writes", async () => {
-      // Another member renews nine locks in the same ConfigMap all along (a renew deadline of 1.5 s, so
-      // that a busy machine's pauses do not end its terms).
-      const renewing = captureLogger();
-      const renewer = await member('p1', 2000, renewing, 1500);
-      await renewer.view.close();
-      const nine = TEN.slice(1).map((lock) => renewer.service.view(lock));
-      await waitFor(() => nine.every((v) => v.isLeader), { timeout: 10_000 });
-      const since = renewing.messages().length;
+      // Another member renews nine locks in the same ConfigMap all along.
+      const { renewing, since } = await nineRenewing();
       const [p2, p3, other] = [await store('p2'), await store('p3'), await store('p3')];
       for (let round = 1; round <= 10; round += 1) {
         const [seen2, seen3] = await Promise.all([p2.get('race', signal()), p3.get('race', signal())]);
@@ -244,17 +255,12 @@ describe('kubernetes backend: ConfigMap mode, the seed protocol (against the API
         expect(data()['leader.pod.race'], `round ${round}`).to.equal(won[0]);
         expect(data()['leader.token.race'], `round ${round}`).to.equal(String(round));
       }
-      expect(renewing.messages().slice(since).filter((m) => /Lost a race|stops leading|lost|could not/.test(m)), 'the nine renewed all along').to.deep.equal([]);
+      expect(troubleSince(renewing, since), 'the nine renewed all along').to.deep.equal([]);
     });
 
     it('two members racing for one lock while another renews nine: one takes it, nobody else begins a term', async () => {
       // A renew deadline of 1.5 s for all: a busy machine's pauses do not end terms.
-      const renewing = captureLogger();
-      const renewer = await member('p1', 2000, renewing, 1500);
-      await renewer.view.close();
-      const nine = TEN.slice(1).map((lock) => renewer.service.view(lock));
-      await waitFor(() => nine.every((v) => v.isLeader), { timeout: 10_000 });
-      const since = renewing.messages().length;
+      const { renewing, since } = await nineRenewing();
       const [c2, c3] = [captureLogger(), captureLogger()];
       const [b, c] = await Promise.all([member('p2', 2000, c2, 1500), member('p3', 2000, c3, 1500)]);
       const racers = [b.service.view('race'), c.service.view('race')];
@@ -263,7 +269,7 @@ describe('kubernetes backend: ConfigMap mode, the seed protocol (against the API
       // one term begun for it in all, and no new term of the nine.
       const updates = server.requests({ token: 'p1', verb: 'update' }).length;
       await waitFor(() => server.requests({ token: 'p1', verb: 'update' }).length >= updates + 45, { timeout: 30_000, message: '45 more renewals' });
-      expect(renewing.messages().slice(since).filter((m) => /Lost a race|stops leading|lost|could not/.test(m)), 'the nine renewed all along').to.deep.equal([]);
+      expect(troubleSince(renewing, since), 'the nine renewed all along').to.deep.equal([]);
       expect(racers.filter((v) => v.isLeader)).to.have.length(1);
       const raceTerms = [c2, c3].map((cap) => termsBegun(cap.messages()).get('race') ?? 0);
       expect(raceTerms.reduce((x, y) => x + y)).to.equal(1);
