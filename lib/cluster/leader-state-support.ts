@@ -2,7 +2,7 @@ import { ConfigurationError, LeaderStateTooLargeError, LeadershipLostError } fro
 import { LEADER_STATE_MAX_BYTES, type JsonValue } from '../spi/leader-state.ts';
 import type { LeaderState, LeadershipTerm } from './cluster-service.ts';
 import { pause } from './campaign/campaign.ts';
-import { jsonCopy, parseState, type StateRecord } from './state-value.ts';
+import { checkStateKey, jsonCopy, parseState, type StateRecord } from './state-value.ts';
 
 /**
  * The backend-independent half of a lock's leader state (cluster-service.ts LeaderState): checking
@@ -74,7 +74,7 @@ export class LeaderStateSupport implements LeaderState {
   }
 
   async get(key: string): Promise<JsonValue | undefined> {
-    checkKey(this.#options.lock, key);
+    checkStateKey(this.#options.lock, key);
     const written = this.#written;
     // The leader is the only writer during its term: what it wrote last is what the store holds.
     if (written && written.term.isCurrent && written.term === this.#options.currentTerm()) return copy(written.state[key]);
@@ -87,7 +87,7 @@ export class LeaderStateSupport implements LeaderState {
     // The value as it is now (the caller may change its object while the write waits), refused unless it is JSON.
     let snapshot: JsonValue | undefined;
     try {
-      checkKey(lock, key);
+      checkStateKey(lock, key);
       snapshot = value === undefined ? undefined : jsonCopy(lock, key, value);
     } catch (err) {
       return Promise.reject(err as Error);
@@ -202,19 +202,6 @@ function applyChanges(lock: string, current: LeaderStateRecord, changes: Readonl
 function put(state: LeaderStateRecord, key: string, value: JsonValue | undefined): void {
   if (value === undefined) delete state[key];
   else state[key] = value;
-}
-
-function checkKey(lock: string, key: unknown): void {
-  if (typeof key !== 'string' || key === '') {
-    throw new ConfigurationError(`a key of the leader state of lock ${lock} must be a non-empty string, not ${describe(key)}`);
-  }
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'object') return `a ${(value as object).constructor?.name ?? 'null-prototype object'}`;
-  if (typeof value === 'function') return 'a function';
-  return `${typeof value} ${String(value)}`;
 }
 
 /**

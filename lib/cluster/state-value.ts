@@ -58,6 +58,13 @@ export function jsonCopy(lock: string, key: string, value: unknown): JsonValue {
   return walk(value, 'the value');
 }
 
+/** Throws a ConfigurationError unless `key` can name a value of the lock's leader state: a non-empty string. */
+export function checkStateKey(lock: string, key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key === '') {
+    throw new ConfigurationError(`The leader state of lock ${lock} needs a non-empty string key, not ${JSON.stringify(key) ?? String(key)}`);
+  }
+}
+
 /** How many bytes the state takes as UTF-8 JSON: what LEADER_STATE_MAX_BYTES bounds. */
 export function stateBytes(state: StateRecord | undefined): number {
   return state === undefined ? 0 : Buffer.byteLength(JSON.stringify(state), 'utf8');

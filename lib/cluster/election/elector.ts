@@ -8,7 +8,7 @@ import type { ElectionTimings } from './timings.ts';
 import { Term } from '../term.ts';
 import { ConfigurationError, LeadershipLostError } from '../../errors.ts';
 import type { JsonValue } from '../../spi/leader-state.ts';
-import { checkStateSize, jsonCopy, sameState } from '../state-value.ts';
+import { checkStateKey, checkStateSize, jsonCopy, sameState } from '../state-value.ts';
 import { applyBatch, PendingState, type StateBatch } from './pending-state.ts';
 
 /**
@@ -217,7 +217,7 @@ export class Elector extends EventEmitter<{ change: [ElectorChange]; members: [s
    */
   writeState(key: string, value: JsonValue | undefined, term?: LeadershipTerm): Promise<void> {
     try {
-      if (typeof key !== 'string' || key === '') throw new ConfigurationError(`The leader state of lock ${this.lock} needs a non-empty string key, not ${JSON.stringify(key) ?? String(key)}`);
+      checkStateKey(this.lock, key);
       const copy = value === undefined ? undefined : jsonCopy(this.lock, key, value);
       const current = this.#term;
       const wanted = term ?? current;
